@@ -1,0 +1,1 @@
+"""Command-line interface: ``mitodet <stage> <command>``; see ``mitodet --help``."""

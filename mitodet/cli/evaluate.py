@@ -1,0 +1,9 @@
+"""``mitodet`` commands of the evaluate stage."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the root app."""
