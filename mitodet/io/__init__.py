@@ -1,0 +1,1 @@
+"""Reading images and slides, writing points and outputs (atomically)."""
