@@ -1,0 +1,255 @@
+"""Reading images as HxWx3 uint8 RGB with their pixel spacing (µm/px).
+
+TIFF goes through tifffile (spacing from the resolution tags, or an Aperio
+``MPP =`` description); PNG/JPEG through Pillow, whose spacing must be given.
+Pixel formats are converted where the meaning is clear and refused otherwise:
+
+- grayscale -> the gray value repeated in R, G, B;
+- alpha channel that is constant (e.g. fully opaque) -> dropped; varying alpha -> refused;
+- palette -> looked up to RGB;
+- 16-bit: values <= 255 are 8-bit data stored wide -> kept; every value a multiple of
+  257 (exact 8->16-bit expansion) -> divided by 257; anything else -> refused (no
+  single clear mapping: a scanner's 16-bit range is not known here);
+- float, CMYK, more than 4 channels -> refused.
+
+tifffile and Pillow are imported inside the functions so that importing this
+module costs nothing and needs neither on a machine that only trains.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mitodet.errors import MitodetError
+
+# A resolution tag above this (µm/px) is a screen-dpi placeholder (72 dpi = 353 µm/px), not a microscope spacing.
+MAX_PLAUSIBLE_MPP = 50.0
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def check_mpp(mpp: float | None, source: str = "--mpp") -> float | None:
+    """Validate a user-given spacing (µm/px)."""
+    if mpp is None:
+        return None
+    try:
+        value = float(mpp)
+    except (TypeError, ValueError):
+        raise MitodetError(source, f"pixel spacing {mpp!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0 or value > MAX_PLAUSIBLE_MPP:
+        raise MitodetError(source, f"pixel spacing {mpp!r} µm/px is not plausible (expected 0 < mpp <= {MAX_PLAUSIBLE_MPP:g})")
+    return value
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MitodetError(path, "file not found")
+    if path.is_dir():
+        raise MitodetError(path, "is a folder, not an image file")
+    return path
+
+
+def is_tiff(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) in _TIFF_MAGIC
+
+
+def _spacing_from_page(page) -> float | None:
+    """µm/px from one tifffile page: Aperio description first, then the resolution tags."""
+    desc = page.description or ""
+    m = re.search(r"\bMPP\s*=\s*([0-9.eE+-]+)", desc)
+    if m:
+        try:
+            value = float(m.group(1))
+            if 0 < value <= MAX_PLAUSIBLE_MPP:
+                return value
+        except ValueError:
+            pass
+    tags = page.tags
+    if "XResolution" not in tags:
+        return None
+    unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2  # TIFF default: inch
+    num, den = tags["XResolution"].value
+    if not num or not den:
+        return None
+    px_per_unit = num / den
+    um_per_unit = {2: 25400.0, 3: 10000.0}.get(int(unit))
+    if um_per_unit is None:  # unit "none": the ratio carries no length
+        return None
+    mpp = um_per_unit / px_per_unit
+    return mpp if 0 < mpp <= MAX_PLAUSIBLE_MPP else None
+
+
+def read_spacing(path: str | os.PathLike) -> float | None:
+    """Pixel spacing (µm/px) stored in a TIFF, without reading pixels; None for other formats or no tag."""
+    path = _existing(path)
+    if not is_tiff(path):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _spacing_from_page(tif.pages[0])
+    except Exception as err:  # tifffile raises many types for damaged files
+        raise MitodetError(path, f"corrupt TIFF: {err}") from None
+
+
+def to_rgb8(arr: np.ndarray, source: str | os.PathLike, colormap: np.ndarray | None = None) -> np.ndarray:
+    """Convert decoded pixels to HxWx3 uint8 where the meaning is clear (see module doc)."""
+    if colormap is not None:  # TIFF palette: indices into a 3xN 16-bit colour map
+        cmap = np.asarray(colormap)
+        cmap8 = (cmap // 257).astype(np.uint8) if cmap.max() > 255 else cmap.astype(np.uint8)
+        arr = cmap8.T[np.asarray(arr)]
+    if arr.dtype == bool:
+        raise MitodetError(source, "1-bit (binary) image: not an H&E image")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise MitodetError(source, f"unsupported pixel array shape {arr.shape}")
+    channels = arr.shape[2]
+    if channels in (2, 4):
+        alpha = arr[:, :, -1]
+        if alpha.size and alpha.min() != alpha.max():
+            raise MitodetError(source, "image has a varying alpha channel (transparency); flatten it to RGB first")
+        arr = arr[:, :, :-1]
+        channels -= 1
+    if channels not in (1, 3):
+        raise MitodetError(source, f"{channels}-channel image (expected RGB, RGBA or grayscale)")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            raise MitodetError(source, f"floating-point pixels ({arr.dtype}); convert the image to 8-bit RGB first")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise MitodetError(source, f"unsupported pixel type {arr.dtype}")
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0:
+            raise MitodetError(source, f"signed pixels with negative values ({arr.dtype}); convert to 8-bit RGB first")
+        if hi <= 255:
+            arr = arr.astype(np.uint8)
+        elif arr.dtype.itemsize == 2 and not np.any(arr % 257):
+            arr = (arr // 257).astype(np.uint8)
+        else:
+            raise MitodetError(
+                source,
+                f"{arr.dtype.itemsize * 8}-bit image with values {lo}..{hi}: no clear mapping to 8 bits; convert to 8-bit RGB first",
+            )
+    if channels == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    return np.ascontiguousarray(arr)
+
+
+def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not 0 <= page < len(tif.pages):
+                raise MitodetError(path, f"has {len(tif.pages)} page(s); page {page} does not exist")
+            pg = tif.pages[page]
+            photometric = int(pg.photometric)
+            if photometric == 5:  # SEPARATED (CMYK)
+                raise MitodetError(path, "CMYK TIFF; convert to RGB first")
+            arr = pg.asarray()
+            if int(pg.planarconfig) == 2 and arr.ndim == 3 and arr.shape[0] <= 4:  # channels first
+                arr = np.moveaxis(arr, 0, -1)
+            colormap = pg.colormap if photometric == 3 else None
+            if photometric == 0 and arr.ndim == 2:  # MINISWHITE: invert
+                arr = np.iinfo(arr.dtype).max - arr if np.issubdtype(arr.dtype, np.integer) else arr
+            spacing = _spacing_from_page(pg)
+    except MitodetError:
+        raise
+    except Exception as err:  # truncated strips, bad tags, unknown compression ...
+        raise MitodetError(path, f"corrupt or unreadable TIFF: {err}") from None
+    return to_rgb8(arr, path, colormap), spacing
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now: a truncated file fails here, not later
+            if im.mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode in ("LA", "PA"):
+                im = im.convert("LA")
+            elif im.mode == "CMYK":
+                raise MitodetError(path, "CMYK image; convert to RGB first")
+            elif im.mode in ("I;16", "I;16B", "I;16L"):
+                arr = np.asarray(im).astype(np.uint16)
+                return to_rgb8(arr, path)
+            elif im.mode in ("I", "F"):
+                return to_rgb8(np.asarray(im), path)
+            elif im.mode == "1":
+                raise MitodetError(path, "1-bit (binary) image: not an H&E image")
+            elif im.mode not in ("RGB", "RGBA", "L"):
+                im = im.convert("RGB")
+            arr = np.asarray(im)
+    except MitodetError:
+        raise
+    except UnidentifiedImageError:
+        raise MitodetError(path, "not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as err:  # PIL's truncated/corrupt errors
+        raise MitodetError(path, f"corrupt or truncated image: {err}") from None
+    return to_rgb8(arr, path)
+
+
+def read_image(path: str | os.PathLike, mpp: float | None = None, page: int = 0) -> tuple[np.ndarray, float | None]:
+    """Read an image as (HxWx3 uint8 RGB, µm/px or None).
+
+    ``mpp`` (when given) overrides the stored spacing; PNG/JPEG carry none of their own.
+    ``page`` selects the page of a multi-page TIFF (default the first).
+    """
+    mpp = check_mpp(mpp)
+    path = _existing(path)
+    if is_tiff(path):
+        pixels, stored = _read_tiff(path, page)
+    else:
+        if page != 0:
+            raise MitodetError(path, f"page {page} requested but the file is not a multi-page TIFF")
+        pixels, stored = _read_pillow(path), None
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise MitodetError(path, "image is empty (0 pixels)")
+    return pixels, (mpp if mpp is not None else stored)
+
+
+def count_tiff_pages(path: str | os.PathLike) -> int:
+    """Number of pages of a TIFF (1 for other images)."""
+    path = _existing(path)
+    if not is_tiff(path):
+        return 1
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except Exception as err:
+        raise MitodetError(path, f"corrupt TIFF: {err}") from None
+
+
+def read_tiff_pages(path: str | os.PathLike, mpp: float | None = None) -> list[tuple[np.ndarray, float | None]]:
+    """Every page of a multi-page TIFF (e.g. a stack of crops) as (pixels, mpp) pairs."""
+    return [read_image(path, mpp, page=i) for i in range(count_tiff_pages(path))]
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) without decoding pixels (page 0 for TIFF)."""
+    path = _existing(path)
+    try:
+        if is_tiff(path):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                pg = tif.pages[0]
+                return int(pg.imagewidth), int(pg.imagelength)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size
+    except Exception as err:
+        raise MitodetError(path, f"not a readable image: {err}") from None

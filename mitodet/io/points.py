@@ -1,0 +1,210 @@
+"""Point import/export: CSV tables and QuPath-importable GeoJSON.
+
+CSV columns: ``x_px, y_px[, x_mm, y_mm][, probability], label``; the millimetre
+columns appear only when the pixel spacing is known, the probability column only
+when scores are given. Imposters are written as "non-mitotic figure" (the MIDOG
+output wording); the readers accept that, the MIDOG category name and "imposter".
+
+GeoJSON: a FeatureCollection of ``Point`` features with QuPath's
+``properties.objectType`` / ``classification {name, color}`` / ``measurements``.
+Coordinates are written as they are (image pixels); QuPath puts the pixel
+corner at 0, half a pixel away from the schema's pixel-centre convention, far
+below the precision of a mitosis annotation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
+from mitodet.errors import MitodetError
+from mitodet.io.atomic import atomic_open
+
+OUTPUT_NAME = {MITOTIC_FIGURE: "mitotic figure", IMPOSTER: "non-mitotic figure", NEGATIVE: "negative"}
+COLORS = {MITOTIC_FIGURE: [220, 30, 30], IMPOSTER: [30, 120, 220], NEGATIVE: [120, 120, 120]}
+
+# Every spelling a reader accepts, lower-case -> schema label.
+_LABEL_ALIASES = {
+    "mitotic figure": MITOTIC_FIGURE,
+    "mitotic_figure": MITOTIC_FIGURE,
+    "mitosis": MITOTIC_FIGURE,
+    "mitose": MITOTIC_FIGURE,
+    "mf": MITOTIC_FIGURE,
+    "1": MITOTIC_FIGURE,
+    "not mitotic figure": IMPOSTER,
+    "non-mitotic figure": IMPOSTER,
+    "non mitotic figure": IMPOSTER,
+    "imposter": IMPOSTER,
+    "hard negative": IMPOSTER,
+    "2": IMPOSTER,
+    "negative": NEGATIVE,
+}
+
+
+def parse_label(text: str, source: str | os.PathLike, where: str = "") -> str:
+    """Map a written class name to a schema label, or raise MitodetError."""
+    label = _LABEL_ALIASES.get(str(text).strip().lower())
+    if label is None:
+        raise MitodetError(source, f"{where}unknown class {text!r} (expected mitotic figure / non-mitotic figure / negative)")
+    return label
+
+
+def _check_scores(points: Sequence[Point], scores: Sequence[float] | None) -> None:
+    if scores is not None and len(scores) != len(points):
+        raise ValueError(f"{len(scores)} scores for {len(points)} points")
+
+
+def write_points_csv(
+    path: str | os.PathLike,
+    points: Sequence[Point],
+    mpp: float | None = None,
+    scores: Sequence[float] | None = None,
+) -> None:
+    """Write points as a CSV table (atomically); millimetres from ``mpp`` µm/px when given."""
+    _check_scores(points, scores)
+    header = ["x_px", "y_px"]
+    if mpp is not None:
+        header += ["x_mm", "y_mm"]
+    if scores is not None:
+        header += ["probability"]
+    header += ["label"]
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for i, p in enumerate(points):
+            row: list = [f"{p.x:.2f}", f"{p.y:.2f}"]
+            if mpp is not None:
+                row += [f"{p.x * mpp / 1000:.6f}", f"{p.y * mpp / 1000:.6f}"]
+            if scores is not None:
+                row += [f"{float(scores[i]):.6f}"]
+            row += [OUTPUT_NAME[p.label]]
+            writer.writerow(row)
+
+
+def _number(text: str, source, where: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise MitodetError(source, f"{where}not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise MitodetError(source, f"{where}not a finite number: {text!r}")
+    return value
+
+
+def read_points_csv(path: str | os.PathLike) -> list[Point]:
+    """Read points from a CSV with ``x_px,y_px`` (or ``x,y``) and an optional ``label`` column."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            reader.fieldnames = fields
+            xk, yk = ("x_px", "y_px") if "x_px" in fields else ("x", "y")
+            if xk not in fields or yk not in fields:
+                raise MitodetError(path, f"not a point table: needs columns x_px,y_px (found {','.join(fields) or 'none'})")
+            points = []
+            for n, row in enumerate(reader, start=2):
+                where = f"line {n}: "
+                x = _number(row[xk], path, where)
+                y = _number(row[yk], path, where)
+                label = parse_label(row["label"], path, where) if row.get("label") not in (None, "") else MITOTIC_FIGURE
+                if x < 0 or y < 0:
+                    raise MitodetError(path, f"{where}point ({x}, {y}) has a negative coordinate")
+                points.append(Point(x, y, label))
+    except FileNotFoundError:
+        raise MitodetError(path, "file not found") from None
+    except UnicodeDecodeError:
+        raise MitodetError(path, "not a text CSV file") from None
+    except csv.Error as err:
+        raise MitodetError(path, f"malformed CSV: {err}") from None
+    return points
+
+
+def points_to_geojson(
+    points: Sequence[Point],
+    scores: Sequence[float] | None = None,
+    measurements: Sequence[dict] | None = None,
+) -> dict:
+    """A QuPath-importable FeatureCollection; scores become the 'probability' measurement."""
+    _check_scores(points, scores)
+    if measurements is not None and len(measurements) != len(points):
+        raise ValueError(f"{len(measurements)} measurement sets for {len(points)} points")
+    features = []
+    for i, p in enumerate(points):
+        meas = {}
+        if scores is not None:
+            meas["probability"] = float(scores[i])
+        if measurements is not None:
+            meas.update({str(k): float(v) for k, v in measurements[i].items()})
+        props: dict = {
+            "objectType": "annotation",
+            "classification": {"name": OUTPUT_NAME[p.label], "color": COLORS[p.label]},
+            "isLocked": False,
+        }
+        if meas:
+            props["measurements"] = meas
+        feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(p.x), float(p.y)]}, "properties": props}
+        if p.id is not None:
+            feature["id"] = str(p.id)
+        features.append(feature)
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_points_geojson(
+    path: str | os.PathLike,
+    points: Sequence[Point],
+    scores: Sequence[float] | None = None,
+    measurements: Sequence[dict] | None = None,
+) -> None:
+    """Write :func:`points_to_geojson` atomically."""
+    doc = points_to_geojson(points, scores, measurements)
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1)
+
+
+def read_points_geojson(path: str | os.PathLike) -> list[Point]:
+    """Read Point (and MultiPoint) features; the class comes from ``properties.classification.name``."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MitodetError(path, "file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MitodetError(path, f"not valid JSON: {err}") from None
+    if isinstance(doc, list):  # QuPath also exports a bare list of features
+        features = doc
+    elif isinstance(doc, dict) and doc.get("type") == "FeatureCollection" and isinstance(doc.get("features"), list):
+        features = doc["features"]
+    elif isinstance(doc, dict) and doc.get("type") == "Feature":
+        features = [doc]
+    else:
+        raise MitodetError(path, "not a GeoJSON FeatureCollection")
+    points = []
+    for n, feat in enumerate(features):
+        where = f"feature {n}: "
+        if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
+            raise MitodetError(path, f"{where}no geometry")
+        geom = feat["geometry"]
+        if geom.get("type") == "Point":
+            coords = [geom.get("coordinates")]
+        elif geom.get("type") == "MultiPoint":
+            coords = geom.get("coordinates") or []
+        else:
+            raise MitodetError(path, f"{where}geometry {geom.get('type')!r} is not a Point")
+        props = feat.get("properties") or {}
+        cls = props.get("classification")
+        name = cls.get("name") if isinstance(cls, dict) else cls
+        label = parse_label(name, path, where) if name else MITOTIC_FIGURE
+        fid = feat.get("id")
+        for c in coords:
+            if not isinstance(c, list | tuple) or len(c) < 2:
+                raise MitodetError(path, f"{where}bad coordinates {c!r}")
+            x, y = _number(c[0], path, where), _number(c[1], path, where)
+            pid = int(fid) if isinstance(fid, int | str) and str(fid).isdigit() and len(coords) == 1 else None
+            points.append(Point(x, y, label, pid))
+    return points
