@@ -212,7 +212,7 @@ def evaluate(truth_path: str | Path, pred_path: str | Path, strict: bool = False
     return {
         "results": [
             {"image": r.image, "tumor_domain": r.tumor_domain, "roi_type": r.roi_type,
-             "pred": r.pred, "metrics": r.score.as_dict(), "warnings": r.warnings}
+             "gt": r.gt, "pred": r.pred, "metrics": r.score.as_dict(), "warnings": r.warnings}
             for r in results
         ],
         "aggregates": aggregate(results),
