@@ -21,7 +21,8 @@ CATEGORY_LABEL = {"mitotic figure": MITOTIC_FIGURE, "not mitotic figure": IMPOST
 MIDOG21_SCANNERS = ((1, 50, "Hamamatsu XR"), (51, 100, "Hamamatsu S360"), (101, 150, "Aperio CS2"), (151, 200, "Leica GT450"))
 UNLABELLED_SCANNERS = {"Leica GT450"}  # the GT450 images carry no annotation at all
 
-SCANNER_SPELLING = {"Hamammatsu XR": "Hamamatsu XR"}  # the misspelling in datasets_xvalidation.csv
+# The misspelling in datasets_xvalidation.csv, and the AMi-Br crop table's long name.
+SCANNER_SPELLING = {"Hamammatsu XR": "Hamamatsu XR", "Aperio ScanScope CS2": "Aperio CS2"}
 
 
 def midog21_scanner(image_id: int) -> str:
