@@ -1,0 +1,189 @@
+"""Training configuration: pydantic models loaded from YAML, overridable with ``--set``.
+
+Every setting of a run lives in one YAML file. Relative paths (data sources, ``out``)
+are resolved against the CURRENT WORKING DIRECTORY (not the config file's folder), so
+``../shared/data/...`` means the same thing in a config and on the command line.
+Bad input (unknown key, wrong type, missing data path) raises ``MitodetError`` naming
+the config file, before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mitodet.errors import MitodetError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelCfg(_Strict):
+    name: str = "fast"  # a registered mitodet.model configuration: tiny | fast | paper | plain-fast
+
+
+class DataCfg(_Strict):
+    crops: str | None = None  # midog21_crops root: positives + near-miss negatives inside each crop
+    tissue: list[str] = Field(default_factory=list)  # folders/files of unlabelled tissue: random negatives
+    negatives: list[str] = Field(default_factory=list)  # negative tables (residual mining)
+    annotations: str | None = None  # MIDOG-format json of full images ...
+    images_dir: str | None = None  # ... and the folder holding them
+    include: dict[str, list[str]] = Field(default_factory=dict)  # keep only these domain values
+    exclude: dict[str, list[str]] = Field(default_factory=dict)  # drop these (leave-one-scanner-out)
+    keep_negatives: str | None = None  # hard-mining list (csv written by `mitodet mine hard`)
+    border: int = Field(16, ge=0)  # negative centres at least this far inside the image (reflect-pad beyond)
+    crop_grid: int = Field(8, ge=1)  # stride (px) of candidate negative centres in labelled images
+    tissue_grid: int = Field(32, ge=1)  # stride (px) of candidate negative centres in tissue tiles
+    tissue_max_brightness: float = Field(0.86, gt=0, le=1)  # drop background (white) tissue centres
+
+
+class SplitCfg(_Strict):
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    seed: int = 0
+    stratify: list[str] = Field(default_factory=lambda: ["scanner"])
+    file: str | None = None  # json {"train": [...ids], "val": [...ids]} overriding the random split
+
+
+class SamplingCfg(_Strict):
+    batch_size: int = Field(128, ge=2)
+    positive_fraction: float = Field(0.5, gt=0, lt=1)
+    # share of the negative slots per negative kind (normalised over the kinds present)
+    negative_mix: dict[Literal["crop", "imposter", "mined", "tissue"], float] = Field(
+        default_factory=lambda: {"crop": 0.4, "imposter": 0.1, "mined": 0.1, "tissue": 0.4}
+    )
+
+
+class ElasticCfg(_Strict):
+    p: float = Field(0.5, ge=0, le=1)
+    alpha: float = Field(3.0, ge=0)  # displacement std of the control points, px
+    grid: int = Field(4, ge=2)  # control points per side (smoothness)
+
+
+class ColorCfg(_Strict):
+    scale: float = Field(0.1, ge=0)  # std of the diagonal gain
+    mix: float = Field(0.03, ge=0)  # std of the off-diagonal (channel mixing) terms
+    bias: float = Field(0.05, ge=0)  # std of the additive term (RGB in [0,1] / OD units)
+
+
+class AugmentCfg(_Strict):
+    protocol: Literal["ca-rgb", "ca-od", "none"] = "ca-rgb"
+    shift: int = Field(8, ge=0)  # max spatial shift of the patch centre, px
+    flip: bool = True
+    elastic: ElasticCfg = Field(default_factory=ElasticCfg)
+    rgb: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.1, mix=0.03, bias=0.05))
+    od: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.15, mix=0.05, bias=0.03))
+
+
+class OptimCfg(_Strict):
+    lr: float = Field(0.01, gt=0)
+    lr_min: float = Field(1e-5, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(1e-4, ge=0)
+    cycle_epochs: int = Field(5, ge=1)  # cosine cycle length (warm restarts)
+    cycle_mult: int = Field(1, ge=1)
+
+
+class TrainCfg(_Strict):
+    epochs: int = Field(20, ge=1)
+    steps_per_epoch: int = Field(200, ge=1)
+    amp: Literal["none", "bf16"] = "none"  # bf16 autocast (CUDA only)
+    compile: bool = False  # torch.compile the model (CUDA)
+    time_budget_s: float | None = Field(None, gt=0)  # end after the epoch that crosses it
+    log_every: int = Field(10, ge=1)
+
+
+class ValCfg(_Strict):
+    negatives: int = Field(2000, ge=1)  # fixed seeded sample of validation negatives
+    batch_size: int = Field(256, ge=1)
+
+
+class Config(_Strict):
+    name: str = "run"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out: str = "runs"  # parent folder of run folders
+    model: ModelCfg = Field(default_factory=ModelCfg)
+    data: DataCfg = Field(default_factory=DataCfg)
+    split: SplitCfg = Field(default_factory=SplitCfg)
+    sampling: SamplingCfg = Field(default_factory=SamplingCfg)
+    augment: AugmentCfg = Field(default_factory=AugmentCfg)
+    optim: OptimCfg = Field(default_factory=OptimCfg)
+    train: TrainCfg = Field(default_factory=TrainCfg)
+    val: ValCfg = Field(default_factory=ValCfg)
+
+
+def _apply_override(raw: dict, item: str, source: str) -> None:
+    if "=" not in item:
+        raise MitodetError(source, f"--set {item!r}: expected KEY=VALUE (e.g. optim.lr=0.01)")
+    key, value = item.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise MitodetError(source, f"--set {key}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = parsed
+
+
+def _check_paths(cfg: Config, source: str) -> None:
+    d = cfg.data
+    paths = [("data.crops", d.crops), ("data.annotations", d.annotations), ("data.images_dir", d.images_dir),
+             ("data.keep_negatives", d.keep_negatives), ("split.file", cfg.split.file)]
+    paths += [(f"data.tissue[{i}]", p) for i, p in enumerate(d.tissue)]
+    paths += [(f"data.negatives[{i}]", p) for i, p in enumerate(d.negatives)]
+    for key, p in paths:
+        if p is not None and not Path(p).exists():
+            raise MitodetError(source, f"{key}: path {p} does not exist (relative paths are read from the cwd {os.getcwd()})")
+    if d.annotations and not d.images_dir:
+        raise MitodetError(source, "data.annotations needs data.images_dir (the folder of the MIDOG images)")
+    if not (d.crops or d.annotations):
+        raise MitodetError(source, "no labelled data: set data.crops or data.annotations")
+
+
+def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True) -> Config:
+    """Validate a raw dict into a :class:`Config` (one-line MitodetError on failure)."""
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        e = err.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "config"
+        more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+        raise MitodetError(source, f"{where}: {e['msg']}{more}") from None
+    if check_paths:
+        _check_paths(cfg, source)
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> Config:
+    """Read a YAML config, apply ``KEY=VALUE`` overrides, validate everything."""
+    source = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise MitodetError(source, "config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise MitodetError(source, f"not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise MitodetError(source, "expected a mapping of settings at the top level")
+    for item in overrides:
+        _apply_override(raw, item, source)
+    return config_from_dict(raw, source, check_paths)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML (written into every run folder)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,231 @@
+"""From a config to the training and validation patch pools of a run.
+
+Labelled images (the crop set and/or full MIDOG images) are filtered on their domain
+(``data.include`` / ``data.exclude``), split by source image into train / val, and
+turned into pools; tissue tiles and mined negatives join the training pool only.
+Full-size images are cut into overlapping regions (``REGION`` px, each owning its
+central half) so only the parts around labelled cells, plus a seeded sample of the
+rest, are held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from mitodet.data.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
+from mitodet.errors import MitodetError
+from mitodet.train.patches import (
+    KINDS,
+    PoolImage,
+    labelled_image,
+    list_images,
+    read_keep_list,
+    restrict_negatives,
+    tissue_image,
+)
+
+REGION = 512  # px side of the regions cut from full-size images
+BACKGROUND_REGIONS = 0.1  # fraction of unlabelled regions of a full image kept (for negatives)
+
+
+@dataclass
+class SplitData:
+    """Labelled records of a run, already filtered, with the train/val split."""
+
+    records: list[ImageRecord]
+    train_ids: list[str]
+    val_ids: list[str]
+
+    def subset(self, ids) -> list[ImageRecord]:
+        keep = set(ids)
+        return [r for r in self.records if r.id in keep]
+
+
+@dataclass
+class ValImage:
+    """One validation image for calibration/detection: ``.image`` is read on first use."""
+
+    id: str
+    path: Path | None
+    mpp: float
+    points: list[Point]  # the mitotic figures
+    domain: dict = field(default_factory=dict)
+    _pixels: np.ndarray | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._pixels is None:
+            self._pixels = _read(self.path, self.mpp)[0]
+        return self._pixels
+
+
+def _read(path, mpp=None):
+    from mitodet.io.image import read_image
+
+    pixels, m = read_image(path, mpp)
+    return pixels, (m or DEFAULT_MPP)
+
+
+def _domain_ok(rec: ImageRecord, include: dict, exclude: dict) -> bool:
+    for key, values in include.items():
+        if rec.domain.get(key) not in values:
+            return False
+    for key, values in exclude.items():
+        if rec.domain.get(key) in values:
+            return False
+    return True
+
+
+def _resolve_path(rec: ImageRecord, images_dir: str | None) -> Path:
+    if rec.path is not None and Path(rec.path).exists():
+        return Path(rec.path)
+    if images_dir is None:
+        raise MitodetError(rec.id, "image path unknown; set data.images_dir")
+    names = [rec.path.name] if rec.path is not None else []
+    names += [rec.id, f"{rec.id}.tiff", f"{rec.id}.tif"]
+    if rec.id.isdigit():
+        names += [f"{int(rec.id):03d}.tiff", f"{int(rec.id):03d}.tif"]
+    for n in names:
+        p = Path(images_dir) / n
+        if p.is_file():
+            return p
+    raise MitodetError(images_dir, f"image {rec.id} not found in data.images_dir")
+
+
+def labelled_records(cfg) -> list[ImageRecord]:
+    """Every labelled image named by the config, filtered on domain."""
+    from mitodet import data as mdata
+
+    d = cfg.data
+    records: list[ImageRecord] = []
+    if d.crops:
+        records += list(mdata.load_midog21_crops(d.crops))
+    if d.annotations:
+        ds = mdata.load_annotations(d.annotations)
+        for rec in ds:
+            if rec.labelled:
+                rec.path = _resolve_path(rec, d.images_dir)
+                records.append(rec)
+    kept = [r for r in records if _domain_ok(r, d.include, d.exclude)]
+    if not kept:
+        raise MitodetError("data.include/exclude", f"no labelled image left out of {len(records)} after the domain filters")
+    return kept
+
+
+def split_records(cfg, records: list[ImageRecord]) -> SplitData:
+    """Train/val split (grouped by source image, stratified), or the one in ``split.file``."""
+    from mitodet.data import split_dataset
+
+    s = cfg.split
+    if s.file:
+        try:
+            obj = json.loads(Path(s.file).read_text(encoding="utf-8"))
+            train_ids, val_ids = list(obj["train"]), list(obj["val"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise MitodetError(s.file, f"not a split file ({{'train': [...], 'val': [...]}}): {err}") from None
+        known = {r.id for r in records}
+        train_ids = [i for i in train_ids if i in known]
+        val_ids = [i for i in val_ids if i in known]
+    elif s.val_fraction == 0:
+        train_ids, val_ids = [r.id for r in records], []
+    else:
+        train_ids, val_ids = split_dataset(Dataset("train", records), val_fraction=s.val_fraction, seed=s.seed,
+                                           stratify=tuple(s.stratify))
+        train_ids, val_ids = list(train_ids), list(val_ids)
+    if not train_ids:
+        raise MitodetError("split", "the training split is empty")
+    return SplitData(records, train_ids, val_ids)
+
+
+def _regions(rec: ImageRecord, pixels: np.ndarray, rng: np.random.Generator):
+    """Yield (sub-record, pixels) pieces: the whole image if small, else regions owning their central half."""
+    h, w = pixels.shape[:2]
+    if max(h, w) <= REGION:
+        yield rec, pixels
+        return
+    core, pad = REGION // 2, REGION // 4
+    for y0 in range(0, h, core):
+        for x0 in range(0, w, core):
+            own = [p for p in rec.points if y0 <= p.y < y0 + core and x0 <= p.x < x0 + core]
+            if not own and rng.random() >= BACKGROUND_REGIONS:
+                continue
+            ty0, tx0 = max(0, y0 - pad), max(0, x0 - pad)
+            ty1, tx1 = min(h, y0 + core + pad), min(w, x0 + core + pad)
+            near = [Point(p.x - tx0, p.y - ty0, p.label) for p in rec.points
+                    if ty0 - pad <= p.y < ty1 + pad and tx0 - pad <= p.x < tx1 + pad]
+            sub = ImageRecord(f"{rec.id}@{x0},{y0}", None, tx1 - tx0, ty1 - ty0, rec.mpp, True, rec.domain, near)
+            # candidates only in the core (cores partition the image: no duplicates)
+            sub._core = (y0 - ty0, x0 - tx0, core)  # type: ignore[attr-defined]
+            yield sub, pixels[ty0:ty1, tx0:tx1]
+
+
+def _pool_images_from_records(records, cfg, seed: int, progress=None, task=None) -> list[PoolImage]:
+    d = cfg.data
+    rng = np.random.default_rng(seed)
+    out = []
+    for rec in records:
+        pixels, mpp = _read(rec.path, rec.mpp)
+        for sub, px in _regions(rec, pixels, rng):
+            im = labelled_image(sub, np.ascontiguousarray(px), mpp, d.crop_grid, d.border)
+            core = getattr(sub, "_core", None)
+            if core is not None:
+                cy, cx, n = core
+                inside = lambda y, x: cy <= y < cy + n and cx <= x < cx + n  # noqa: E731
+                im.positives = [p for p in im.positives if inside(*p)]
+                im.negatives = [q for q in im.negatives if inside(q[0], q[1])]
+            out.append(im)
+        if progress is not None:
+            progress.advance(task)
+    return out
+
+
+def train_val_images(cfg, split: SplitData, quiet: bool = False) -> tuple[list[PoolImage], list[PoolImage]]:
+    """Pool images of the training side (labelled + tissue + mined) and the validation side."""
+    d = cfg.data
+    tissue_files = list_images(d.tissue)
+    mined_tables = []
+    if d.negatives:
+        from mitodet.mine.residual import read_negative_table
+
+        mined_tables = [read_negative_table(p) for p in d.negatives]
+    train_recs, val_recs = split.subset(split.train_ids), split.subset(split.val_ids)
+    n_mined = sum(len(t) for t in mined_tables)
+    with Progress(transient=True, disable=quiet) as progress:
+        task = progress.add_task("loading images", total=len(train_recs) + len(val_recs) + len(tissue_files) + n_mined)
+        train = _pool_images_from_records(train_recs, cfg, cfg.seed, progress, task)
+        val = _pool_images_from_records(val_recs, cfg, cfg.seed + 1, progress, task)
+        by_path: dict[str, PoolImage] = {}
+        for f in tissue_files:
+            pixels, mpp = _read(f, DEFAULT_MPP if f.suffix.lower() in {".png", ".jpg", ".jpeg"} else None)
+            im = tissue_image(str(f.resolve()), pixels, mpp, d.tissue_grid, d.border, d.tissue_max_brightness)
+            by_path[im.id] = im
+            train.append(im)
+            progress.advance(task)
+        val_paths = {str(Path(r.path).resolve()) for r in val_recs if r.path is not None}
+        mined_kind = KINDS.index("mined")
+        for table in mined_tables:
+            for path, points in table.items():
+                progress.advance(task)
+                if path in val_paths:
+                    continue  # never train on validation images
+                im = by_path.get(path)
+                if im is None:
+                    pixels, mpp = _read(path, None)
+                    im = by_path[path] = PoolImage(path, pixels, mpp)
+                    train.append(im)
+                h, w = im.pixels.shape[:2]
+                im.negatives += [(int(round(p.y)), int(round(p.x)), mined_kind) for p in points if p.y < h and p.x < w]
+    if d.keep_negatives:
+        restrict_negatives(train, read_keep_list(d.keep_negatives))
+    return train, val
+
+
+def validation_images(split: SplitData) -> list[ValImage]:
+    """The validation images of a split (pixels read lazily)."""
+    return [ValImage(r.id, Path(r.path) if r.path else None, r.mpp or DEFAULT_MPP, list(r.mitoses), dict(r.domain))
+            for r in split.subset(split.val_ids)]
