@@ -1,0 +1,83 @@
+"""Export for inference: fold P4 filters, batch norm and input scaling into plain convs.
+
+``fold(model)`` returns a copy whose every convolution is an ordinary ``nn.Conv2d``
+(the four rotated filter copies stacked, batch norm folded into weight and bias, the
+input normalisation folded into the first convolution, exact because there is no
+padding). The copy keeps ``receptive_field``, ``stride``, ``offset``, ``output_size``
+and ``config``, so inference code can use it in place of the original.
+``export_onnx`` writes that folded network with dynamic batch/height/width.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mitodet.io.atomic import atomic_path
+from mitodet.model.p4 import N_ROT, GroupConv, LiftingConv, P4BatchNorm
+from mitodet.model.resnet import Block, ConvUnit, Normalize
+
+
+def _conv_weight(conv: nn.Module) -> torch.Tensor:
+    if isinstance(conv, (LiftingConv, GroupConv)):
+        return conv.expanded_weight()
+    return conv.weight
+
+
+def _fold_conv_norm(conv: nn.Module, norm: nn.Module) -> nn.Conv2d:
+    """One ``nn.Conv2d`` equal to ``norm(conv(x))`` in eval mode."""
+    w = _conv_weight(conv).detach()
+    b = conv.bias.detach() if getattr(conv, "bias", None) is not None else torch.zeros(w.shape[0])
+    if isinstance(norm, nn.BatchNorm2d | nn.BatchNorm3d):
+        scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias.detach() - norm.running_mean * scale
+        if isinstance(norm, P4BatchNorm):  # one statistic per field, shared by 4 rotations
+            scale, shift = scale.repeat_interleave(N_ROT), shift.repeat_interleave(N_ROT)
+        w, b = w * scale[:, None, None, None], b * scale + shift
+    out = nn.Conv2d(w.shape[1], w.shape[0], w.shape[-1], bias=True)
+    out.weight.data.copy_(w)
+    out.bias.data.copy_(b)
+    return out
+
+
+@torch.no_grad()
+def fold(model: nn.Module) -> nn.Module:
+    """Plain-``Conv2d`` copy of ``model`` (eval mode) with equal outputs (to ~1e-5)."""
+    folded = copy.deepcopy(model).eval()
+    for unit in folded.modules():
+        if isinstance(unit, ConvUnit):
+            unit.conv, unit.norm = _fold_conv_norm(unit.conv, unit.norm), nn.Identity()
+        elif isinstance(unit, Block):
+            unit.convs = nn.ModuleList(_fold_conv_norm(c, n) for c, n in zip(unit.convs, unit.norms))
+            unit.norms = nn.ModuleList(nn.Identity() for _ in unit.convs)
+            if unit.proj is not None:
+                unit.proj, unit.proj_norm = _fold_conv_norm(unit.proj, unit.proj_norm), nn.Identity()
+    feats = folded.features
+    if isinstance(feats[0], Normalize) and isinstance(feats[1], ConvUnit):
+        # conv((x - m) / s) = conv(x) / s - m/s * sum(w): exact with valid convolutions.
+        m, s, conv = feats[0].mean, feats[0].std, feats[1].conv
+        conv.bias.data -= conv.weight.sum(dim=(1, 2, 3)) * m / s
+        conv.weight.data /= s
+        feats[0] = nn.Identity()
+    folded.folded = True
+    return folded
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> Path:
+    """Write the folded ``model`` as ONNX (input ``image`` [B,3,H,W] in [0,1], output ``logits``)."""
+    net = model if getattr(model, "folded", False) else fold(model)
+    rf = net.receptive_field
+    example = torch.rand(1, 3, rf + 2 * net.stride, rf + 2 * net.stride)
+    with atomic_path(path) as tmp:
+        # The TorchScript-based exporter: the dynamo one needs onnxscript, not a dependency.
+        torch.onnx.export(
+            net, (example,), str(tmp), input_names=["image"], output_names=["logits"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "logits": {0: "batch", 2: "out_height", 3: "out_width"}},
+            opset_version=opset, dynamo=False,
+        )
+    return Path(path)
