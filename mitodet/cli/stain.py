@@ -1,9 +1,93 @@
-"""``mitodet`` commands of the stain stage."""
+"""``mitodet stain``: Macenko stain vectors and H / E / residual channel pictures."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from mitodet.errors import MitodetError
+
+stain_app = typer.Typer(help="Macenko stain unmixing: stain vectors and H / E / residual channels.", no_args_is_help=True)
+
+
+def _vec(v) -> str:
+    return " ".join(f"{x:.2f}" for x in v)
+
+
+def _console() -> Console:
+    """Tables of vectors need ~120 columns; don't wrap them to 80 when piped."""
+    width = Console().width
+    return Console(width=max(width, 120))
+
+
+@stain_app.command("unmix")
+def unmix_cmd(
+    image: Path = typer.Argument(..., help="RGB image (TIFF / PNG / JPEG)."),
+    out: Path = typer.Option(..., "--out", help="Folder for <stem>_hematoxylin/_eosin/_residual/_legend.png."),
+    beta: float = typer.Option(0.15, help="Tissue threshold: OD above this in every channel."),
+    alpha: float = typer.Option(1.0, help="Robust angle percentile (alpha, 100-alpha)."),
+    residual_scale: float = typer.Option(0.25, help="Residual OD at which its colour map saturates."),
+) -> None:
+    """Unmix IMAGE into hematoxylin, eosin and residual and write them as PNGs beside a colour legend."""
+    import numpy as np
+
+    from mitodet.io.image import read_image
+    from mitodet.stain import macenko_vectors, unmix
+    from mitodet.stain.render import write_unmixing
+
+    rgb, _ = read_image(image)
+    try:
+        sv = macenko_vectors(rgb, beta=beta, alpha=alpha)
+    except MitodetError as err:
+        raise MitodetError(image, err.problem) from None
+    conc = unmix(rgb, sv)
+    paths = write_unmixing(out, image.stem, rgb, conc, sv, residual_scale)
+    console = _console()
+    console.print(f"H {_vec(sv.hematoxylin)}  E {_vec(sv.eosin)}  residual {_vec(sv.residual)}  "
+                  f"H-E angle {sv.angle_deg:.1f} deg  tissue {100 * sv.tissue_fraction:.1f}%")
+    q50, q99, q100 = np.percentile(np.abs(conc[..., 2]), [50, 99, 100])
+    console.print(f"|residual| OD: median {q50:.3f}, 99th percentile {q99:.3f}, max {q100:.3f}")
+    for p in paths:
+        console.print(f"wrote {p}")
+
+
+@stain_app.command("vectors")
+def vectors_cmd(
+    images: list[Path] = typer.Argument(..., help="Images to estimate stain vectors for."),
+    mpp: Optional[float] = typer.Option(None, help="Override the stored pixel spacing (µm/px), shown only."),
+    beta: float = typer.Option(0.15, help="Tissue threshold: OD above this in every channel."),
+    alpha: float = typer.Option(1.0, help="Robust angle percentile (alpha, 100-alpha)."),
+) -> None:
+    """Print each image's Macenko stain vectors (OD, R G B) to compare scanners and stainings."""
+    from mitodet.io.image import read_image
+    from mitodet.stain import macenko_vectors
+
+    table = Table(title="Macenko stain vectors (unit OD directions, R G B)")
+    for col in ("image", "µm/px", "tissue %", "hematoxylin", "eosin", "residual", "H-E angle"):
+        table.add_column(col, justify="left" if col == "image" else "right", no_wrap=col != "image")
+    failed: list[MitodetError] = []
+    for path in images:
+        try:
+            rgb, spacing = read_image(path, mpp=mpp)
+            sv = macenko_vectors(rgb, beta=beta, alpha=alpha)
+        except MitodetError as err:
+            failed.append(MitodetError(path, err.problem))
+            table.add_row(path.name, "", "", f"[red]{err.problem}[/red]", "", "", "")
+            continue
+        table.add_row(path.name, "-" if spacing is None else f"{spacing:.4f}", f"{100 * sv.tissue_fraction:.1f}",
+                      _vec(sv.hematoxylin), _vec(sv.eosin), _vec(sv.residual), f"{sv.angle_deg:.1f}")
+    _console().print(table)
+    if failed:
+        for err in failed:
+            print(f"error: {err}", file=sys.stderr)
+        raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app."""
+    """Add the ``stain`` group to the root app."""
+    app.add_typer(stain_app, name="stain")

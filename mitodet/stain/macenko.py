@@ -86,8 +86,10 @@ def macenko_vectors(rgb: np.ndarray, beta: float = 0.15, alpha: float = 1.0) -> 
         x = x[:: -(-len(x) // MAX_FIT_PIXELS)]
     x = x.astype(np.float64)
 
-    # Principal plane of the tissue OD (covariance: Macenko's eigen step).
-    evals, evecs = np.linalg.eigh(np.cov(x, rowvar=False))
+    # Principal plane of the tissue OD through the origin (Macenko's SVD of the OD tuples):
+    # the uncentred second moment, since OD = concentrations @ stains is linear, not affine.
+    # A centred covariance tilts the plane off the origin and leaves a residual offset.
+    evals, evecs = np.linalg.eigh(x.T @ x / len(x))
     plane = evecs[:, [2, 1]]  # two largest
     plane *= np.where(plane.sum(axis=0) < 0, -1.0, 1.0)  # point into positive OD
     if evals[1] <= 1e-9 * max(evals[2], 1e-12):

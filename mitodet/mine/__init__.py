@@ -1,0 +1,1 @@
+"""Negative mining: stain-residual mining (residual.py) and hard-negative mining (hard.py)."""
