@@ -148,6 +148,8 @@ def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
 
     try:
         with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) == 0:
+                raise MitodetError(path, "corrupt or truncated TIFF: no readable image page")
             if not 0 <= page < len(tif.pages):
                 raise MitodetError(path, f"has {len(tif.pages)} page(s); page {page} does not exist")
             pg = tif.pages[page]
