@@ -1,0 +1,164 @@
+"""The detector: model + spacing + calibrated threshold -> scored detections in input pixels."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mitodet.data.schema import DEFAULT_MPP, MATCH_RADIUS_UM, MITOTIC_FIGURE
+from mitodet.errors import MitodetError
+from mitodet.infer.dense import DEFAULT_TILE, ProbabilityMap, dense_map
+from mitodet.infer.peaks import local_maxima
+
+NON_MITOTIC = "non-mitotic figure"
+DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
+RESAMPLE_TOLERANCE = 0.02  # spacings within 2 % are used as they are
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One candidate in input-image pixels; ``label`` is the thresholded decision."""
+
+    x: float
+    y: float
+    probability: float
+    label: str = MITOTIC_FIGURE
+
+
+def resample(image: np.ndarray, mpp: float, target_mpp: float) -> tuple[np.ndarray, float, float]:
+    """Resample to ``target_mpp`` -> (image, sx, sy) with sx = input px per output px (pixel centres)."""
+    if abs(mpp / target_mpp - 1) <= RESAMPLE_TOLERANCE:
+        return image, 1.0, 1.0
+    from skimage.transform import resize
+
+    H, W = image.shape[:2]
+    h, w = max(1, round(H * mpp / target_mpp)), max(1, round(W * mpp / target_mpp))
+    out = resize(image, (h, w), order=1, anti_aliasing=mpp < target_mpp, preserve_range=True)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8), W / w, H / h
+
+
+class Detector:
+    """Dense detector around one trained network (see module docs of :mod:`mitodet.infer.dense`).
+
+    ``mpp``: the model's pixel spacing (µm/px); ``threshold``: the calibrated decision
+    threshold; ``min_distance_um``: minimum spacing of local maxima (default the matching radius).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        mpp: float = DEFAULT_MPP,
+        threshold: float | None = None,
+        device: str = "cpu",
+        tile: int = DEFAULT_TILE,
+        batch_size: int = 4,
+        min_distance_um: float = MATCH_RADIUS_UM,
+        floor: float = 0.05,
+        name: str = "model",
+    ):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.mpp = float(mpp)
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.calibrated = threshold is not None
+        self.tile, self.batch_size = tile, batch_size
+        self.min_distance_um, self.floor = min_distance_um, floor
+        self.name = name
+        rf = model.receptive_field
+        # Reflection border so cells exist up to the image edge; even so the pool grid is kept.
+        self.pad = 2 * math.ceil(model.offset / 2)
+        self.min_side = rf + (rf % 2)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
+                        fold: bool = True, **kwargs) -> "Detector":
+        """Load a ``save_checkpoint`` file; its meta supplies ``mpp`` and ``threshold``.
+
+        ``fold`` merges batch norms into the convolutions (same outputs, faster).
+        """
+        from mitodet.model import load_checkpoint
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise MitodetError(device, "CUDA is not available on this machine; use --device cpu")
+        model, meta = load_checkpoint(path)
+        if fold:
+            from mitodet.model.export import fold as fold_model
+
+            model = fold_model(model)
+        kwargs.setdefault("mpp", meta.get("mpp", DEFAULT_MPP))
+        kwargs.setdefault("threshold", meta.get("threshold"))
+        kwargs.setdefault("name", os.path.basename(str(path)))
+        return cls(model, device=device, **kwargs)
+
+    # -- maps -------------------------------------------------------------------------
+    def probability_map(self, image: np.ndarray, mpp: float | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> ProbabilityMap:
+        """Tiled dense probability map of ``image`` (HxWx3 uint8 at ``mpp`` µm/px; None = model's)."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
+        src = image
+        image, sx, sy = resample(image, mpp or self.mpp, self.mpp)
+        H, W = image.shape[:2]
+        p = self.pad
+        # pad: the border on every side, plus enough at the bottom/right to reach the receptive field
+        extra_y = max(0, self.min_side - (H + 2 * p))
+        extra_x = max(0, self.min_side - (W + 2 * p))
+        padded = np.pad(image, ((p, p + extra_y + extra_y % 2), (p, p + extra_x + extra_x % 2), (0, 0)), mode="reflect")
+        prob = dense_map(self.model, padded, self.tile, self.batch_size, self.device, progress)
+        m = self.model
+        # cell centre in the resampled image: offset + stride * j - pad; then back to input pixels
+        x0 = (m.offset - p + 0.5) * sx - 0.5
+        y0 = (m.offset - p + 0.5) * sy - 0.5
+        pm = ProbabilityMap(prob, x0, y0, m.stride * sx)
+        pm.step_y = m.stride * sy
+        pm.shape = src.shape[:2]
+        return pm
+
+    # -- detections -------------------------------------------------------------------
+    def candidates(self, image: np.ndarray, mpp: float | None = None, floor: float | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+        """All local maxima with probability > ``floor`` (default ``self.floor``), strongest first,
+        inside the input image, labelled with the calibrated threshold."""
+        pm = self.probability_map(image, mpp, progress)
+        step_model_px = self.model.stride
+        min_cells = round(self.min_distance_um / self.mpp / step_model_px)
+        rc = local_maxima(pm.prob, min_cells, self.floor if floor is None else floor)
+        xs = pm.x0 + pm.step * rc[:, 1]
+        ys = pm.y0 + pm.step_y * rc[:, 0]
+        H, W = pm.shape
+        out = []
+        for x, y, (i, j) in zip(xs, ys, rc):
+            if -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5:
+                pr = float(pm.prob[i, j])
+                out.append(Detection(float(x), float(y), pr, MITOTIC_FIGURE if pr >= self.threshold else NON_MITOTIC))
+        return out
+
+    def detect(self, image: np.ndarray, mpp: float | None = None, threshold: float | None = None,
+               progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+        """Candidates labelled "mitotic figure" at probability >= ``threshold`` (None: calibrated)."""
+        t = self.threshold if threshold is None else float(threshold)
+        return [Detection(d.x, d.y, d.probability, MITOTIC_FIGURE if d.probability >= t else NON_MITOTIC)
+                for d in self.candidates(image, mpp, min(self.floor, t), progress)]
+
+
+def detect_image(detectors, image: np.ndarray, mpp: float | None = None, threshold: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+    """Detections of one detector, or the agreement ensemble of two (radius 7.5 µm)."""
+    from mitodet.infer.ensemble import ensemble
+
+    if isinstance(detectors, Detector):
+        return detectors.detect(image, mpp, threshold, progress)
+    dets = [d.detect(image, mpp, threshold, progress) for d in detectors]
+    if len(dets) == 1:
+        return dets[0]
+    if len(dets) != 2:
+        raise MitodetError(None, f"the ensemble takes two models, got {len(dets)}")
+    radius_px = MATCH_RADIUS_UM / (mpp or detectors[0].mpp)
+    return ensemble(dets[0], dets[1], radius_px)

@@ -1,0 +1,199 @@
+"""Running detection over files: images, folders, whole slides (by regions, resumable)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mitodet.data.schema import MATCH_RADIUS_UM
+from mitodet.errors import MitodetError
+from mitodet.infer.detector import Detection, Detector, detect_image
+from mitodet.infer.outputs import write_csv, write_geojson, write_midog_json, write_overlay
+from mitodet.io.atomic import write_text
+
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
+SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
+SLIDE_MIN_PIXELS = 12_000 * 12_000  # larger inputs are processed by regions
+REGION = 4096  # region side in model pixels
+
+
+def collect_inputs(inputs: list[Path]) -> list[Path]:
+    """Files of the given paths; folders contribute their images and slides (sorted, not recursive)."""
+    files = []
+    for p in inputs:
+        p = Path(p)
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES)
+        else:
+            files.append(p)  # missing files are reported (and skipped) when processed
+    if not files:
+        raise MitodetError(", ".join(map(str, inputs)), "no images found")
+    return files
+
+
+def load_detectors(paths: list[Path], **kwargs) -> list[Detector]:
+    if len(paths) > 2:
+        raise MitodetError(None, f"give one model, or two for the ensemble (got {len(paths)})")
+    return [Detector.from_checkpoint(p, **kwargs) for p in paths]
+
+
+def _radius_px(mpp: float) -> float:
+    return MATCH_RADIUS_UM / mpp
+
+
+def outputs_for(out: Path, stem: str) -> dict[str, Path]:
+    return {k: out / f"{stem}.{k}" for k in ("mitotic-figures.json", "csv", "geojson", "overlay.png")}
+
+
+def write_outputs(out: Path, stem: str, dets: list[Detection], mpp: float, image: np.ndarray | None,
+                  overlay: bool, models: list[str]) -> None:
+    """All per-image outputs; the MIDOG JSON last, as the 'finished' marker."""
+    paths = outputs_for(out, stem)
+    write_csv(paths["csv"], dets, mpp)
+    write_geojson(paths["geojson"], dets)
+    if overlay and image is not None:
+        write_overlay(paths["overlay.png"], image, dets, _radius_px(mpp))
+    write_midog_json(paths["mitotic-figures.json"], dets, mpp)
+
+
+def _is_slide(path: Path, mpp_model: float, mpp: float | None) -> bool:
+    if path.suffix.lower() in SLIDE_SUFFIXES:
+        return True
+    if path.suffix.lower() in {".tif", ".tiff"}:
+        from mitodet.io.image import image_size
+
+        w, h = image_size(path)
+        return w * h > SLIDE_MIN_PIXELS
+    return False
+
+
+def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | None = None,
+                threshold: float | None = None, overlay: bool = False, force: bool = False,
+                on_tiles=None) -> int | None:
+    """Detect in one file and write its outputs; None when skipped (already done)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MitodetError(path, "file not found")
+    done = outputs_for(out, path.stem)["mitotic-figures.json"]
+    if done.exists() and not force:
+        return None
+    models = [d.name for d in detectors]
+    if _is_slide(path, detectors[0].mpp, mpp):
+        dets, spacing = detect_slide(detectors, path, out, mpp, threshold, force, on_tiles)
+        image = None
+        if overlay:
+            from mitodet.io.slide import open_slide
+
+            with open_slide(path, mpp) as s:
+                w, h = s.dimensions
+                f = min(1.0, 4096 / max(w, h))
+                image = s.read(s.mpp / f) if f < 1 else s.read(s.mpp)
+            if f < 1:
+                dets_o = [Detection(d.x * f, d.y * f, d.probability, d.label) for d in dets]
+                write_outputs(out, path.stem, dets, spacing, None, False, models)
+                write_overlay(outputs_for(out, path.stem)["overlay.png"], image, dets_o, _radius_px(spacing) * f)
+                return sum(d.label == "mitotic figure" for d in dets)
+    else:
+        from mitodet.io.image import read_image
+
+        image, spacing = read_image(path, mpp)
+        if spacing is None:
+            raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
+        dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold, on_tiles)
+    write_outputs(out, path.stem, dets, spacing, image, overlay, models)
+    return sum(d.label == "mitotic figure" for d in dets)
+
+
+def _tissue(region: np.ndarray) -> bool:
+    """False for (nearly) blank background regions, which are skipped."""
+    small = region[::8, ::8].astype(np.int16)
+    sat = small.max(axis=2) - small.min(axis=2)
+    return bool((sat > 20).mean() > 0.001)
+
+
+def detect_slide(detectors: list[Detector], path: Path, out: Path, mpp: float | None, threshold: float | None,
+                 force: bool, on_tiles=None) -> tuple[list[Detection], float]:
+    """Whole slide by regions at the model spacing; finished regions are kept in
+    ``<stem>.partial.json`` so an interrupted run resumes. Returns level-0 detections and spacing."""
+    from mitodet.io.slide import open_slide
+
+    model_mpp = detectors[0].mpp
+    rf = max(d.model.receptive_field for d in detectors)
+    margin = 2 * (rf // 2 + 2 * int(np.ceil(MATCH_RADIUS_UM / model_mpp)) // 2 + 2)  # even, > rf/2 + min distance
+    partial = out / f"{path.stem}.partial.json"
+    state = {}
+    if partial.exists() and not force:
+        try:
+            state = json.loads(partial.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            state = {}
+    with open_slide(path, mpp) as slide:
+        W, H = slide.size_at(model_mpp)
+        f = model_mpp / slide.mpp  # level-0 px per model px
+        regions = [(x, y) for y in range(0, H, REGION) for x in range(0, W, REGION)]
+        for k, (x, y) in enumerate(regions):
+            key = f"{x},{y}"
+            if key not in state:
+                w, h = min(REGION, W - x), min(REGION, H - y)
+                region = slide.read_region(x - margin, y - margin, w + 2 * margin, h + 2 * margin, model_mpp)
+                found = []
+                if _tissue(region):
+                    dets = detect_image(detectors if len(detectors) > 1 else detectors[0], region, model_mpp, threshold)
+                    for d in dets:
+                        cx, cy = d.x - margin, d.y - margin
+                        if 0 <= cx < w and 0 <= cy < h:  # keep the region core only
+                            found.append([(x + cx + 0.5) * f - 0.5, (y + cy + 0.5) * f - 0.5, d.probability, d.label])
+                state[key] = found
+                out.mkdir(parents=True, exist_ok=True)
+                write_text(partial, json.dumps(state))
+            if on_tiles:
+                on_tiles(k + 1, len(regions))
+        spacing = slide.mpp
+    dets = [Detection(*v) for key in state for v in state[key]]
+    dets.sort(key=lambda d: -d.probability)
+    partial.unlink(missing_ok=True)
+    return dets, spacing
+
+
+def run_inputs(detectors, files, out: Path, mpp=None, threshold=None, overlay=False, force=False,
+               console=None, progress=None) -> int:
+    """Detect in every file with a progress bar; a failing file is reported and skipped. Returns #failed."""
+    failed = 0
+    with progress:
+        task = progress.add_task("images", total=len(files))
+        sub = progress.add_task("tiles", total=None, visible=False)
+        for path in files:
+            progress.update(task, description=f"{Path(path).name[:40]}")
+            progress.update(sub, completed=0, total=None, visible=True)
+            try:
+                n = detect_file(detectors, path, out, mpp, threshold, overlay, force,
+                                on_tiles=lambda i, t: progress.update(sub, completed=i, total=t))
+                msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
+                console.print(f"{path}: {msg}")
+            except MitodetError as err:
+                failed += 1
+                console.print(f"[red]error[/]: {err}")
+            except (OSError, ValueError) as err:  # unreadable/odd file the readers did not classify
+                failed += 1
+                console.print(f"[red]error[/]: {path}: {type(err).__name__}: {err}")
+            progress.advance(task)
+        progress.update(sub, visible=False)
+    return failed
+
+
+def run_grand_challenge(detectors, gc_input: Path, gc_output: Path, mpp=None, threshold=None) -> int:
+    """Container mode: the one image under ``gc_input/images/`` -> ``gc_output/mitotic-figures.json``."""
+    from mitodet.io.image import read_image
+    from mitodet.infer.outputs import midog_points
+
+    files = sorted(p for p in (Path(gc_input) / "images").rglob("*") if p.suffix.lower() in {".tif", ".tiff"})
+    if len(files) != 1:
+        raise MitodetError(Path(gc_input) / "images", f"expected exactly one TIFF, found {len(files)}")
+    image, spacing = read_image(files[0], mpp)
+    if spacing is None:
+        raise MitodetError(files[0], "no pixel spacing in the TIFF tags; pass --mpp")
+    dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold)
+    write_text(Path(gc_output) / "mitotic-figures.json", json.dumps(midog_points(dets, spacing), indent=1) + "\n")
+    return sum(d.label == "mitotic figure" for d in dets)
