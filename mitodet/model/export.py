@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -72,7 +73,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> P
     net = model if getattr(model, "folded", False) else fold(model)
     rf = net.receptive_field
     example = torch.rand(1, 3, rf + 2 * net.stride, rf + 2 * net.stride)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         # The TorchScript-based exporter: the dynamo one needs onnxscript, not a dependency.
         torch.onnx.export(
             net, (example,), str(tmp), input_names=["image"], output_names=["logits"],
