@@ -1,0 +1,129 @@
+import csv
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mitodet.cli.main import app
+from mitodet.data.schema import MITOTIC_FIGURE, NEGATIVE, Point
+from mitodet.errors import MitodetError
+from mitodet.io.image import read_image
+from mitodet.mine.residual import (
+    Mined,
+    ResidualParams,
+    crop_patch,
+    mine_residual,
+    read_negative_table,
+    write_negative_table,
+)
+from tests.conftest import need
+
+PIGMENT = "tissue/monuseg/TCGA-21-5784-01Z-00-DX1.tif"  # lung: anthracotic pigment at (856, 884)
+CLEAN = "tissue/monuseg/TCGA-KB-A93J-01A-01-TS1.tif"  # lymphoid tissue, no pigment
+
+
+@pytest.fixture(scope="module")
+def planted(shared_data):
+    """A clean real tile with a real 40x40 pigment patch pasted in, centred at (530, 530)."""
+    pigment, _ = read_image(need(shared_data / PIGMENT))
+    clean, _ = read_image(need(shared_data / CLEAN))
+    out = clean[:700, :700].copy()
+    out[510:550, 510:550] = pigment[864:904, 836:876]
+    return out
+
+
+def test_finds_planted_pigment_first(planted):
+    mined = mine_residual(planted, 0.25, ResidualParams(per_image=3, threshold=0.0))
+    assert mined and np.hypot(mined[0].x - 530, mined[0].y - 530) < 15
+    assert mined[0].score > 0.06  # above the default threshold
+    assert all(a.score >= b.score for a, b in zip(mined, mined[1:]))
+    # with the default threshold the planted pigment is the only one kept
+    kept = mine_residual(planted, 0.25, ResidualParams())
+    assert len(kept) >= 1 and all(np.hypot(m.x - 530, m.y - 530) < 15 for m in kept)
+
+
+def test_keeps_away_from_labelled_mitoses(planted):
+    near = [Point(540.0, 525.0, MITOTIC_FIGURE)]  # 11 px = 2.7 µm from the pigment
+    mined = mine_residual(planted, 0.25, ResidualParams(per_image=3, threshold=0.0), exclude=near)
+    assert all(np.hypot(m.x - 540, m.y - 525) > 15.0 / 0.25 for m in mined)
+
+
+def test_border_spacing_and_top_k(shared_data):
+    rgb, _ = read_image(need(shared_data / PIGMENT))
+    params = ResidualParams(per_image=6, threshold=0.0, spacing_um=25.0, patch=78)
+    mined = mine_residual(rgb, 0.25, params)
+    assert len(mined) == 6
+    h, w = rgb.shape[:2]
+    for m in mined:
+        assert 39 <= m.x < w - 39 and 39 <= m.y < h - 39
+    xy = np.array([[m.x, m.y] for m in mined])
+    d = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1))
+    assert d[np.triu_indices(len(xy), 1)].min() >= 25.0 / 0.25
+    # the anthracotic pigment is the strongest residual of this real tile
+    assert np.hypot(mined[0].x - 856, mined[0].y - 884) < 20
+
+
+def test_too_small_image_mines_nothing(planted):
+    assert mine_residual(planted[:70, :70], 0.25, ResidualParams(threshold=0.0)) == []
+
+
+def test_negative_table_round_trip(tmp_path):
+    table = tmp_path / "sub" / "neg.csv"
+    img = tmp_path / "a.tif"
+    n = write_negative_table(table, [(img, Mined(10.0, 20.5, 0.1)), (img, Mined(30.0, 40.0, 0.07))])
+    assert n == 2
+    header = table.read_text().splitlines()[0]
+    assert header == "image,x,y,label,score"
+    got = read_negative_table(table)
+    assert got == {str(img.resolve()): [Point(10.0, 20.5, NEGATIVE), Point(30.0, 40.0, NEGATIVE)]}
+    # a relative image path is read relative to the table's folder
+    rel = tmp_path / "rel.csv"
+    rel.write_text("image,x,y,label,score\nimgs/b.png,1,2,negative,0.2\n")
+    assert list(read_negative_table(rel)) == [str((tmp_path / "imgs/b.png").resolve())]
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("x,y\n1,2\n", "missing column"),
+    ("image,x,y,label\na.png,one,2,negative\n", "not numbers"),
+    ("image,x,y,label\na.png,1,2,mitotic figure\n", "not 'negative'"),
+    ("image,x,y,label\na.png,-1,2,negative\n", "bad point"),
+])
+def test_bad_negative_tables(tmp_path, body, problem):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(body)
+    with pytest.raises(MitodetError, match=problem):
+        read_negative_table(bad)
+    with pytest.raises(MitodetError, match="not found"):
+        read_negative_table(tmp_path / "none.csv")
+
+
+def test_crop_patch_mirrors_at_border(planted):
+    c = crop_patch(planted, 2, 3, 64)
+    assert c.shape == (64, 64, 3)
+    np.testing.assert_array_equal(crop_patch(planted, 100, 120, 64), planted[88:152, 68:132])
+
+
+def test_cli_mine_residual_end_to_end(shared_data, tmp_path):
+    pig, clean = need(shared_data / PIGMENT), need(shared_data / CLEAN)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"image,x,y,label\n{pig.name},856,884,mitotic figure\n")
+    out, sheet = tmp_path / "neg.csv", tmp_path / "sheet.png"
+    runner = CliRunner()
+    res = runner.invoke(app, ["mine", "residual", str(pig), str(clean), "--out", str(out), "--sheet", str(sheet)])
+    assert res.exit_code == 0, res.output
+    table = read_negative_table(out)
+    assert str(pig.resolve()) in table and sheet.stat().st_size > 1000
+    assert any(np.hypot(p.x - 856, p.y - 884) < 20 for p in table[str(pig.resolve())])
+    assert all(len(v) <= 5 for v in table.values())
+    res = runner.invoke(app, ["mine", "residual", str(pig), "--out", str(out), "--labels", str(labels)])
+    assert res.exit_code == 0, res.output
+    kept = read_negative_table(out).get(str(pig.resolve()), [])
+    assert all(np.hypot(p.x - 856, p.y - 884) > 60 for p in kept)
+    rows = list(csv.DictReader(open(out)))
+    assert all(r["label"] == "negative" and float(r["score"]) >= 0.06 for r in rows)
+
+
+def test_cli_mine_residual_bad_input(tmp_path):
+    res = CliRunner().invoke(app, ["mine", "residual", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code != 0 and isinstance(res.exception, MitodetError)
+    assert "file not found" in str(res.exception)
