@@ -25,6 +25,7 @@ class _Strict(BaseModel):
 
 class ModelCfg(_Strict):
     name: str = "fast"  # a registered mitodet.model configuration: tiny | fast | paper | plain-fast
+    init: str | None = None  # start from the weights of this checkpoint (e.g. a previous round's best.pt)
 
 
 class DataCfg(_Strict):
@@ -141,7 +142,8 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
 def _check_paths(cfg: Config, source: str) -> None:
     d = cfg.data
     paths = [("data.crops", d.crops), ("data.annotations", d.annotations), ("data.images_dir", d.images_dir),
-             ("data.keep_negatives", d.keep_negatives), ("split.file", cfg.split.file)]
+             ("data.keep_negatives", d.keep_negatives), ("split.file", cfg.split.file),
+             ("model.init", cfg.model.init)]
     paths += [(f"data.tissue[{i}]", p) for i, p in enumerate(d.tissue)]
     paths += [(f"data.negatives[{i}]", p) for i, p in enumerate(d.negatives)]
     for key, p in paths:
@@ -162,6 +164,10 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
         where = ".".join(str(x) for x in e["loc"]) or "config"
         more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
         raise MitodetError(source, f"{where}: {e['msg']}{more}") from None
+    from mitodet.model import list_models
+
+    if cfg.model.name not in list_models():
+        raise MitodetError(source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}")
     if check_paths:
         _check_paths(cfg, source)
     return cfg
@@ -182,6 +188,16 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
     for item in overrides:
         _apply_override(raw, item, source)
     return config_from_dict(raw, source, check_paths)
+
+
+def override_config(cfg: Config, overrides, source: str = "config") -> Config:
+    """A validated copy of ``cfg`` with ``KEY=VALUE`` overrides applied."""
+    if not overrides:
+        return cfg
+    raw = cfg.model_dump(mode="json")
+    for item in overrides:
+        _apply_override(raw, item, source)
+    return config_from_dict(raw, source)
 
 
 def dump_config(cfg: Config) -> str:

@@ -99,14 +99,15 @@ def _resolve_path(rec: ImageRecord, images_dir: str | None) -> Path:
 
 def labelled_records(cfg) -> list[ImageRecord]:
     """Every labelled image named by the config, filtered on domain."""
-    from mitodet import data as mdata
+    from mitodet.data.crops import load_midog21_crops
+    from mitodet.data.midog import load_annotations
 
     d = cfg.data
     records: list[ImageRecord] = []
     if d.crops:
-        records += list(mdata.load_midog21_crops(d.crops))
+        records += list(load_midog21_crops(d.crops))
     if d.annotations:
-        ds = mdata.load_annotations(d.annotations)
+        ds = load_annotations(d.annotations, d.images_dir)
         for rec in ds:
             if rec.labelled:
                 rec.path = _resolve_path(rec, d.images_dir)
@@ -119,7 +120,7 @@ def labelled_records(cfg) -> list[ImageRecord]:
 
 def split_records(cfg, records: list[ImageRecord]) -> SplitData:
     """Train/val split (grouped by source image, stratified), or the one in ``split.file``."""
-    from mitodet.data import split_dataset
+    from mitodet.data.split import split_dataset
 
     s = cfg.split
     if s.file:

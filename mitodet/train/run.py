@@ -88,6 +88,7 @@ def resolve_paths(cfg: Config) -> Config:
     d["tissue"] = [ab(p) for p in d["tissue"]]
     d["negatives"] = [ab(p) for p in d["negatives"]]
     raw["split"]["file"] = ab(raw["split"]["file"])
+    raw["model"]["init"] = ab(raw["model"]["init"])
     raw["out"] = ab(raw["out"])
     return config_from_dict(raw, "config", check_paths=False)
 
@@ -280,6 +281,13 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
 
     net = create_model(cfg.model.name)  # fails on an unknown name before data loading
     rf = int(net.receptive_field)
+    if cfg.model.init and not resume:
+        from mitodet.model import load_checkpoint
+
+        init, _ = load_checkpoint(cfg.model.init)
+        if init.config != net.config:
+            raise MitodetError(cfg.model.init, f"model.init is a {init.config} model, the config asks for {net.config}")
+        net.load_state_dict(init.state_dict())
     split, train_pool, val_pool = prepare_data(cfg, run_dir, resume, quiet)
     desc = {"train": train_pool.describe(), "val": val_pool.describe(), "train_images": len(split.train_ids),
             "val_images": len(split.val_ids)}

@@ -1,0 +1,171 @@
+"""Hard-negative mining (paper; Cireşan et al. 2013): drop the easy negatives, retrain, repeat.
+
+Round 0 is a finished training run. Round r scores every training negative of round
+r-1 with its ``best.pt``, keeps the hardest ``1 - drop_quantile`` (highest mitosis
+score), writes them to ``round<r>/negatives.csv`` and trains ``round<r>/`` on them, by
+default starting from round r-1's best weights (fine-tuning: cheaper than from scratch
+and what a fixed GPU budget allows; ``from_scratch=True`` re-initialises). The split and
+the validation patches never change, so validation numbers are comparable across rounds.
+Rounds stop after ``rounds`` or when val F1 has not risen for ``patience`` rounds.
+Per-round negative count, val loss and F1 go to ``hard_mining.csv`` and ``hard_mining.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mitodet.errors import MitodetError
+from mitodet.io.atomic import atomic_open, atomic_path
+from mitodet.train.patches import KINDS, Pool
+
+FIELDS = ["round", "negatives", "fraction_of_original", "val_loss", "val_f1", "val_auc", "run"]
+
+
+@dataclass
+class HardResult:
+    rows: list[dict]
+    best_round: int
+    best_f1: float
+    best_checkpoint: Path
+    table: Path
+
+
+@torch.no_grad()
+def score_negatives(model, pool: Pool, rf: int, batch: int = 1024, bf16: bool = False) -> torch.Tensor:
+    """Mitosis probability of every negative centre of ``pool`` (no augmentation), CPU float32 [Q]."""
+    from mitodet.train.run import score_windows
+
+    out = []
+    for i in range(0, pool.neg.shape[0], batch):
+        c = pool.neg[i : i + batch]
+        win = pool.gather(c[:, 0], c[:, 1], c[:, 2], rf)
+        out.append(score_windows(model, win, rf, batch, bf16))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def keep_hardest(scores: torch.Tensor, drop_quantile: float) -> torch.Tensor:
+    """Indices of the negatives kept: the ``1 - drop_quantile`` with the highest scores (ties by index)."""
+    n = scores.shape[0]
+    k = max(1, int(round(n * (1.0 - drop_quantile)))) if n else 0
+    order = torch.argsort(scores, descending=True, stable=True)
+    return order[:k].sort().values
+
+
+def write_negatives(path: Path, pool: Pool, keep: torch.Tensor, scores: torch.Tensor) -> int:
+    neg, kind = pool.neg.cpu(), pool.neg_kind.cpu()
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "x", "y", "kind", "score"])
+        for i in keep.tolist():
+            img, y, x = neg[i].tolist()
+            w.writerow([pool.ids[img], x, y, KINDS[int(kind[i])], f"{float(scores[i]):.5f}"])
+    return int(keep.shape[0])
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in FIELDS})
+
+
+def _plot(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = [x["round"] for x in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].bar(r, [x["negatives"] for x in rows])
+    ax[0].set_xlabel("round")
+    ax[0].set_ylabel("training negatives")
+    ax[1].plot(r, [x["val_loss"] for x in rows], "s-", label="val loss")
+    ax[1].plot(r, [x["val_f1"] for x in rows], "^-", label="val F1")
+    ax[1].set_xlabel("round")
+    ax[1].legend()
+    for a in ax:
+        a.set_xticks(r)
+    fig.suptitle("hard-negative mining")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def _best_metrics(run_dir: Path) -> dict:
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["val_loss"]]
+    if not rows:
+        raise MitodetError(run_dir, "run has no validation metrics (hard mining needs a validation split)")
+    b = min(rows, key=lambda r: float(r["val_loss"]))
+    return {"val_loss": float(b["val_loss"]), "val_f1": float(b["val_f1"]), "val_auc": float(b["val_auc"] or "nan")}
+
+
+def hard_negative_mining(run: str | os.PathLike, rounds: int = 3, drop_quantile: float = 0.5, patience: int = 1,
+                         from_scratch: bool = False, overrides=(), quiet: bool = False,
+                         max_minutes: float | None = None) -> HardResult:
+    """Run the mining rounds on top of the finished run ``run`` (see module docstring)."""
+    from mitodet.model import load_checkpoint
+    from mitodet.train.config import override_config
+    from mitodet.train.run import console, pick_device, prepare_data, read_run_config, train
+
+    base = Path(run)
+    if not (0.0 < drop_quantile < 1.0):
+        raise MitodetError("--drop-quantile", f"{drop_quantile}: expected a fraction between 0 and 1")
+    if rounds < 1 or patience < 1:
+        raise MitodetError("--rounds/--patience", "both must be at least 1")
+    for need in ("config.yaml", "split.json", "best.pt", "metrics.csv"):
+        if not (base / need).is_file():
+            raise MitodetError(base, f"not a finished training run (no {need})")
+    cfg0 = read_run_config(base)
+    device = pick_device(cfg0.device)
+    bf16 = cfg0.train.amp == "bf16"
+    rows = [{"round": 0, "run": str(base), **_best_metrics(base)}]
+    prev_dir, prev_cfg = base, cfg0
+    original = None
+    best_i, stale = 0, 0
+    table = base / "hard_mining.csv"
+    for r in range(1, rounds + 1):
+        _, pool, _ = prepare_data(prev_cfg, prev_dir, resume=True, quiet=quiet)
+        if original is None:
+            original = int(pool.neg.shape[0])
+            rows[0]["negatives"] = original
+            rows[0]["fraction_of_original"] = 1.0
+        model, _ = load_checkpoint(prev_dir / "best.pt", map_location=device)
+        pool = pool.to(device)
+        scores = score_negatives(model, pool, model.receptive_field, cfg0.val.batch_size * 4, bf16)
+        keep = keep_hardest(scores, drop_quantile)
+        rdir = base / f"round{r}"
+        n = write_negatives(rdir / "negatives.csv", pool, keep, scores)
+        del pool, model
+        if not quiet:
+            console.print(f"round {r}: kept {n} of {scores.shape[0]} negatives (scores >= {float(scores[keep].min()):.4f})")
+        sets = [f"data.keep_negatives={rdir / 'negatives.csv'}", f"split.file={base / 'split.json'}",
+                f"name={cfg0.name}-hard{r}",
+                f"model.init={'null' if from_scratch else prev_dir / 'best.pt'}"]
+        cfg = override_config(prev_cfg, sets + list(overrides), str(base / "config.yaml"))
+        train(cfg, run_dir=rdir, quiet=quiet, max_minutes=max_minutes)
+        m = _best_metrics(rdir)
+        rows.append({"round": r, "negatives": n, "fraction_of_original": n / original, "run": str(rdir), **m})
+        _write_table(table, rows)
+        _plot(base / "hard_mining.png", rows)
+        if m["val_f1"] > rows[best_i]["val_f1"]:
+            best_i, stale = r, 0
+        else:
+            stale += 1
+        if not quiet:
+            console.print(f"round {r}: {n} negatives ({n / original:.1%}), val loss {m['val_loss']:.4f}, F1 {m['val_f1']:.3f}")
+        prev_dir, prev_cfg = rdir, cfg
+        if stale >= patience:
+            break
+    _write_table(table, rows)
+    _plot(base / "hard_mining.png", rows)
+    best_dir = Path(rows[best_i]["run"])
+    return HardResult(rows, best_i, rows[best_i]["val_f1"], best_dir / "best.pt", table)
