@@ -76,8 +76,8 @@ class AugmentCfg(_Strict):
     shift: int = Field(8, ge=0)  # max spatial shift of the patch centre, px
     flip: bool = True
     elastic: ElasticCfg = Field(default_factory=ElasticCfg)
-    rgb: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.1, mix=0.03, bias=0.05))
-    od: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.15, mix=0.05, bias=0.03))
+    rgb: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.08, mix=0.02, bias=0.03))
+    od: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.15, mix=0.04, bias=0.015))
 
 
 class OptimCfg(_Strict):

@@ -139,7 +139,10 @@ def labelled_image(rec: ImageRecord, pixels: np.ndarray, mpp: float, grid: int, 
     c = grid_centres(h, w, grid, border)
     c = c[far_from(c, mf, radius)]
     im = PoolImage(pid or rec.id, pixels, mpp)
-    im.positives = [(int(round(y)), int(round(x))) for y, x in mf if 0 <= y < h and 0 <= x < w]
+    # positives too close to the border would be mostly mirror (reflect padding): skipped
+    im.positives = [(int(round(y)), int(round(x))) for y, x in mf
+                    if min(border, (h - 1) // 2) <= y <= max(h - 1 - border, (h - 1) // 2)
+                    and min(border, (w - 1) // 2) <= x <= max(w - 1 - border, (w - 1) // 2)]
     im.negatives = [(int(y), int(x), KINDS.index("crop")) for y, x in c]
     im.negatives += [(int(round(p.y)), int(round(p.x)), KINDS.index("imposter")) for p in rec.imposters
                      if 0 <= p.y < h and 0 <= p.x < w]
