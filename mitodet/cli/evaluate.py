@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
 
 
 def evaluate_cmd(
@@ -27,6 +26,7 @@ def evaluate_cmd(
     from mitodet.evaluate.plots import plot_pr_froc
     from mitodet.io.atomic import write_text
 
+    console = Console()
     result = evaluate(truth, pred, strict=strict)
     for r in result["results"]:
         for w in r["warnings"]:

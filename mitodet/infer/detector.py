@@ -129,15 +129,18 @@ class Detector:
         pm = self.probability_map(image, mpp, progress)
         step_model_px = self.model.stride
         min_cells = round(self.min_distance_um / self.mpp / step_model_px)
-        rc = local_maxima(pm.prob, min_cells, self.floor if floor is None else floor)
-        xs = pm.x0 + pm.step * rc[:, 1]
-        ys = pm.y0 + pm.step_y * rc[:, 0]
         H, W = pm.shape
+        # Cells centred in the reflected border are dropped BEFORE the peak search: their
+        # mirror images of a peak near the edge would otherwise suppress the real one.
+        cx = pm.x0 + pm.step * np.arange(pm.prob.shape[1])
+        cy = pm.y0 + pm.step_y * np.arange(pm.prob.shape[0])
+        inside = np.outer((cy >= -0.5) & (cy <= H - 0.5), (cx >= -0.5) & (cx <= W - 0.5))
+        prob = np.where(inside, pm.prob, -1.0)
+        rc = local_maxima(prob, min_cells, self.floor if floor is None else floor)
         out = []
-        for x, y, (i, j) in zip(xs, ys, rc):
-            if -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5:
-                pr = float(pm.prob[i, j])
-                out.append(Detection(float(x), float(y), pr, MITOTIC_FIGURE if pr >= self.threshold else NON_MITOTIC))
+        for i, j in rc:
+            pr = float(prob[i, j])
+            out.append(Detection(float(cx[j]), float(cy[i]), pr, MITOTIC_FIGURE if pr >= self.threshold else NON_MITOTIC))
         return out
 
     def detect(self, image: np.ndarray, mpp: float | None = None, threshold: float | None = None,

@@ -1,0 +1,102 @@
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from typer.testing import CliRunner
+
+from mitodet.cli.main import app
+from mitodet.infer.calibrate import calibrate
+from mitodet.infer import Detector
+from mitodet.model import create_model, load_checkpoint, save_checkpoint
+from tests.conftest import need
+from tests.infer.helpers import ImpulseNet
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    out = []
+    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
+        torch.manual_seed(seed)
+        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.5)
+        out.append(d / name)
+    return out
+
+
+def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
+    src = need(shared_data / "icpr2012_patches" / "images")
+    inputs = [src / "A00_01_0.jpg", src / "A00_01_1.jpg"]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    args = ["detect", *map(str, inputs), str(bad), "--mpp", "0.2456", "--out", str(out), "--overlay",
+            "--model", str(ckpts[0]), "--model", str(ckpts[1]), "--threshold", "0.3"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output  # the bad file fails at the end, the others are done
+    assert "broken.png" in r.output
+    doc = json.loads((out / "A00_01_0.mitotic-figures.json").read_text())
+    assert doc["type"] == "Multiple points" and doc["points"]
+    rows = list(csv.DictReader((out / "A00_01_0.csv").open()))
+    assert list(rows[0]) == ["x_px", "y_px", "x_mm", "y_mm", "probability", "label"]
+    assert len(rows) == len(doc["points"])
+    for row, p in zip(rows, doc["points"]):
+        assert math.isclose(float(row["x_px"]) * 0.2456 / 1000, p["point"][0], abs_tol=1e-5)
+        assert row["label"] == p["name"] and 0 <= p["point"][0] < 256 * 0.2456e-3
+    gj = json.loads((out / "A00_01_0.geojson").read_text())
+    assert len(gj["features"]) == len(rows) and "probability" in gj["features"][0]["properties"]["measurements"]
+    assert (out / "A00_01_1.overlay.png").stat().st_size > 0
+    args.remove(str(bad))
+    r = runner.invoke(app, args)  # again without the bad file: all skipped
+    assert r.exit_code == 0 and r.output.count("skipped") == 2
+
+
+def test_grand_challenge_mode(shared_data, ckpts, tmp_path):
+    from mitodet.io.image import read_image
+
+    tile, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-18-5592-01Z-00-DX1.tif"))
+    (tmp_path / "in" / "images" / "roi").mkdir(parents=True)
+    # a MIDOG-style TIFF with resolution tags (0.25 µm/px = 40000 px/cm), from a real tile
+    tifffile.imwrite(tmp_path / "in" / "images" / "roi" / "case.tiff", tile[:300, :400],
+                     resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    r = runner.invoke(app, ["detect", "--grand-challenge", "--gc-input", str(tmp_path / "in"),
+                            "--gc-output", str(tmp_path / "out"), "--model", str(ckpts[0]), "--threshold", "0.4"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "out" / "mitotic-figures.json").read_text())
+    assert doc["points"] and all(p["point"][0] <= 400 * 0.25e-3 and p["point"][1] <= 300 * 0.25e-3 for p in doc["points"])
+    assert {p["name"] for p in doc["points"]} <= {"mitotic figure", "non-mitotic figure"}
+
+
+def test_missing_default_weights_is_one_line_error(tmp_path):
+    from mitodet.cli.infer import DEFAULT_MODELS
+
+    if all(p.is_file() for p in DEFAULT_MODELS):
+        pytest.skip("bundled weights present")
+    r = runner.invoke(app, ["detect", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "default" in str(r.exception)
+
+
+def test_calibrate_finds_f1_optimal_threshold(tmp_path):
+    det = Detector(ImpulseNet(), mpp=0.25, min_distance_um=2.0)
+    rng = np.random.default_rng(0)
+    images = []
+    for k in range(3):
+        img = rng.integers(0, 8, (64, 64, 3), dtype=np.uint8)
+        img[10 + k, 20] = 255  # mitosis: strong impulse
+        img[40, 40 + k] = 40  # distractor: weak response (probability about 0.35)
+        images.append((f"im{k}", img, 0.25, [(20, 10 + k)]))
+    res = calibrate(det, images)
+    assert res["f1"] > 0.99 and res["n_mitoses"] == 3
+    # the threshold separates the mitoses from the distractors
+    p_distractor = max(d.probability for d in det.candidates(images[0][1], 0.25) if abs(d.x - 40) < 3)
+    assert p_distractor < res["threshold"] <= 1.0
+
+
+def test_checkpoint_threshold_is_used(ckpts):
+    model, meta = load_checkpoint(ckpts[0])
+    assert Detector.from_checkpoint(ckpts[0]).threshold == meta["threshold"] == 0.5
