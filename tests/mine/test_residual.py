@@ -127,3 +127,18 @@ def test_cli_mine_residual_bad_input(tmp_path):
     res = CliRunner().invoke(app, ["mine", "residual", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o.csv")])
     assert res.exit_code != 0 and isinstance(res.exception, MitodetError)
     assert "file not found" in str(res.exception)
+
+
+def test_true_mitoses_are_not_residual(shared_data):
+    """The paper's premise on real MIDOG 2021 mitoses: their centres stay below the default threshold."""
+    root = need(shared_data / "midog21_crops")
+    rows = list(csv.DictReader(open(root / "crops.csv")))[::40]
+    from mitodet.mine.residual import residual_intensity
+
+    peaks = []
+    for r in rows:
+        rgb, _ = read_image(root / r["file"])
+        intensity, _ = residual_intensity(rgb, 0.25)
+        peaks.append(intensity[60:68, 60:68].max())
+    assert len(peaks) >= 40
+    assert np.mean(np.array(peaks) > ResidualParams().threshold) <= 0.05, sorted(peaks)[-5:]
