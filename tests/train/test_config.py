@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from mitodet.errors import MitodetError
+from mitodet.train.config import load_config, override_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_shipped_configs_validate(shared_data, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for name in ("tiny", "default-ca-rgb", "default-ca-od", "paper-ca-rgb"):
+        cfg = load_config(ROOT / "configs" / f"{name}.yaml", ["data.negatives=[]"])
+        assert cfg.data.crops
+    assert load_config(ROOT / "configs/default-ca-od.yaml", ["data.negatives=[]"]).augment.protocol == "ca-od"
+    assert load_config(ROOT / "configs/paper-ca-rgb.yaml", ["data.negatives=[]"]).model.name == "paper"
+
+
+def test_overrides_and_leave_one_scanner_out(shared_data, tmp_path):
+    crops = shared_data / "midog21_crops"
+    p = write(tmp_path, f"data: {{crops: {crops}}}\n")
+    cfg = load_config(p, ["optim.lr=0.003", "model.name=tiny", "data.exclude.scanner=[Aperio CS2, Hamamatsu XR]",
+                          "augment.elastic.p=0"])
+    assert cfg.optim.lr == 0.003 and cfg.model.name == "tiny" and cfg.augment.elastic.p == 0
+    assert cfg.data.exclude == {"scanner": ["Aperio CS2", "Hamamatsu XR"]}
+    assert override_config(cfg, ["train.epochs=7"]).train.epochs == 7
+
+
+@pytest.mark.parametrize("text, sets, msg", [
+    ("bogus: 1\n", [], "bogus: Extra inputs are not permitted"),
+    ("optim: {lr: fast}\n", [], "optim.lr"),
+    ("optim: {lrr: 0.1}\n", [], "optim.lrr"),
+    ("data: {crops: /no/such/folder}\n", [], "data.crops: path /no/such/folder does not exist"),
+    ("data: {tissue: [/no/tiles]}\n", [], "data.tissue[0]"),
+    ("model: {name: huge}\n", [], "model.name: unknown model 'huge'"),
+    ("a: [unclosed\n", [], "not valid YAML"),
+    ("{}\n", [], "no labelled data"),
+    ("{}\n", ["optim.lr"], "expected KEY=VALUE"),
+])
+def test_bad_config_is_one_line_error(tmp_path, text, sets, msg):
+    p = write(tmp_path, text)
+    with pytest.raises(MitodetError) as e:
+        load_config(p, sets)
+    assert msg in str(e.value) and str(e.value).startswith(str(p)) and "\n" not in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(MitodetError, match="config file not found"):
+        load_config(tmp_path / "none.yaml")
