@@ -110,6 +110,79 @@ def export_cmd(
                   f"(logits up to {np.abs(ref).max():.2f})")
 
 
+def _read_rgb(path: Path, size: int):
+    """An RGB image file -> [1, 3, H, W] float in [0, 1], top-left crop of at most size x size."""
+    import numpy as np
+    import torch
+
+    if not path.is_file():
+        raise MitodetError(path, "image file not found")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            from PIL import Image
+
+            arr = np.asarray(Image.open(path).convert("RGB"))
+    except Exception as err:
+        raise MitodetError(path, f"cannot read image ({type(err).__name__})") from None
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise MitodetError(path, f"expected an RGB image, got shape {arr.shape}")
+    arr = arr[:size, :size, :3].astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+
+
+@model_app.command("check")
+def check_cmd(
+    name: str = typer.Argument(..., help="checkpoint file or configuration name (random weights)"),
+    image: Path = typer.Option(..., "--image", help="an RGB image (PNG/JPEG/TIFF) to check on"),
+    size: int = typer.Option(256, help="crop the image to at most SIZE x SIZE (top-left)"),
+) -> None:
+    """Check on a real image: 90° rotations rotate the output map, dense == patch-wise, folded == original."""
+    import torch
+
+    from mitodet.model.export import fold
+
+    model = _resolve(name, {})
+    x = _read_rgb(image, size)
+    h, w = (n - (n - model.receptive_field) % 2 for n in x.shape[-2:])  # valid (even-aligned) size
+    if h < model.receptive_field or w < model.receptive_field:
+        raise MitodetError(image, f"smaller than the receptive field ({model.receptive_field} px)")
+    x = x[..., :h, :w].contiguous()
+    rf, s = model.receptive_field, model.stride
+    with torch.no_grad():
+        y = model(x)
+        scale = float(y.abs().max())
+        rows = []
+        for k in (1, 2, 3):
+            d = float((model(torch.rot90(x, k, (-2, -1))) - torch.rot90(y, k, (-2, -1))).abs().max())
+            rows.append((f"rotation {90 * k}°: output map rotates", d))
+        gi = torch.Generator().manual_seed(0)
+        cells = [(int(torch.randint(0, y.shape[2], (1,), generator=gi)), int(torch.randint(0, y.shape[3], (1,), generator=gi)))
+                 for _ in range(8)]
+        patches = torch.cat([x[..., s * i : s * i + rf, s * j : s * j + rf] for i, j in cells])
+        pw = model(patches)[:, :, 0, 0]
+        d = float((pw - torch.stack([y[0, :, i, j] for i, j in cells])).abs().max())
+        rows.append(("dense == patch-wise (8 cells)", d))
+        rows.append(("folded == original", float((fold(model)(x) - y).abs().max())))
+    table = Table(title=f"{name} on {image.name} ({h}x{w} -> {y.shape[2]}x{y.shape[3]} cells; "
+                        f"max |logit| {scale:.3g})")
+    table.add_column("check")
+    table.add_column("max |difference|", justify="right")
+    table.add_column("relative", justify="right")
+    table.add_column("result")
+    ok = True
+    for label, d in rows:
+        rel = d / max(scale, 1.0)
+        ok &= rel <= 1e-4
+        table.add_row(label, f"{d:.2e}", f"{rel:.1e}", "ok" if rel <= 1e-4 else "FAILED")
+    console.print(table)
+    if not ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     app.add_typer(model_app, name="model")

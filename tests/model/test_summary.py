@@ -31,3 +31,19 @@ def test_cli_list_summary_export(tmp_path):
     r = runner.invoke(app, ["model", "export", str(ckpt), "--onnx", str(tmp_path / "t.onnx")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "t.onnx").stat().st_size > 1000 and "ONNX Runtime" in r.output
+
+
+def test_cli_check_on_a_real_image(shared_data, tmp_path):
+    from tests.conftest import need
+
+    img = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
+    runner = CliRunner()
+    r = runner.invoke(app, ["model", "check", "tiny", "--image", str(img), "--size", "64"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count(" ok ") == 5 and "FAILED" not in r.output
+    r = runner.invoke(app, ["model", "check", "plain-tiny", "--image", str(img), "--size", "64"])
+    assert r.exit_code == 1 and "FAILED" in r.output  # the ablation is not rotation invariant
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    r = runner.invoke(app, ["model", "check", "tiny", "--image", str(bad)])
+    assert r.exit_code != 0 and "cannot read image" in str(r.exception)
