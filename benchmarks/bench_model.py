@@ -1,10 +1,10 @@
 """Throughput of each registered model on this CPU vs the machine's FLOPs ceiling.
 
 Dense inference (megapixels/s of input, ``--size`` x ``--size`` images) eager, folded
-(plain convs) and ONNX Runtime; training patches/s (forward + backward + SGD step on
+(plain convs), folded in channels-last memory format and ONNX Runtime; training patches/s (forward + backward + SGD step on
 ``--batch`` receptive-field patches, eager). The ceiling is the measured fp32 GEMM rate;
-"% peak" = FLOPs/pixel x pixels/s / GEMM rate. Prints a table, writes
-benchmarks/results/bench_model.csv.
+"% peak" = FLOPs/pixel x pixels/s / GEMM rate. Prints a table, merges its rows into
+benchmarks/results/bench_model.csv (one row per model/task/mode/threads/size).
 
     python benchmarks/bench_model.py --threads 2 [--models fast paper] [--size 1024]
 """
@@ -57,7 +57,7 @@ def main() -> None:
     import onnxruntime as ort
 
     peak = gemm_rate(args.threads)
-    console = Console()
+    console = Console(width=130)
     console.print(f"fp32 GEMM ceiling on {args.threads} threads: {peak / 1e9:.0f} GFLOP/s")
     rows = []
     for name in args.models:
@@ -70,6 +70,9 @@ def main() -> None:
         with torch.no_grad():
             t_eager = best_time(lambda: model(x), args.repeats)
             t_fold = best_time(lambda: folded(x), args.repeats)
+            folded_cl = fold(model).to(memory_format=torch.channels_last)
+            x_cl = x.contiguous(memory_format=torch.channels_last)
+            t_cl = best_time(lambda: folded_cl(x_cl), args.repeats)
         with tempfile.TemporaryDirectory() as tmp:
             path = export_onnx(folded, Path(tmp) / "m.onnx")
             so = ort.SessionOptions()
@@ -91,13 +94,14 @@ def main() -> None:
 
         t_train = best_time(step, max(1, args.repeats - 1))
         patch_flops = 3 * flops_per_patch(model)  # forward + ~2x for backward
-        for mode, t in (("eager", t_eager), ("folded", t_fold), ("onnxruntime", t_onnx)):
-            rows.append(dict(model=name, task="dense", mode=mode, threads=args.threads,
+        for mode, t in (("eager", t_eager), ("folded", t_fold), ("folded+chlast", t_cl),
+                        ("onnxruntime", t_onnx)):
+            rows.append(dict(model=name, task="dense", mode=mode, threads=args.threads, size=size,
                              mpx_per_s=px / t / 1e6, patches_per_s="",
                              gflops_per_s=fpx * px / t / 1e9,
                              pct_peak=100 * fpx * px / t / peak,
                              s_per_midog_image=39e6 / (px / t)))
-        rows.append(dict(model=name, task="train", mode="eager", threads=args.threads, mpx_per_s="",
+        rows.append(dict(model=name, task="train", mode="eager", threads=args.threads, size=rf, mpx_per_s="",
                          patches_per_s=args.batch / t_train,
                          gflops_per_s=patch_flops * args.batch / t_train / 1e9,
                          pct_peak=100 * patch_flops * args.batch / t_train / peak, s_per_midog_image=""))
@@ -111,12 +115,19 @@ def main() -> None:
         table.add_row(r["model"], r["task"], r["mode"], fmt(r["mpx_per_s"], ".2f"), fmt(r["patches_per_s"], ".1f"),
                       fmt(r["gflops_per_s"], ".0f"), fmt(r["pct_peak"], ".0f"), fmt(r["s_per_midog_image"], ".0f"))
     console.print(table)
+    # Merge with earlier runs (one model per run keeps each run short): replace same-key rows.
+    new = [{**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
+            "gemm_gflops": round(peak / 1e9, 1)} for r in rows]
+    key = lambda r: (r["model"], r["task"], r["mode"], str(r["threads"]), str(r["size"]))  # noqa: E731
+    keys = {key(r) for r in new}
+    old = []
+    if OUT.exists():
+        with open(OUT, newline="") as fh:
+            old = [r for r in csv.DictReader(fh) if key(r) not in keys and set(r) == set(new[0])]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]) + ["gemm_gflops"])
+    w = csv.DictWriter(buf, fieldnames=list(new[0]))
     w.writeheader()
-    for r in rows:
-        w.writerow({**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
-                    "gemm_gflops": round(peak / 1e9, 1)})
+    w.writerows(old + new)
     with atomic_open(OUT, "w", newline="") as fh:
         fh.write(buf.getvalue())
     console.print(f"wrote {OUT}")

@@ -23,6 +23,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta) -> Path:
     config = getattr(model, "config", None)
     if not config or "name" not in config:
         raise ValueError("save_checkpoint needs a model built by create_model (model.config)")
+    if getattr(model, "folded", False):
+        raise ValueError("save the trained model, not its folded copy (fold again after loading)")
     state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
              for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "config": dict(config), "state_dict": state, "meta": meta}

@@ -18,6 +18,13 @@ def test_round_trip_with_meta(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary left behind
 
 
+def test_folded_copy_is_refused(tmp_path):
+    from mitodet.model.export import fold
+
+    with pytest.raises(ValueError, match="folded"):
+        save_checkpoint(tmp_path / "f.pt", fold(create_model("tiny")))
+
+
 def test_paper_checkpoint_is_small(tmp_path):
     path = save_checkpoint(tmp_path / "p.pt", create_model("paper"))
     assert path.stat().st_size < 3e6
