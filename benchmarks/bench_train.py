@@ -1,0 +1,127 @@
+"""Training throughput (patches/s) per registered model configuration, on real crops.
+
+For each configuration: the batch sampler alone (gather + augmentation on the device)
+and full training steps (sampler + forward + backward + SGD step), at batch 128.
+Prints a table and writes benchmarks/results/train[-<device>].csv.
+
+    python benchmarks/bench_train.py                      # this CPU
+    python benchmarks/bench_train.py --device cuda --amp bf16 --models paper,fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mitodet.train.config import config_from_dict  # noqa: E402
+from mitodet.train.run import _autocast, logits_center, prepare_data  # noqa: E402
+from mitodet.train.sampler import BatchSampler  # noqa: E402
+
+CROPS = ROOT.parent / "shared" / "data" / "midog21_crops"
+TISSUE = ROOT.parent / "shared" / "data" / "tissue" / "monuseg"
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(fn, dev, seconds: float, min_steps: int) -> tuple[int, float]:
+    fn()  # warm-up (allocations, cudnn autotune, compile)
+    fn()
+    sync(dev)
+    t0, n = time.perf_counter(), 0
+    while n < min_steps or time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    sync(dev)
+    return n, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="tiny,fast,plain-fast,paper")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", default="none", choices=["none", "bf16"])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--seconds", type=float, default=8.0, help="time per measurement")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if not CROPS.is_dir():
+        print(f"skipped: real data {CROPS} is absent")
+        return
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    from mitodet.model import create_model
+
+    raw = {"device": args.device, "model": {"name": "fast"},
+           "data": {"crops": str(CROPS), "tissue": [str(TISSUE)] if TISSUE.is_dir() else []},
+           "sampling": {"batch_size": args.batch}, "train": {"amp": args.amp}}
+    cfg = config_from_dict(raw)
+    t0 = time.perf_counter()
+    _, pool, _ = prepare_data(cfg, None, False, quiet=True)
+    pool = pool.to(dev)
+    load_s = time.perf_counter() - t0
+    console = Console()
+    console.print(f"pool: {pool.describe()} loaded in {load_s:.1f}s; device {dev}, amp {args.amp}, "
+                  f"threads {torch.get_num_threads()}, batch {args.batch}")
+    rows = []
+    for name in args.models.split(","):
+        net = create_model(name).to(dev)
+        rf = net.receptive_field
+        sampler = BatchSampler(pool, cfg, rf)
+        n, s = measure(sampler.sample, dev, args.seconds / 2, 3)
+        sample_rate = n * args.batch / s
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        fwd = torch.compile(net) if args.compile else net
+
+        def step():
+            x, y = sampler.sample()
+            with _autocast(dev, args.amp == "bf16"):
+                out = logits_center(fwd(x))
+            loss = F.cross_entropy(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        n, s = measure(step, dev, args.seconds, 2)
+        rows.append({"model": name, "rf": rf, "device": str(dev), "amp": args.amp, "batch": args.batch,
+                     "threads": torch.get_num_threads(), "sampler_patches_per_s": round(sample_rate, 1),
+                     "train_patches_per_s": round(n * args.batch / s, 1), "steps": n, "seconds": round(s, 2),
+                     "cpu": platform.processor() or platform.machine(),
+                     "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""})
+        console.print(f"{name}: {rows[-1]['train_patches_per_s']} patches/s")
+    table = Table(title="training throughput (patches/s)")
+    for k in ("model", "device", "amp", "batch", "sampler_patches_per_s", "train_patches_per_s", "steps"):
+        table.add_column(k)
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("model", "device", "amp", "batch", "sampler_patches_per_s",
+                                             "train_patches_per_s", "steps")))
+    console.print(table)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / (
+        "train.csv" if dev.type == "cpu" else f"train-{dev.type}.csv")
+    from mitodet.io.atomic import atomic_open
+
+    with atomic_open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
