@@ -32,8 +32,12 @@ class AugParams:
     field: torch.Tensor  # [B, 2, g, g] elastic control-point displacements, px
     color: torch.Tensor  # [B, 3, 4] affine colour map (3x3 matrix | bias)
 
+    elastic: bool = True  # False when every field is zero (decided on the CPU: no device sync)
+
     def to(self, device) -> "AugParams":
-        return AugParams(self.flip.to(device), self.field.to(device), self.color.to(device))
+        nb = device is not None and torch.device(device).type == "cuda"
+        return AugParams(self.flip.to(device, non_blocking=nb), self.field.to(device, non_blocking=nb),
+                         self.color.to(device, non_blocking=nb), self.elastic)
 
 
 def color_params(cfg) -> tuple[str, object]:
@@ -62,13 +66,13 @@ def sample_params(n: int, cfg, gen: torch.Generator) -> AugParams:
         noise = torch.randn(n, 3, 4, generator=gen)
         color[:, :, :3] += noise[:, :, :3] * (eye * c.scale + (1 - eye) * c.mix)
         color[:, :, 3] = noise[:, :, 3] * c.bias
-    return AugParams(flip, field, color)
+    return AugParams(flip, field, color, bool(on.any()) and cfg.elastic.alpha > 0)
 
 
 def identity_params(n: int, grid: int = 4) -> AugParams:
     color = torch.zeros(n, 3, 4)
     color[:, :, :3] = torch.eye(3)
-    return AugParams(torch.ones(n, 2), torch.zeros(n, 2, grid, grid), color)
+    return AugParams(torch.ones(n, 2), torch.zeros(n, 2, grid, grid), color, False)
 
 
 def warp(windows: torch.Tensor, params: AugParams, out: int) -> torch.Tensor:
@@ -82,7 +86,7 @@ def warp(windows: torch.Tensor, params: AugParams, out: int) -> torch.Tensor:
     x = xx[None] * flip[:, 0, None, None]
     y = yy[None] * flip[:, 1, None, None]
     field = params.field.to(dev, dt)
-    if field.abs().amax() > 0:
+    if params.elastic:
         disp = F.interpolate(field, size=(out, out), mode="bicubic", align_corners=True)
         x = x + disp[:, 0]
         y = y + disp[:, 1]

@@ -72,6 +72,7 @@ def init_dist(device_name: str) -> tuple[Dist, torch.device]:
     device = pick_device(device_name)
     if device.type == "cuda":
         device = torch.device("cuda", local)
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -279,6 +280,8 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
 
     from mitodet.model import create_model, save_checkpoint
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
     net = create_model(cfg.model.name)  # fails on an unknown name before data loading
     rf = int(net.receptive_field)
     if cfg.model.init and not resume:

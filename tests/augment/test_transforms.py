@@ -28,7 +28,7 @@ def test_flips_are_exact():
 def test_elastic_moves_pixels_smoothly():
     w = windows(2, 40)
     p = identity_params(2)
-    p.field = torch.full((2, 2, 4, 4), 2.0)  # uniform 2 px displacement = a shift
+    p.field, p.elastic = torch.full((2, 2, 4, 4), 2.0), True  # uniform 2 px displacement = a shift
     out = warp(w.float(), p, 16)
     assert torch.allclose(out, w[..., 14:30, 14:30].float(), atol=1e-3)
 
