@@ -32,14 +32,14 @@ def _conv_weight(conv: nn.Module) -> torch.Tensor:
 def _fold_conv_norm(conv: nn.Module, norm: nn.Module) -> nn.Conv2d:
     """One ``nn.Conv2d`` equal to ``norm(conv(x))`` in eval mode."""
     w = _conv_weight(conv).detach()
-    b = conv.bias.detach() if getattr(conv, "bias", None) is not None else torch.zeros(w.shape[0])
+    b = conv.bias.detach() if getattr(conv, "bias", None) is not None else w.new_zeros(w.shape[0])
     if isinstance(norm, nn.BatchNorm2d | nn.BatchNorm3d):
         scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
         shift = norm.bias.detach() - norm.running_mean * scale
         if isinstance(norm, P4BatchNorm):  # one statistic per field, shared by 4 rotations
             scale, shift = scale.repeat_interleave(N_ROT), shift.repeat_interleave(N_ROT)
         w, b = w * scale[:, None, None, None], b * scale + shift
-    out = nn.Conv2d(w.shape[1], w.shape[0], w.shape[-1], bias=True)
+    out = nn.Conv2d(w.shape[1], w.shape[0], w.shape[-1], bias=True, device=w.device, dtype=w.dtype)
     out.weight.data.copy_(w)
     out.bias.data.copy_(b)
     return out
