@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -85,6 +86,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     size = args.size - (args.size % 2)
     console = Console(width=130)
+    load_before = os.getloadavg()[0]  # the CPU is shared: record how busy it was
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         gemm, gemm_flops = gemm_job()
         jobs = [job for name in args.models for job in jobs_for(name, size, args.batch, args.threads, Path(tmp))]
@@ -102,6 +104,7 @@ def main() -> None:
                 gemm()
                 best_gemm = min(best_gemm, time.perf_counter() - t)
     peak = gemm_flops / best_gemm
+    load = round(max(load_before, os.getloadavg()[0]), 2)
     rows = []
     for (row, _fn), t in zip(jobs, best):
         rate = row.pop("work") / t
@@ -109,10 +112,11 @@ def main() -> None:
         dense = row["task"] == "dense"
         rows.append({**row, "mpx_per_s": rate / 1e6 if dense else "", "patches_per_s": "" if dense else rate,
                      "gflops_per_s": flops / 1e9, "pct_peak": 100 * flops / peak,
-                     "s_per_midog_image": 39e6 / rate if dense else ""})
+                     "s_per_midog_image": 39e6 / rate if dense else "", "load_avg": load})
 
     table = Table(title=f"model throughput, {args.size}x{args.size} dense input, batch {args.batch} "
-                        f"training, {args.threads} threads, ceiling {peak / 1e9:.0f} GFLOP/s")
+                        f"training, {args.threads} threads, ceiling {peak / 1e9:.0f} GFLOP/s, "
+                        f"load average {load}")
     for col in ("model", "task", "mode", "Mpx/s", "patches/s", "GFLOP/s", "% peak", "s / 39 Mpx image"):
         table.add_column(col, justify="left" if col in ("model", "task", "mode") else "right")
     fmt = lambda v, f: "" if v == "" else format(v, f)  # noqa: E731
