@@ -6,7 +6,7 @@ and the overrides, so ``create_model(**model.config)`` rebuilds it (checkpoints 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -20,7 +20,6 @@ class ModelSpec:
     defaults: dict
     description: str
     receptive_field: int | None = None  # asserted when the defaults are used
-    tags: tuple = field(default_factory=tuple)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
