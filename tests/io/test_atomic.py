@@ -22,3 +22,13 @@ def test_atomic_path_keeps_suffix(tmp_path):
         assert tmp.suffix == ".png"
         tmp.write_bytes(b"x")
     assert (tmp_path / "sub" / "plot.png").read_bytes() == b"x"
+
+
+def test_atomic_output_gets_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_open(tmp_path / "a.txt") as fh:
+        fh.write("x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
