@@ -5,8 +5,9 @@ so tiles whose output blocks abut and whose input windows overlap by ``rf - 2``
 pixels (tile starts at even pixels, i.e. on the max-pool grid) give a stitched map
 identical to applying the network to the whole image at once (tested). All tiles
 have one shape (the last row/column of tiles is shifted back to end at the image
-edge; the overlapping cells get the same values), so they are batched; memory is
-bounded by the tile size and the output map.
+edge; the overlapping cells get the same values), so they are batched. A reflection
+border (``pad``) is applied per tile, only where a tile crosses the image edge, so no
+padded copy of the image is made: memory is bounded by the tile size and the output map.
 """
 
 from __future__ import annotations
@@ -43,6 +44,27 @@ def _starts(n_out: int, t: int) -> list[int]:
     return starts + [n_out - t]
 
 
+def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
+    """Indices into an axis of length ``n`` as ``np.pad(mode="reflect")`` extends it
+    (mirror without repeating the edge, periodic for borders wider than the axis)."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.mod(idx, period)
+    return np.where(idx < n, idx, period - idx)
+
+
+def padded_window(image: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
+    """The ``h x w`` window at (y, x) of the reflection-extended ``image`` (coordinates may be
+    negative or run past the edge); a plain view when the window lies inside the image."""
+    H, W = image.shape[:2]
+    if y >= 0 and x >= 0 and y + h <= H and x + w <= W:
+        return image[y : y + h, x : x + w]
+    rows = reflect_index(np.arange(y, y + h), H)
+    cols = reflect_index(np.arange(x, x + w), W)
+    return image[np.ix_(rows, cols)]  # one gather: a tile-sized copy
+
+
 @torch.no_grad()
 def dense_map(
     model: torch.nn.Module,
@@ -51,15 +73,19 @@ def dense_map(
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0),
 ) -> np.ndarray:
     """Mitosis probability (softmax channel 1) of every output cell of ``image`` (HxWx3 uint8).
 
     Output shape ``(model.output_size(H), model.output_size(W))``; cell (i, j) is centred on
     pixel ``(model.offset + stride*j, model.offset + stride*i)``. The image must be at least
-    ``model.receptive_field`` on each side (pad it first; see :class:`mitodet.infer.Detector`).
+    ``model.receptive_field`` on each side once extended by ``pad = (top, bottom, left, right)``
+    pixels of reflection; the map is then that of ``np.pad(image, pad, mode="reflect")``
+    (cell centres shifted by the top/left border), computed without building the padded copy.
     """
     rf, stride = model.receptive_field, model.stride
-    H, W = image.shape[:2]
+    top, bottom, left, right = (int(v) for v in pad)
+    H, W = image.shape[0] + top + bottom, image.shape[1] + left + right
     h, w = model.output_size(H), model.output_size(W)
     if h <= 0 or w <= 0:
         raise ValueError(f"image {W}x{H} is smaller than the receptive field {rf}")
@@ -72,7 +98,7 @@ def dense_map(
     dtype = next(model.parameters()).dtype
     for k in range(0, len(jobs), batch_size):
         chunk = jobs[k : k + batch_size]
-        x = np.stack([image[stride * i : stride * i + in_h, stride * j : stride * j + in_w] for i, j in chunk])
+        x = np.stack([padded_window(image, stride * i - top, stride * j - left, in_h, in_w) for i, j in chunk])
         xt = torch.from_numpy(x).to(dev).permute(0, 3, 1, 2).to(dtype).div_(255)
         p = torch.softmax(model(xt).float(), dim=1)[:, 1].cpu().numpy()  # float32 map
         for (i, j), pm in zip(chunk, p):

@@ -34,12 +34,13 @@ def resample(image: np.ndarray, mpp: float, target_mpp: float) -> tuple[np.ndarr
     """Resample to ``target_mpp`` -> (image, sx, sy) with sx = input px per output px (pixel centres)."""
     if abs(mpp / target_mpp - 1) <= RESAMPLE_TOLERANCE:
         return image, 1.0, 1.0
-    from skimage.transform import resize
+    from PIL import Image  # uint8 in, uint8 out: no float copy of a large image (skimage's resize)
 
     H, W = image.shape[:2]
     h, w = max(1, round(H * mpp / target_mpp)), max(1, round(W * mpp / target_mpp))
-    out = resize(image, (h, w), order=1, anti_aliasing=mpp < target_mpp, preserve_range=True)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8), W / w, H / h
+    # PIL's bilinear filter widens with the reduction factor (anti-aliased when shrinking)
+    out = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+    return out, W / w, H / h
 
 
 class Detector:
@@ -107,11 +108,12 @@ class Detector:
         image, sx, sy = resample(image, mpp or self.mpp, self.mpp)
         H, W = image.shape[:2]
         p = self.pad
-        # pad: the border on every side, plus enough at the bottom/right to reach the receptive field
+        # reflection border on every side, plus enough at the bottom/right to reach the receptive
+        # field; applied per tile by dense_map (no padded copy of the image)
         extra_y = max(0, self.min_side - (H + 2 * p))
         extra_x = max(0, self.min_side - (W + 2 * p))
-        padded = np.pad(image, ((p, p + extra_y + extra_y % 2), (p, p + extra_x + extra_x % 2), (0, 0)), mode="reflect")
-        prob = dense_map(self.model, padded, self.tile, self.batch_size, self.device, progress)
+        pad = (p, p + extra_y + extra_y % 2, p, p + extra_x + extra_x % 2)
+        prob = dense_map(self.model, image, self.tile, self.batch_size, self.device, progress, pad=pad)
         m = self.model
         # cell centre in the resampled image: offset + stride * j - pad; then back to input pixels
         x0 = (m.offset - p + 0.5) * sx - 0.5
@@ -131,12 +133,15 @@ class Detector:
         min_cells = round(self.min_distance_um / self.mpp / step_model_px)
         H, W = pm.shape
         # Cells centred in the reflected border are dropped BEFORE the peak search: their
-        # mirror images of a peak near the edge would otherwise suppress the real one.
+        # mirror images of a peak near the edge would otherwise suppress the real one. The
+        # inside cells form a rectangle, so the search runs on a view of it (no masked copy).
         cx = pm.x0 + pm.step * np.arange(pm.prob.shape[1])
         cy = pm.y0 + pm.step_y * np.arange(pm.prob.shape[0])
-        inside = np.outer((cy >= -0.5) & (cy <= H - 0.5), (cx >= -0.5) & (cx <= W - 0.5))
-        prob = np.where(inside, pm.prob, -1.0)
+        r0, r1 = np.searchsorted(cy, -0.5), np.searchsorted(cy, H - 0.5, side="right")
+        c0, c1 = np.searchsorted(cx, -0.5), np.searchsorted(cx, W - 0.5, side="right")
+        prob = pm.prob[r0:r1, c0:c1]
         rc = local_maxima(prob, min_cells, self.floor if floor is None else floor)
+        cx, cy = cx[c0:c1], cy[r0:r1]
         out = []
         for i, j in rc:
             pr = float(prob[i, j])

@@ -87,9 +87,7 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
             from mitodet.io.slide import open_slide
 
             with open_slide(path, mpp) as s:
-                w, h = s.dimensions
-                f = min(1.0, 4096 / max(w, h))
-                image = s.read(s.mpp / f) if f < 1 else s.read(s.mpp)
+                image, f = slide_thumbnail(s)
             if f < 1:
                 dets_o = [Detection(d.x * f, d.y * f, d.probability, d.label) for d in dets]
                 write_outputs(out, path.stem, dets, spacing, None, False, models)
@@ -104,6 +102,24 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
         dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold, on_tiles)
     write_outputs(out, path.stem, dets, spacing, image, overlay, models)
     return sum(d.label == "mitotic figure" for d in dets)
+
+
+def slide_thumbnail(slide, max_side: int = 4096) -> tuple[np.ndarray, float]:
+    """The whole slide at most ``max_side`` pixels a side, assembled block by block so that no
+    read holds more than about REGION x REGION pixels of the pyramid level it comes from.
+    Returns (image, f) with f = thumbnail px per level-0 px (<= 1)."""
+    W0, H0 = slide.dimensions
+    f = min(1.0, max_side / max(W0, H0))
+    t_mpp = slide.mpp / f
+    W, H = slide.size_at(t_mpp)
+    ds = slide.level_downsamples[slide.best_level(t_mpp)]
+    block = int(max(64, min(max(W, H), REGION * f * ds)))  # thumbnail px whose source is ~REGION level px
+    thumb = np.empty((H, W, 3), np.uint8)
+    for y in range(0, H, block):
+        for x in range(0, W, block):
+            w, h = min(block, W - x), min(block, H - y)
+            thumb[y : y + h, x : x + w] = slide.read_region(x, y, w, h, t_mpp)
+    return thumb, f
 
 
 def _tissue(region: np.ndarray) -> bool:

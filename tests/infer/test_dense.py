@@ -56,3 +56,25 @@ def test_probability_map_geometry_real_model():
     assert -1.5 <= pm.x0 <= 0.5 and pm.step == 2
     x_last, _ = pm.to_image(0, pm.prob.shape[1] - 1)
     assert x_last >= 64 - 2
+
+
+def test_padded_window_matches_np_pad():
+    from mitodet.infer.dense import padded_window
+
+    rng = np.random.default_rng(1)
+    for H, W, p in [(7, 5, 3), (5, 7, 12), (1, 4, 3), (30, 20, 9)]:  # incl. borders wider than the image
+        img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        ref = np.pad(img, ((p, p), (p, p), (0, 0)), mode="reflect")
+        for y, x, h, w in [(-p, -p, H + 2 * p, W + 2 * p), (-1, 2, 3, 3), (H - 2, W - 1, p, p), (0, 0, H, W)]:
+            np.testing.assert_array_equal(padded_window(img, y, x, h, w), ref[y + p : y + p + h, x + p : x + p + w])
+
+
+def test_padding_per_tile_equals_padded_image():
+    torch.manual_seed(0)
+    model = create_model("tiny").eval().double()
+    img = np.random.default_rng(2).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    pad = (40, 44, 40, 46)  # even, as the Detector uses; bottom/right wider (tiny-image case)
+    full = _whole(model, np.pad(img, ((40, 44), (40, 46), (0, 0)), mode="reflect"))
+    for tile in (40, 64, 1000):  # tiles inside, across one edge and across every edge
+        tiled = dense_map(model, img, tile=tile, batch_size=2, pad=pad)
+        np.testing.assert_allclose(tiled, full, rtol=0, atol=1e-7)
