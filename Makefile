@@ -4,8 +4,10 @@
 setup:
 	./scripts/setup.sh
 
+# Detection with the bundled CA-RGB + CA-OD ensemble on the bundled CC0 example slide:
+# writes MIDOG JSON (mm), CSV, QuPath GeoJSON and an overlay PNG to out/demo/.
 demo: setup
-	.venv/bin/mitodet data stats ../shared/data/annotations/MIDOG++.json
+	.venv/bin/mitodet detect mitodet/examples/CMU-1-Small-Region.svs --out out/demo --overlay --force
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
