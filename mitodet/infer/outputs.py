@@ -47,23 +47,57 @@ def write_geojson(path: str | Path, dets: list[Detection], extra: list[dict] | N
     write_points_geojson(path, _points(dets), scores=[d.probability for d in dets], measurements=extra)
 
 
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=max(10, int(size)))  # Pillow's bundled scalable font
+
+
 def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], radius_px: float,
-                  max_side: int = 4096) -> None:
-    """PNG of the image with mitotic figures circled (red) and their probabilities;
-    non-mitotic candidates above half the threshold are not drawn to keep it legible."""
+                  max_side: int = 4096, title: str | None = None, subtitle: str | None = None) -> None:
+    """PNG of the image (at most ``max_side`` px a side) with each mitotic figure circled at the
+    matching radius and labelled with its probability, under a title bar (``title``: e.g. the image
+    name; ``subtitle``: model, threshold). Candidates below the threshold are not drawn."""
     from PIL import Image, ImageDraw
 
     im = Image.fromarray(image)
     scale = min(1.0, max_side / max(im.size))
-    if scale < 1:
+    if im.width < 900:  # small patches are enlarged so the captions and labels fit legibly
+        scale = float(-(-900 // im.width))
+        im = im.resize((im.width * int(scale), im.height * int(scale)), Image.Resampling.LANCZOS)
+    elif scale < 1:
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(im)
-    r = max(4.0, radius_px * scale)
-    for d in dets:
-        if d.label != MITOTIC_FIGURE:
-            continue
+    r = max(6.0, radius_px * scale)
+    unit = max(1.0, max(im.size) / 800)  # text and lines grow with the picture, so they stay legible
+    width = round(3 * unit)
+    label_font = _font(18 * unit)
+    mfs = [d for d in dets if d.label == MITOTIC_FIGURE]
+    for d in mfs:
         x, y = (d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5
-        draw.ellipse((x - r, y - r, x + r, y + r), outline=(255, 0, 0), width=2)
-        draw.text((x + r * 0.75, y - r - 10), f"{d.probability:.2f}", fill=(255, 0, 0))
+        draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), outline=(255, 255, 255), width=width + 2)
+        draw.ellipse((x - r, y - r, x + r, y + r), outline=(230, 20, 20), width=width)
+        ty = y - r * 0.8 if y - r * 0.8 > 16 * unit else y + r * 0.8 + 13 * unit  # keep the label inside
+        draw.text((x + r * 0.8, ty), f"{d.probability:.2f}", font=label_font, anchor="ls",
+                  fill=(255, 255, 255), stroke_width=max(2, width), stroke_fill=(0, 0, 0))
+    # title bar above the picture: name and count / models and threshold / legend
+    head_font, sub_font = _font(22 * unit), _font(16 * unit)
+    line1 = f"{title + '  -  ' if title else ''}{len(mfs)} mitotic figure{'s' if len(mfs) != 1 else ''}"
+    lines = [(line1, head_font)] + ([(subtitle, sub_font)] if subtitle else [])
+    lines.append(("      mitotic figure (probability), circle = 7.5 um matching radius", sub_font))
+    pad = round(6 * unit)
+    heights = [draw.textbbox((0, 0), "Ag", font=f)[3] for _, f in lines]
+    bar = Image.new("RGB", (im.width, sum(heights) + pad * (len(lines) + 1)), (32, 32, 32))
+    bd = ImageDraw.Draw(bar)
+    y = pad
+    for (t, f), h in zip(lines, heights):
+        bd.text((pad, y), t, font=f, fill=(240, 240, 240))
+        y += h + pad
+    rr = heights[-1] / 2  # legend: a sample circle in front of the last line
+    cy = y - pad - rr
+    bd.ellipse((pad, cy - rr, pad + 2 * rr, cy + rr), outline=(230, 20, 20), width=max(2, width))
+    out = Image.new("RGB", (im.width, im.height + bar.height))
+    out.paste(bar, (0, 0))
+    out.paste(im, (0, bar.height))
     with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
+        out.save(tmp, format="PNG")

@@ -47,14 +47,21 @@ def outputs_for(out: Path, stem: str) -> dict[str, Path]:
     return {k: out / f"{stem}.{k}" for k in ("mitotic-figures.json", "csv", "geojson", "overlay.png")}
 
 
+def overlay_caption(detectors: list[Detector], threshold: float | None) -> str:
+    """Overlay subtitle: the model(s) and the threshold(s) applied."""
+    t = [threshold if threshold is not None else d.threshold for d in detectors]
+    kind = "agreement ensemble of " if len(detectors) == 2 else "model "
+    return kind + " + ".join(d.name for d in detectors) + "   threshold " + " / ".join(f"{v:.3f}" for v in t)
+
+
 def write_outputs(out: Path, stem: str, dets: list[Detection], mpp: float, image: np.ndarray | None,
-                  overlay: bool, models: list[str]) -> None:
+                  overlay: bool, models: list[str], title: str | None = None, caption: str | None = None) -> None:
     """All per-image outputs; the MIDOG JSON last, as the 'finished' marker."""
     paths = outputs_for(out, stem)
     write_csv(paths["csv"], dets, mpp)
     write_geojson(paths["geojson"], dets)
     if overlay and image is not None:
-        write_overlay(paths["overlay.png"], image, dets, _radius_px(mpp))
+        write_overlay(paths["overlay.png"], image, dets, _radius_px(mpp), title=title, subtitle=caption)
     write_midog_json(paths["mitotic-figures.json"], dets, mpp)
 
 
@@ -69,10 +76,22 @@ def _is_slide(path: Path, mpp_model: float, mpp: float | None) -> bool:
     return False
 
 
+def upsampling_note(name: str, mpp: float, model_mpp: float) -> str | None:
+    """One line when the input is coarser than the model spacing (it gets upsampled), else None."""
+    f = mpp / model_mpp
+    return f"{name}: upsampled x{f:.3g} from {mpp:.3g} µm/px (model: {model_mpp:.3g} µm/px)" if f > 1.02 else None
+
+
 def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | None = None,
                 threshold: float | None = None, overlay: bool = False, force: bool = False,
-                on_tiles=None) -> int | None:
-    """Detect in one file and write its outputs; None when skipped (already done)."""
+                on_tiles=None, note=None) -> int | None:
+    """Detect in one file and write its outputs; None when skipped (already done).
+
+    ``note(text)`` receives remarks for the user (e.g. upsampling) instead of Python warnings."""
+    import warnings
+
+    from mitodet.io.slide import UpsamplingWarning
+
     path = Path(path)
     if not path.is_file():
         raise MitodetError(path, "file not found")
@@ -80,27 +99,40 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
     if done.exists() and not force:
         return None
     models = [d.name for d in detectors]
-    if _is_slide(path, detectors[0].mpp, mpp):
-        dets, spacing = detect_slide(detectors, path, out, mpp, threshold, force, on_tiles)
-        image = None
-        if overlay:
+    caption = overlay_caption(detectors, threshold)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UpsamplingWarning)  # reported once through note() below
+        if _is_slide(path, detectors[0].mpp, mpp):
             from mitodet.io.slide import open_slide
 
             with open_slide(path, mpp) as s:
-                image, f = slide_thumbnail(s)
-            if f < 1:
-                dets_o = [Detection(d.x * f, d.y * f, d.probability, d.label) for d in dets]
-                write_outputs(out, path.stem, dets, spacing, None, False, models)
-                write_overlay(outputs_for(out, path.stem)["overlay.png"], image, dets_o, _radius_px(spacing) * f)
-                return sum(d.label == "mitotic figure" for d in dets)
-    else:
-        from mitodet.io.image import read_image
+                spacing = s.mpp
+            text = upsampling_note(path.name, spacing, detectors[0].mpp)
+            if text and note:
+                note(text)
+            dets, spacing = detect_slide(detectors, path, out, mpp, threshold, force, on_tiles)
+            image = None
+            if overlay:
+                with open_slide(path, mpp) as s:
+                    image, f = slide_thumbnail(s)
+                if f < 1:
+                    dets_o = [Detection((d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5, d.probability, d.label)
+                              for d in dets]
+                    write_outputs(out, path.stem, dets, spacing, None, False, models)
+                    write_overlay(outputs_for(out, path.stem)["overlay.png"], image, dets_o, _radius_px(spacing) * f,
+                                  title=path.name, subtitle=caption)
+                    return sum(d.label == "mitotic figure" for d in dets)
+        else:
+            from mitodet.io.image import read_image
 
-        image, spacing = read_image(path, mpp)
-        if spacing is None:
-            raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
-        dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold, on_tiles)
-    write_outputs(out, path.stem, dets, spacing, image, overlay, models)
+            image, spacing = read_image(path, mpp)
+            if spacing is None:
+                raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
+            text = upsampling_note(path.name, spacing, detectors[0].mpp)
+            if text and note:
+                note(text)
+            dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold, on_tiles)
+    write_outputs(out, path.stem, dets, spacing, image, overlay, models, title=path.name, caption=caption)
     return sum(d.label == "mitotic figure" for d in dets)
 
 
@@ -185,7 +217,8 @@ def run_inputs(detectors, files, out: Path, mpp=None, threshold=None, overlay=Fa
             progress.update(sub, completed=0, total=None, visible=True)
             try:
                 n = detect_file(detectors, path, out, mpp, threshold, overlay, force,
-                                on_tiles=lambda i, t: progress.update(sub, completed=i, total=t))
+                                on_tiles=lambda i, t: progress.update(sub, completed=i, total=t),
+                                note=lambda text: console.print(f"[yellow]note[/]: {text}", highlight=False))
                 msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
                 console.print(f"{path}: {msg}")
             except MitodetError as err:

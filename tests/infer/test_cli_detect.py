@@ -72,13 +72,29 @@ def test_grand_challenge_mode(shared_data, ckpts, tmp_path):
     assert {p["name"] for p in doc["points"]} <= {"mitotic figure", "non-mitotic figure"}
 
 
-def test_missing_default_weights_is_one_line_error(tmp_path):
-    from mitodet.cli.infer import DEFAULT_MODELS
+def test_missing_default_weights_is_one_line_error(tmp_path, monkeypatch):
+    import mitodet.cli.infer as cli_infer
 
-    if all(p.is_file() for p in DEFAULT_MODELS):
-        pytest.skip("bundled weights present")
+    monkeypatch.setattr(cli_infer, "DEFAULT_MODELS", [tmp_path / "none-rgb.pt", tmp_path / "none-od.pt"])
     r = runner.invoke(app, ["detect", str(tmp_path), "--out", str(tmp_path / "o")])
     assert r.exit_code != 0 and "default" in str(r.exception)
+
+
+def test_upsampling_note_and_overlay(tmp_path):
+    from PIL import Image
+
+    from mitodet.infer.detector import Detection
+    from mitodet.infer.outputs import write_overlay
+    from mitodet.infer.run import upsampling_note
+
+    assert upsampling_note("s.svs", 0.499, 0.25) == "s.svs: upsampled x2 from 0.499 µm/px (model: 0.25 µm/px)"
+    assert upsampling_note("s.svs", 0.2456, 0.25) is None
+    img = np.full((200, 300, 3), 230, np.uint8)
+    dets = [Detection(50, 60, 0.97), Detection(250, 5, 0.91), Detection(100, 100, 0.2, "non-mitotic figure")]
+    write_overlay(tmp_path / "o.png", img, dets, 30.0, title="x.png", subtitle="model m threshold 0.9")
+    im = np.asarray(Image.open(tmp_path / "o.png"))
+    assert im.shape[1] == 900 and im.shape[0] > 600  # small image enlarged x3, title bar on top
+    assert (im[..., 0] > 200).sum() > 0 and ((im[..., 0] > 200) & (im[..., 1] < 60)).any()  # red circles drawn
 
 
 def test_calibrate_finds_f1_optimal_threshold(tmp_path):
