@@ -81,11 +81,10 @@ def _domain_ok(rec: ImageRecord, include: dict, exclude: dict) -> bool:
     return True
 
 
-def _resolve_path(rec: ImageRecord, images_dir: str | None) -> Path:
-    if rec.path is not None and Path(rec.path).exists():
+def _resolve_path(rec: ImageRecord, images_dir: str) -> Path | None:
+    """The file of a MIDOG record in ``images_dir`` (by file name, or id with a .tif/.tiff suffix), or None."""
+    if rec.path is not None and Path(rec.path).is_file():
         return Path(rec.path)
-    if images_dir is None:
-        raise MitodetError(rec.id, "image path unknown; set data.images_dir")
     names = [rec.path.name] if rec.path is not None else []
     names += [rec.id, f"{rec.id}.tiff", f"{rec.id}.tif"]
     if rec.id.isdigit():
@@ -94,24 +93,47 @@ def _resolve_path(rec: ImageRecord, images_dir: str | None) -> Path:
         p = Path(images_dir) / n
         if p.is_file():
             return p
-    raise MitodetError(images_dir, f"image {rec.id} not found in data.images_dir")
+    return None
+
+
+def midog_records(annotations: str, images_dir: str) -> list[ImageRecord]:
+    """Labelled records of a MIDOG annotation file with their image files and TIFF spacing.
+
+    Every labelled image the file lists must be in ``images_dir``: a missing one is a one-line
+    error naming the annotation file, raised before any pixel is read.
+    """
+    from mitodet.data.midog import load_annotations
+    from mitodet.io.image import read_spacing
+
+    records, missing = [], []
+    for rec in load_annotations(annotations, images_dir):
+        if not rec.labelled:
+            continue
+        path = _resolve_path(rec, images_dir)
+        if path is None:
+            missing.append(rec.id)
+            continue
+        rec.path = path
+        records.append(rec)
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise MitodetError(annotations, f"{len(missing)} of the images it lists are not in data.images_dir "
+                           f"{images_dir}: {', '.join(missing[:5])}{more}")
+    for rec in records:  # MIDOG spacings differ (0.23-0.25 µm/px): read from the TIFF tags
+        rec.mpp = read_spacing(rec.path) or DEFAULT_MPP
+    return records
 
 
 def labelled_records(cfg) -> list[ImageRecord]:
     """Every labelled image named by the config, filtered on domain."""
     from mitodet.data.crops import load_midog21_crops
-    from mitodet.data.midog import load_annotations
 
     d = cfg.data
     records: list[ImageRecord] = []
     if d.crops:
         records += list(load_midog21_crops(d.crops))
     if d.annotations:
-        ds = load_annotations(d.annotations, d.images_dir)
-        for rec in ds:
-            if rec.labelled:
-                rec.path = _resolve_path(rec, d.images_dir)
-                records.append(rec)
+        records += midog_records(d.annotations, d.images_dir)
     kept = [r for r in records if _domain_ok(r, d.include, d.exclude)]
     if not kept:
         raise MitodetError("data.include/exclude", f"no labelled image left out of {len(records)} after the domain filters")
