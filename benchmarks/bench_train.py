@@ -2,7 +2,10 @@
 
 For each configuration: the batch sampler alone (gather + augmentation on the device)
 and full training steps (sampler + forward + backward + SGD step), at batch 128.
-Prints a table and writes benchmarks/results/train[-<device>].csv.
+Prints a table and writes benchmarks/results/train-<device>-<amp>.csv (e.g. train-cpu-none.csv,
+train-cuda-bf16.csv), so CPU and GPU runs never clobber each other. A rerun replaces only
+the rows of the configurations it measured (same model, batch, threads, compile) and keeps
+the rest. (train.csv and train-cuda.csv are earlier results in the one-file-per-device layout.)
 
     python benchmarks/bench_train.py                      # this CPU
     python benchmarks/bench_train.py --device cuda --amp bf16 --models paper,fast
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import platform
 import sys
 import time
@@ -48,6 +52,17 @@ def measure(fn, dev, seconds: float, min_steps: int) -> tuple[int, float]:
         n += 1
     sync(dev)
     return n, time.perf_counter() - t0
+
+
+KEY = ("model", "batch", "threads", "compile")  # a rerun of these replaces the old row
+
+
+def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """Earlier rows of ``path`` not re-measured now, then the new rows."""
+    old = list(csv.DictReader(open(path, newline=""))) if path.is_file() else []
+    new_keys = {tuple(str(r[k]) for k in KEY) for r in rows}
+    kept = [r for r in old if tuple(str(r.get(k, "False" if k == "compile" else "")) for k in KEY) not in new_keys]
+    return kept + rows
 
 
 def main() -> None:
@@ -102,6 +117,7 @@ def main() -> None:
         rows.append({"model": name, "rf": rf, "device": str(dev), "amp": args.amp, "batch": args.batch,
                      "threads": torch.get_num_threads(), "sampler_patches_per_s": round(sample_rate, 1),
                      "train_patches_per_s": round(n * args.batch / s, 1), "steps": n, "seconds": round(s, 2),
+                     "compile": args.compile, "date": datetime.date.today().isoformat(),
                      "cpu": platform.processor() or platform.machine(),
                      "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""})
         console.print(f"{name}: {rows[-1]['train_patches_per_s']} patches/s")
@@ -112,14 +128,16 @@ def main() -> None:
         table.add_row(*(str(r[k]) for k in ("model", "device", "amp", "batch", "sampler_patches_per_s",
                                              "train_patches_per_s", "steps")))
     console.print(table)
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / (
-        "train.csv" if dev.type == "cpu" else f"train-{dev.type}.csv")
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"train-{dev.type}-{args.amp}.csv"
+    merged = merge_rows(out, rows)
     from mitodet.io.atomic import atomic_open
 
+    fields = list(rows[0]) + [k for r in merged for k in r if k not in rows[0]]
+    fields = list(dict.fromkeys(fields))
     with atomic_open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w = csv.DictWriter(fh, fieldnames=fields, restval="")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(merged)
     console.print(f"wrote {out}")
 
 
