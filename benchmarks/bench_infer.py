@@ -6,9 +6,10 @@
    network once per output-grid position on its rf x rf window (batched). The naive run is
    timed on ``--naive-samples`` random positions and extrapolated to the whole grid; those
    positions are also checked against the dense map (same values).
-2. Memory: one subprocess per size (a square image tiled from a real MoNuSeg tile) runs
-   ``Detector.candidates``; peak RSS is reported with the bytes of the input image and the
-   output map, and the rest ("overhead"), which must stay flat as the size grows.
+2. Memory: one subprocess per size (a square image tiled from a real MoNuSeg tile, already
+   in memory) measures the peak-RSS rise of the tiled dense map (``dense_rise_mb``; minus the
+   output map = ``dense_overhead_mb``, which must stay flat as the size grows) and of the whole
+   detection including the local-maxima search on the map (``detect_rise_mb``, a few map sizes).
 Writes benchmarks/results/bench_infer.csv.
 """
 
@@ -94,12 +95,15 @@ def memory_child(size: int, model_name: str, threads: int) -> None:
     _reset_peak()
     base = _rss_mb("VmRSS")
     t0 = time.perf_counter()
-    n = len(det.candidates(img, 0.25))
+    pm = det.probability_map(img, 0.25)  # stage 1: tiled dense map
+    dense_peak, t_dense = _rss_mb("VmHWM"), time.perf_counter() - t0
+    map_mb = pm.prob.nbytes / 2**20
+    n = len(det.peaks(pm))  # stage 2: local maxima on the map
     peak = _rss_mb("VmHWM")
-    h = det.model.output_size(size + 2 * det.pad)
     # base already holds the input image; the rise is the inference (map + tiles + peaks)
-    print(json.dumps({"base_mb": base, "peak_mb": peak, "image_mb": img.nbytes / 2**20,
-                      "map_mb": h * h * 4 / 2**20, "seconds": time.perf_counter() - t0, "candidates": n}))
+    print(json.dumps({"base_mb": base, "dense_peak_mb": dense_peak, "peak_mb": peak,
+                      "image_mb": img.nbytes / 2**20, "map_mb": map_mb, "seconds": t_dense,
+                      "total_seconds": time.perf_counter() - t0, "candidates": n}))
 
 
 def main() -> None:
@@ -122,13 +126,15 @@ def main() -> None:
         r = subprocess.run([sys.executable, __file__, "--child", str(size), "--memory-model", a.memory_model,
                             "--threads", str(a.threads)], capture_output=True, text=True, check=True)
         m = json.loads(r.stdout.strip().splitlines()[-1])
-        rows.append({"test": "memory", "model": a.memory_model, "size": size, "peak_rss_mb": round(m["peak_mb"]),
-                     "image_mb": round(m["image_mb"]), "map_mb": round(m["map_mb"]),
-                     "rise_mb": round(m["peak_mb"] - m["base_mb"]),
-                     "overhead_mb": round(m["peak_mb"] - m["base_mb"] - m["map_mb"]),
-                     "dense_s": round(m["seconds"], 2)})
+        rows.append({"test": "memory", "model": a.memory_model, "size": size, "image_mb": round(m["image_mb"]),
+                     "map_mb": round(m["map_mb"]),
+                     "dense_rise_mb": round(m["dense_peak_mb"] - m["base_mb"]),
+                     "dense_overhead_mb": round(m["dense_peak_mb"] - m["base_mb"] - m["map_mb"]),
+                     "detect_rise_mb": round(m["peak_mb"] - m["base_mb"]),
+                     "dense_s": round(m["seconds"], 2), "candidates": m["candidates"]})
+        print(rows[-1], flush=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    table = Table(title="bench_infer (memory: peak RSS rise during detection; overhead = rise - output map)")
+    table = Table(title=f"bench_infer ({a.threads} thread(s); memory: peak-RSS rise over the loaded image)")
     for k in keys:
         table.add_column(k, no_wrap=True)
     for r in rows:

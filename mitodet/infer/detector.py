@@ -128,7 +128,10 @@ class Detector:
                    progress: Callable[[int, int], None] | None = None) -> list[Detection]:
         """All local maxima with probability > ``floor`` (default ``self.floor``), strongest first,
         inside the input image, labelled with the calibrated threshold."""
-        pm = self.probability_map(image, mpp, progress)
+        return self.peaks(self.probability_map(image, mpp, progress), floor)
+
+    def peaks(self, pm: ProbabilityMap, floor: float | None = None) -> list[Detection]:
+        """Local maxima of a :meth:`probability_map` (see :meth:`candidates`)."""
         step_model_px = self.model.stride
         min_cells = round(self.min_distance_um / self.mpp / step_model_px)
         H, W = pm.shape
