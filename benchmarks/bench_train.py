@@ -9,6 +9,7 @@ the rest. (train.csv and train-cuda.csv are earlier results in the one-file-per-
 
     python benchmarks/bench_train.py                      # this CPU
     python benchmarks/bench_train.py --device cuda --amp bf16 --models paper,fast
+    python benchmarks/bench_train.py --device cuda --amp bf16 --models paper --channels-last --profile
 """
 
 from __future__ import annotations
@@ -54,15 +55,29 @@ def measure(fn, dev, seconds: float, min_steps: int) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-KEY = ("model", "batch", "threads", "compile")  # a rerun of these replaces the old row
+KEY = ("model", "batch", "threads", "compile", "channels_last")  # a rerun of these replaces the old row
 
 
 def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
     """Earlier rows of ``path`` not re-measured now, then the new rows."""
     old = list(csv.DictReader(open(path, newline=""))) if path.is_file() else []
     new_keys = {tuple(str(r[k]) for k in KEY) for r in rows}
-    kept = [r for r in old if tuple(str(r.get(k, "False" if k == "compile" else "")) for k in KEY) not in new_keys]
+    kept = [r for r in old if tuple(str(r.get(k, "False" if k in ("compile", "channels_last") else "")) for k in KEY) not in new_keys]
     return kept + rows
+
+
+def profile_steps(step, dev, console, name: str, steps: int = 3) -> None:
+    """Print the ops taking the most (device, else CPU) time over a few training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        sync(dev)
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    console.print(f"[bold]{name}: top ops over {steps} steps[/bold]")
+    console.print(prof.key_averages().table(sort_by=key, row_limit=20), soft_wrap=True)
 
 
 def main() -> None:
@@ -74,6 +89,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="time per measurement")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--channels-last", action="store_true", help="model and inputs in NHWC (tensor-core convs)")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler table of the top ops of 3 training steps")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if not CROPS.is_dir():
@@ -97,6 +114,10 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         net = create_model(name).to(dev)
+        fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+        for prm in net.parameters():  # 4-D weights only (P4 filters are 5-D, expanded to 4-D per step)
+            if prm.dim() == 4:
+                prm.data = prm.data.contiguous(memory_format=fmt)
         rf = net.receptive_field
         sampler = BatchSampler(pool, cfg, rf)
         n, s = measure(sampler.sample, dev, args.seconds / 2, 3)
@@ -106,6 +127,7 @@ def main() -> None:
 
         def step():
             x, y = sampler.sample()
+            x = x.contiguous(memory_format=fmt)
             with _autocast(dev, args.amp == "bf16"):
                 out = logits_center(fwd(x))
             loss = F.cross_entropy(out.float(), y)
@@ -114,10 +136,12 @@ def main() -> None:
             opt.step()
 
         n, s = measure(step, dev, args.seconds, 2)
+        if args.profile:
+            profile_steps(step, dev, console, name)
         rows.append({"model": name, "rf": rf, "device": str(dev), "amp": args.amp, "batch": args.batch,
                      "threads": torch.get_num_threads(), "sampler_patches_per_s": round(sample_rate, 1),
                      "train_patches_per_s": round(n * args.batch / s, 1), "steps": n, "seconds": round(s, 2),
-                     "compile": args.compile, "date": datetime.date.today().isoformat(),
+                     "compile": args.compile, "channels_last": args.channels_last, "date": datetime.date.today().isoformat(),
                      "cpu": platform.processor() or platform.machine(),
                      "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""})
         console.print(f"{name}: {rows[-1]['train_patches_per_s']} patches/s")
