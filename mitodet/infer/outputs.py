@@ -69,21 +69,28 @@ def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], ra
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(im)
     r = max(6.0, radius_px * scale)
-    unit = max(1.0, max(im.size) / 800)  # text and lines grow with the picture, so they stay legible
-    width = round(3 * unit)
-    label_font = _font(18 * unit)
+    unit = min(2.5, max(1.0, im.width / 900))  # text grows (a little) with the picture width
+    width = max(2, min(round(2 * unit), round(r / 4)))  # a ring, not a dot, even for small circles
+    label_font = _font(16 * unit)
     mfs = [d for d in dets if d.label == MITOTIC_FIGURE]
     for d in mfs:
         x, y = (d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5
         draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), outline=(255, 255, 255), width=width + 2)
         draw.ellipse((x - r, y - r, x + r, y + r), outline=(230, 20, 20), width=width)
-        ty = y - r * 0.8 if y - r * 0.8 > 16 * unit else y + r * 0.8 + 13 * unit  # keep the label inside
-        draw.text((x + r * 0.8, ty), f"{d.probability:.2f}", font=label_font, anchor="ls",
+        ty = y - r * 0.8 if y - r * 0.8 > 18 * unit else y + r * 0.8 + 16 * unit  # keep the label inside
+        draw.text((x + r * 0.8, ty), f"{d.probability:.3f}", font=label_font, anchor="ls",
                   fill=(255, 255, 255), stroke_width=max(2, width), stroke_fill=(0, 0, 0))
     # title bar above the picture: name and count / models and threshold / legend
     head_font, sub_font = _font(22 * unit), _font(16 * unit)
     line1 = f"{title + '  -  ' if title else ''}{len(mfs)} mitotic figure{'s' if len(mfs) != 1 else ''}"
-    lines = [(line1, head_font)] + ([(subtitle, sub_font)] if subtitle else [])
+    lines = [(line1, head_font)]
+    for part in (subtitle or "").split("   "):  # model(s) and threshold: one line each if too wide
+        if not part:
+            continue
+        if len(lines) > 1 and draw.textlength(lines[-1][0] + "   " + part, font=sub_font) < im.width - 20 * unit:
+            lines[-1] = (lines[-1][0] + "   " + part, sub_font)
+        else:
+            lines.append((part, sub_font))
     lines.append(("      mitotic figure (probability), circle = 7.5 um matching radius", sub_font))
     pad = round(6 * unit)
     heights = [draw.textbbox((0, 0), "Ag", font=f)[3] for _, f in lines]
