@@ -32,6 +32,7 @@ def detect_cmd(
     force: bool = typer.Option(False, "--force", help="Redo inputs whose outputs already exist."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, CPU, faster)."),
     tile: int = typer.Option(1024, "--tile", help="Tile side in pixels (bounds memory)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
     grand_challenge: bool = typer.Option(False, "--grand-challenge", help="Container mode: read "
@@ -46,7 +47,8 @@ def detect_cmd(
     paths = [Path(p) for p in (model or [])] or DEFAULT_MODELS
     if not model and not all(p.is_file() for p in paths):
         raise MitodetError(WEIGHTS, "no bundled default weights (default-ca-rgb.pt, default-ca-od.pt); pass --model CHECKPOINT")
-    detectors = load_detectors(paths, device=device, threads=threads, tile=tile, batch_size=batch_size)
+    detectors = load_detectors(paths, device=device, threads=threads, tile=tile, batch_size=batch_size,
+                               backend=backend)
     if grand_challenge:
         n = run_grand_challenge(detectors, gc_input, gc_output, mpp=mpp, threshold=threshold)
         console.print(f"wrote {gc_output / 'mitotic-figures.json'} ({n} mitotic figures)")

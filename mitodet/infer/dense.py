@@ -95,7 +95,7 @@ def dense_map(
     out = np.empty((h, w), np.float32)
     jobs = [(i, j) for i in _starts(h, th) for j in _starts(w, tw)]
     dev = torch.device(device)
-    dtype = next(model.parameters()).dtype
+    dtype = next(model.parameters(), torch.zeros(0)).dtype  # float32 for parameter-free backends (ONNX)
     for k in range(0, len(jobs), batch_size):
         chunk = jobs[k : k + batch_size]
         x = np.stack([padded_window(image, stride * i - top, stride * j - left, in_h, in_w) for i, j in chunk])

@@ -77,11 +77,16 @@ class Detector:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                        fold: bool = True, **kwargs) -> "Detector":
+                        fold: bool = True, backend: str = "torch", **kwargs) -> "Detector":
         """Load a ``save_checkpoint`` file; its meta supplies ``mpp`` and ``threshold``.
 
-        ``fold`` merges batch norms into the convolutions (same outputs, faster).
+        ``fold`` merges batch norms into the convolutions (same outputs, faster);
+        ``backend="onnx"`` runs the exported network with ONNX Runtime (CPU only).
         """
+        if backend not in ("torch", "onnx"):
+            raise MitodetError(backend, "unknown backend; use torch or onnx")
+        if backend == "onnx" and device != "cpu":
+            raise MitodetError(device, "the onnx backend runs on the CPU; use --backend torch for CUDA")
         from mitodet.model import load_checkpoint
 
         if threads:
@@ -93,6 +98,10 @@ class Detector:
             from mitodet.model.export import fold as fold_model
 
             model = fold_model(model)
+        if backend == "onnx":
+            from mitodet.infer.onnx import OnnxModel
+
+            model = OnnxModel(model, threads)
         kwargs.setdefault("mpp", meta.get("mpp", DEFAULT_MPP))
         kwargs.setdefault("threshold", meta.get("threshold"))
         kwargs.setdefault("name", os.path.basename(str(path)))

@@ -78,3 +78,23 @@ def test_padding_per_tile_equals_padded_image():
     for tile in (40, 64, 1000):  # tiles inside, across one edge and across every edge
         tiled = dense_map(model, img, tile=tile, batch_size=2, pad=pad)
         np.testing.assert_allclose(tiled, full, rtol=0, atol=1e-7)
+
+
+def test_onnx_backend_matches_torch(shared_data, tmp_path):
+    from mitodet.infer.onnx import OnnxModel
+    from mitodet.io.image import read_image
+    from mitodet.model import save_checkpoint
+    from mitodet.model.export import fold
+    from tests.conftest import need
+
+    img, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-18-5592-01Z-00-DX1.tif"))
+    img = img[:180, :260]
+    torch.manual_seed(0)
+    model = create_model("tiny").eval()
+    ref = dense_map(fold(model), img, tile=96, batch_size=2)
+    onnx = dense_map(OnnxModel(model, threads=1), img, tile=96, batch_size=2)
+    np.testing.assert_allclose(onnx, ref, rtol=0, atol=1e-5)
+    save_checkpoint(tmp_path / "m.pt", model, mpp=0.25, threshold=0.5)
+    a = Detector.from_checkpoint(tmp_path / "m.pt").candidates(img, 0.25)
+    b = Detector.from_checkpoint(tmp_path / "m.pt", backend="onnx").candidates(img, 0.25)
+    assert [(d.x, d.y) for d in a[:20]] == [(d.x, d.y) for d in b[:20]]
