@@ -11,6 +11,7 @@ import numpy as np
 from mitodet.data.midog import CATEGORY_LABEL, SCANNER_SPELLING, clamp_inside
 from mitodet.data.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
 from mitodet.errors import MitodetError
+from mitodet.io.files import csv_errors
 
 ICPR2012_MPP = 0.2456  # ICPR 2012 MITOS scanner A (Aperio ScanScope XT), per the contest description
 ICPR2012_MIN_AREA = 30  # mask components smaller than this (px) are JPEG speckle, not mitoses
@@ -18,13 +19,8 @@ CROP_SIZE = 128
 
 
 def _rows(path: Path, need: set[str]) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise MitodetError(path, f"unreadable CSV: {err}") from None
+    with csv_errors(path), open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
     if rows and not need <= set(rows[0]):
         raise MitodetError(path, f"missing columns {sorted(need - set(rows[0]))}")
     return rows

@@ -8,12 +8,12 @@ e.g. ``"001.tiff"``), domain attributes and points at the bbox centres.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 
 from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, Dataset, ImageRecord, Point
 from mitodet.errors import MitodetError
+from mitodet.io.files import csv_errors, read_json
 
 CATEGORY_LABEL = {"mitotic figure": MITOTIC_FIGURE, "not mitotic figure": IMPOSTER, "mitose": MITOTIC_FIGURE, "hard negative": IMPOSTER}
 
@@ -33,14 +33,7 @@ def midog21_scanner(image_id: int) -> str:
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except IsADirectoryError:
-        raise MitodetError(path, "is a folder, not an annotation file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MitodetError(path, f"not valid JSON: {err}") from None
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise MitodetError(path, "not MIDOG-shaped JSON: top level is not an object")
     for key in ("images", "annotations", "categories"):
@@ -127,11 +120,9 @@ def load_midog_json(path: str | os.PathLike, image_root: str | os.PathLike | Non
 
 
 def _read_xval(path: Path) -> dict[int, dict[str, str]]:
-    try:
+    with csv_errors(path):
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh, delimiter=";"))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
     need = {"Slide", "Tumor", "Scanner", "Origin", "Species"}
     if not rows or not need <= set(rows[0]):
         raise MitodetError(path, f"not a MIDOG++ domain table: needs ';'-separated columns {sorted(need)}")
@@ -205,7 +196,7 @@ def load_midog2022_csv(path: str | os.PathLike, image_root: str | os.PathLike | 
     (the table's own train/val) is kept as ``domain["split"]``.
     """
     path = Path(path)
-    try:
+    with csv_errors(path):
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             fields = reader.fieldnames or []
@@ -235,12 +226,6 @@ def load_midog2022_csv(path: str | os.PathLike, image_root: str | os.PathLike | 
                         domain["split"] = r["split"].strip()
                     rec = records[fname] = ImageRecord(id=fname, path=Path(image_root) / fname if image_root else None, domain=domain)
                 rec.points.append(Point(x, y, label))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except UnicodeDecodeError:
-        raise MitodetError(path, "not a text CSV file") from None
-    except csv.Error as err:
-        raise MitodetError(path, f"malformed CSV: {err}") from None
     return Dataset("MIDOG 2022", list(records.values()))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mitodet.data.schema import Dataset, ImageRecord
 from mitodet.errors import MitodetError
+from mitodet.io.files import read_json
 from mitodet.io.atomic import atomic_open
 
 
@@ -69,12 +70,7 @@ def write_split(path: str | os.PathLike, train: Sequence[str], val: Sequence[str
 def read_split(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Read a split written by :func:`write_split`."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MitodetError(path, f"not valid JSON: {err}") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("train"), list) or not isinstance(doc.get("val"), list):
         raise MitodetError(path, "not a split file: needs lists 'train' and 'val'")
     train, val = [str(i) for i in doc["train"]], [str(i) for i in doc["val"]]

@@ -8,15 +8,14 @@ and FROC-AUC (``froc.froc_auc``, all points), all in millimetres with a 7.5 µm 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from mitodet.data.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE
 from mitodet.errors import MitodetError
+from mitodet.io.files import read_json
 from mitodet.evaluate.ap import average_precision
 from mitodet.evaluate.froc import froc_auc
 from mitodet.evaluate.matching import DetectionScore, score_detection
@@ -49,13 +48,7 @@ class CaseResult:
     warnings: list = field(default_factory=list)
 
 
-def _load_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MitodetError(path, f"not valid JSON ({e})") from None
+_load_json = read_json
 
 
 def load_ground_truth(path: str | Path) -> dict[str, Case]:

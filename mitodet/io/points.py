@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
 from mitodet.errors import MitodetError
+from mitodet.io.files import csv_errors, read_json
 from mitodet.io.atomic import atomic_open
 
 OUTPUT_NAME = {MITOTIC_FIGURE: "mitotic figure", IMPOSTER: "non-mitotic figure", NEGATIVE: "negative"}
@@ -99,7 +100,7 @@ def _number(text: str, source, where: str) -> float:
 def read_points_csv(path: str | os.PathLike) -> list[Point]:
     """Read points from a CSV with ``x_px,y_px`` (or ``x,y``) and an optional ``label`` column."""
     path = Path(path)
-    try:
+    with csv_errors(path):
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             fields = [f.strip() for f in (reader.fieldnames or [])]
@@ -116,12 +117,6 @@ def read_points_csv(path: str | os.PathLike) -> list[Point]:
                 if x < 0 or y < 0:
                     raise MitodetError(path, f"{where}point ({x}, {y}) has a negative coordinate")
                 points.append(Point(x, y, label))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except UnicodeDecodeError:
-        raise MitodetError(path, "not a text CSV file") from None
-    except csv.Error as err:
-        raise MitodetError(path, f"malformed CSV: {err}") from None
     return points
 
 
@@ -170,12 +165,7 @@ def write_points_geojson(
 def read_points_geojson(path: str | os.PathLike) -> list[Point]:
     """Read Point (and MultiPoint) features; the class comes from ``properties.classification.name``."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MitodetError(path, f"not valid JSON: {err}") from None
+    doc = read_json(path)
     if isinstance(doc, list):  # QuPath also exports a bare list of features
         features = doc
     elif isinstance(doc, dict) and doc.get("type") == "FeatureCollection" and isinstance(doc.get("features"), list):
