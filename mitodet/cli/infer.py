@@ -60,7 +60,7 @@ def detect_cmd(
                         console=console, progress=_progress())
     if failed:
         console.print(f"[red]{failed} of {len(files)} input(s) failed[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # bad input, as for every other command
 
 
 def calibrate_cmd(

@@ -218,15 +218,15 @@ def run_inputs(detectors, files, out: Path, mpp=None, threshold=None, overlay=Fa
             try:
                 n = detect_file(detectors, path, out, mpp, threshold, overlay, force,
                                 on_tiles=lambda i, t: progress.update(sub, completed=i, total=t),
-                                note=lambda text: console.print(f"[yellow]note[/]: {text}", highlight=False))
+                                note=lambda text: console.print(f"[yellow]note[/]: {text}", highlight=False, soft_wrap=True))
                 msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
-                console.print(f"{path}: {msg}")
+                console.print(f"{path}: {msg}", soft_wrap=True)
             except MitodetError as err:
                 failed += 1
-                console.print(f"[red]error[/]: {err}")
+                console.print(f"[red]error[/]: {err}", soft_wrap=True)
             except (OSError, ValueError) as err:  # unreadable/odd file the readers did not classify
                 failed += 1
-                console.print(f"[red]error[/]: {path}: {type(err).__name__}: {err}")
+                console.print(f"[red]error[/]: {path}: {type(err).__name__}: {err}", soft_wrap=True)
             progress.advance(task)
         progress.update(sub, visible=False)
     return failed

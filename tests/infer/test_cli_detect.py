@@ -38,7 +38,7 @@ def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
     args = ["detect", *map(str, inputs), str(bad), "--mpp", "0.2456", "--out", str(out), "--overlay",
             "--model", str(ckpts[0]), "--model", str(ckpts[1]), "--threshold", "0.3"]
     r = runner.invoke(app, args)
-    assert r.exit_code == 1, r.output  # the bad file fails at the end, the others are done
+    assert r.exit_code == 2, r.output  # the bad file fails at the end, the others are done
     assert "broken.png" in r.output
     doc = json.loads((out / "A00_01_0.mitotic-figures.json").read_text())
     assert doc["type"] == "Multiple points" and doc["points"]
