@@ -440,7 +440,7 @@ def markdown(val: dict, models) -> str:
               "|---|---|---|---|---|---|---|"]
     for v in ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble", "plain CA-RGB",
               "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1"]:
-        if g((v, "ccmct", "detections")) is None:
+        if g((v, "ccmct", "detections")) is None and g((v, "monuseg-heldout", "detections")) is None:
             continue
         cells = []
         for ds in ("monuseg-heldout", "ccmct"):
@@ -469,7 +469,7 @@ def plot(val: dict, path: Path) -> None:
     from mitodet.io.atomic import atomic_path
 
     g = val.get
-    fig, ax = plt.subplots(1, 3, figsize=(17, 5.2))
+    fig, ax = plt.subplots(1, 3, figsize=(17, 6))
     # ICPR F1
     vs = [v for v in ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble",
                       "plain CA-RGB", "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1", "CA-RGB round 2"]
@@ -483,7 +483,7 @@ def plot(val: dict, path: Path) -> None:
     ax[0].invert_yaxis()
     ax[0].set_xlim(0, 1)
     ax[0].set_title("ICPR 2012 (50 patches, 23 MF)")
-    ax[0].legend(fontsize=7, loc="lower right")
+    ax[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     # LOSO sensitivity
     x = np.arange(len(SCANNERS))
     for k, p in enumerate(("CA-RGB", "CA-OD", "ensemble")):
@@ -493,20 +493,20 @@ def plot(val: dict, path: Path) -> None:
     ax[1].set_xticks(x, [f"{s}\n(n={int(g(('LOSO CA-RGB', f'loso {s}', 'n_crops')) or 0)})" for s in SCANNERS])
     ax[1].set_ylim(0, 1)
     ax[1].set_title("Leave-one-scanner-out sensitivity (held-out scanner)")
-    ax[1].legend(fontsize=7, loc="lower right")
+    ax[1].legend(fontsize=7, loc="upper right")
     # detections per mm2 of tissue
     tv = [v for v in ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble",
                       "plain CA-RGB", "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1"]
-          if g((v, "ccmct", "per_mm2_tissue")) is not None]
+          if g((v, "ccmct", "per_mm2_tissue")) is not None or g((v, "monuseg-heldout", "per_mm2_tissue")) is not None]
     y = np.arange(len(tv))
-    ax[2].barh(y - 0.2, [g((v, "monuseg-heldout", "per_mm2_tissue")) for v in tv], 0.4, label="MoNuSeg held-out (15)", color="C4")
-    ax[2].barh(y + 0.2, [g((v, "ccmct", "per_mm2_tissue")) for v in tv], 0.4, label="CCMCT canine (37)", color="C5")
+    ax[2].barh(y - 0.2, [g((v, "monuseg-heldout", "per_mm2_tissue"), np.nan) for v in tv], 0.4, label="MoNuSeg held-out (15)", color="C4")
+    ax[2].barh(y + 0.2, [g((v, "ccmct", "per_mm2_tissue"), np.nan) for v in tv], 0.4, label="CCMCT canine (37)", color="C5")
     ax[2].axvline(2.0, color="C3", ls="--", label="target <= 2 /mm²")
     ax[2].set_yticks(y, tv)
     ax[2].invert_yaxis()
     ax[2].set_xscale("symlog", linthresh=1)
-    ax[2].set_title("Detections per mm² of tissue (unlabelled, mostly mitosis-free)")
-    ax[2].legend(fontsize=7, loc="lower right")
+    ax[2].set_title("Detections per mm² of unlabelled tissue")
+    ax[2].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
