@@ -12,17 +12,16 @@ import typer
 # `hard` by mitodet.cli.train (it retrains models).
 mine_app = typer.Typer(help="Mine extra negatives: stain-residual mining and hard-negative mining.", no_args_is_help=True)
 
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
-
 
 def expand_images(paths: list[Path]) -> list[Path]:
     """Files as given; folders expand to the images inside them (recursively, sorted)."""
     from mitodet.errors import MitodetError
+    from mitodet.io.image import images_in
 
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            found = images_in(p)
             if not found:
                 raise MitodetError(p, "folder holds no images (.tif/.png/.jpg)")
             out += found

@@ -12,8 +12,8 @@ from mitodet.errors import MitodetError
 from mitodet.infer.detector import Detection, Detector, detect_image
 from mitodet.infer.outputs import write_csv, write_geojson, write_midog_json, write_overlay
 from mitodet.io.atomic import write_text
+from mitodet.io.image import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
 SLIDE_MIN_PIXELS = 12_000 * 12_000  # larger inputs are processed by regions
 REGION = 4096  # region side in model pixels

@@ -32,6 +32,14 @@ MAX_PLAUSIBLE_MPP = 50.0
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
+# File name endings read by :func:`read_image`.
+IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
+
+
+def images_in(folder: str | os.PathLike) -> list[Path]:
+    """The image files under ``folder`` (recursively), sorted."""
+    return sorted(f for f in Path(folder).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+
 
 def check_mpp(mpp: float | None, source: str = "--mpp") -> float | None:
     """Validate a user-given spacing (µm/px)."""

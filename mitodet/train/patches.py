@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from mitodet.data.schema import MATCH_RADIUS_UM, ImageRecord
+from mitodet.io.image import images_in
 
 KINDS = ("crop", "imposter", "mined", "tissue")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
 @dataclass
@@ -172,7 +172,7 @@ def list_images(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            out += images_in(p)
         else:
             out.append(p)
     return out
