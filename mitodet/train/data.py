@@ -224,7 +224,7 @@ def train_val_images(cfg, split: SplitData, quiet: bool = False) -> tuple[list[P
         val = _pool_images_from_records(val_recs, cfg, cfg.seed + 1, progress, task)
         by_path: dict[str, PoolImage] = {}
         for f in tissue_files:
-            pixels, mpp = _read(f, DEFAULT_MPP if f.suffix.lower() in {".png", ".jpg", ".jpeg"} else None)
+            pixels, mpp = _read(f)  # _read falls back to DEFAULT_MPP where no spacing is stored
             im = tissue_image(str(f.resolve()), pixels, mpp, d.tissue_grid, d.border, d.tissue_max_brightness)
             by_path[im.id] = im
             train.append(im)
