@@ -10,7 +10,6 @@ rest, are held in memory.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,11 +145,9 @@ def split_records(cfg, records: list[ImageRecord]) -> SplitData:
 
     s = cfg.split
     if s.file:
-        try:
-            obj = json.loads(Path(s.file).read_text(encoding="utf-8"))
-            train_ids, val_ids = list(obj["train"]), list(obj["val"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise MitodetError(s.file, f"not a split file ({{'train': [...], 'val': [...]}}): {err}") from None
+        from mitodet.data.split import read_split
+
+        train_ids, val_ids = read_split(s.file)
         known = {r.id for r in records}
         train_ids = [i for i in train_ids if i in known]
         val_ids = [i for i in val_ids if i in known]

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mitodet.data.split import read_split
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_open, atomic_path, write_text
 from mitodet.train.config import Config, config_from_dict, dump_config
@@ -120,8 +121,7 @@ def load_split(run_dir, cfg: Config):
     p = Path(run_dir) / "split.json"
     if not p.is_file():
         raise MitodetError(run_dir, "run folder has no split.json")
-    s = json.loads(p.read_text(encoding="utf-8"))
-    return SplitData(records, s["train"], s["val"])
+    return SplitData(records, *read_split(p))
 
 
 def load_validation_set(run_dir: str | os.PathLike) -> list:
@@ -256,10 +256,9 @@ def prepare_data(cfg: Config, run_dir: Path | None, resume: bool, quiet: bool):
     """Records, split (created or read back), pools."""
     records = labelled_records(cfg)
     if resume and run_dir is not None and (run_dir / "split.json").is_file():
-        s = json.loads((run_dir / "split.json").read_text(encoding="utf-8"))
         from mitodet.train.data import SplitData
 
-        split = SplitData(records, s["train"], s["val"])
+        split = SplitData(records, *read_split(run_dir / "split.json"))
     else:
         split = split_records(cfg, records)
     train_imgs, val_imgs = train_val_images(cfg, split, quiet=quiet)
