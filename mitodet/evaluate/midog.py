@@ -48,16 +48,13 @@ class CaseResult:
     warnings: list = field(default_factory=list)
 
 
-_load_json = read_json
-
-
 def load_ground_truth(path: str | Path) -> dict[str, Case]:
     """Read a MIDOG ground-truth JSON (2021/2022 ``{image: [[x,y,z],...]}`` or 2025 dict form)."""
-    raw = _load_json(path)
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise MitodetError(path, "ground truth must be a JSON object {image name: points}")
     cases = {}
-    for i, (name, v) in enumerate(raw.items()):
+    for name, v in raw.items():
         if isinstance(v, dict):
             if "annotations" not in v:
                 raise MitodetError(path, f"{name}: no 'annotations'")
@@ -122,7 +119,7 @@ def load_predictions(path: str | Path, images: Sequence[str], strict: bool = Fal
     if path.is_dir() and (path / "predictions.json").is_file():
         path = path / "predictions.json"
     if path.is_file():
-        doc = _load_json(path)
+        doc = read_json(path)
         if isinstance(doc, list):  # grand-challenge job list
             for job in doc:
                 try:
@@ -151,7 +148,7 @@ def load_predictions(path: str | Path, images: Sequence[str], strict: bool = Fal
                     break
     else:
         raise MitodetError(path, "file not found")
-    return {name: parse_points(_load_json(f), f, strict) for name, f in found.items()}
+    return {name: parse_points(read_json(f), f, strict) for name, f in found.items()}
 
 
 def score_cases(truth: dict[str, Case], preds: dict[str, tuple[list, list]], order: Sequence[str] | None = None) -> list[CaseResult]:
