@@ -111,26 +111,14 @@ def export_cmd(
 
 
 def _read_rgb(path: Path, size: int):
-    """An RGB image file -> [1, 3, H, W] float in [0, 1], top-left crop of at most size x size."""
+    """An image file -> [1, 3, H, W] float in [0, 1], top-left crop of at most size x size."""
     import numpy as np
     import torch
 
-    if not path.is_file():
-        raise MitodetError(path, "image file not found")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
+    from mitodet.io.image import read_image
 
-            arr = tifffile.imread(path)
-        else:
-            from PIL import Image
-
-            arr = np.asarray(Image.open(path).convert("RGB"))
-    except Exception as err:
-        raise MitodetError(path, f"cannot read image ({type(err).__name__})") from None
-    if arr.ndim != 3 or arr.shape[2] < 3:
-        raise MitodetError(path, f"expected an RGB image, got shape {arr.shape}")
-    arr = arr[:size, :size, :3].astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+    arr, _ = read_image(path, mpp=0.25)  # spacing is irrelevant here; conversions and errors are read_image's
+    arr = arr[:size, :size].astype(np.float32) / 255.0
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
 
 

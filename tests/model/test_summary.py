@@ -46,4 +46,4 @@ def test_cli_check_on_a_real_image(shared_data, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     r = runner.invoke(app, ["model", "check", "tiny", "--image", str(bad)])
-    assert r.exit_code != 0 and "cannot read image" in str(r.exception)
+    assert r.exit_code != 0 and "not a readable image" in str(r.exception)
