@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mitodet.data.split import read_split
+from mitodet.data.split import read_split, write_split
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_open, atomic_path, write_text
 from mitodet.train.config import Config, config_from_dict, dump_config
@@ -296,7 +296,7 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
     if dist_info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "config.yaml", dump_config(cfg))
-        write_text(run_dir / "split.json", json.dumps({"train": split.train_ids, "val": split.val_ids}))
+        write_split(run_dir / "split.json", split.train_ids, split.val_ids)
         write_text(run_dir / "data.json", json.dumps(desc, indent=1))
     train_pool, val_pool = train_pool.to(device), val_pool.to(device)
     sampler = BatchSampler(train_pool, cfg, rf, rank=dist_info.rank)
