@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mitodet.train.config import config_from_dict  # noqa: E402
-from mitodet.train.run import _autocast, logits_center, prepare_data  # noqa: E402
+from mitodet.train.device import autocast as _autocast  # noqa: E402
+from mitodet.train.engine import logits_center  # noqa: E402
+from mitodet.train.run import prepare_data  # noqa: E402
 from mitodet.train.sampler import BatchSampler  # noqa: E402
 
 CROPS = ROOT.parent / "shared" / "data" / "midog21_crops"
@@ -105,7 +107,7 @@ def main() -> None:
            "sampling": {"batch_size": args.batch}, "train": {"amp": args.amp}}
     cfg = config_from_dict(raw)
     t0 = time.perf_counter()
-    _, pool, _ = prepare_data(cfg, None, False, quiet=True)
+    _, pool, _ = prepare_data(cfg, None, False)
     pool = pool.to(dev)
     load_s = time.perf_counter() - t0
     console = Console()

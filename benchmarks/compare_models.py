@@ -15,9 +15,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from rich.progress import Progress
-
 import report_models as R
+from rich.progress import Progress
 
 from mitodet.evaluate import best_threshold
 from mitodet.io.atomic import atomic_open

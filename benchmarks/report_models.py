@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 
-from mitodet.data.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE  # noqa: E402
+from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE  # noqa: E402
 
 console = Console(stderr=True)
 SCANNERS = ["Hamamatsu XR", "Hamamatsu S360", "Aperio CS2"]
@@ -139,7 +139,7 @@ def tissue(data: Path, config: Path) -> dict[str, list[Item]]:
 
 
 def validation(run: Path) -> list[Item]:
-    from mitodet.train.run import load_validation_set
+    from mitodet.train.rundir import load_validation_set
 
     return [Item(v.id, v.path, v.mpp, [(p.x, p.y) for p in v.points]) for v in load_validation_set(run)]
 
@@ -430,7 +430,7 @@ def markdown(val: dict, models) -> str:
               "|---|---|---|---|---|---|---|"]
     for s in SCANNERS:
         d = f"loso {s}"
-        n = g((f"LOSO CA-RGB", d, "n_crops"))
+        n = g(("LOSO CA-RGB", d, "n_crops"))
         for metric, label, fmt in (("sensitivity", "sensitivity (centre MF)", "{:.3f}"), ("f1", "F1 (all MF)", "{:.3f}"),
                                    ("fp_per_mm2", "unmatched det./mm²", "{:.1f}")):
             lines.append(f"| {s} | {_f(n, '{:.0f}')} | {label} | " + " | ".join(

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import torch
+from PIL import Image
 
 from mitodet.augment.transforms import augment, sample_params
 from mitodet.io.atomic import atomic_path
@@ -36,8 +37,6 @@ def preview_grid(windows: torch.Tensor, cfg, protocols: list[str], rf: int, n_au
 
 
 def write_png(path: str | os.PathLike, img: np.ndarray, scale: int = 2) -> None:
-    from PIL import Image
-
     im = Image.fromarray(img)
     if scale != 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)

@@ -34,7 +34,7 @@ class AugParams:
 
     elastic: bool = True  # False when every field is zero (decided on the CPU: no device sync)
 
-    def to(self, device) -> "AugParams":
+    def to(self, device) -> AugParams:
         nb = device is not None and torch.device(device).type == "cuda"
         return AugParams(self.flip.to(device, non_blocking=nb), self.field.to(device, non_blocking=nb),
                          self.color.to(device, non_blocking=nb), self.elastic)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mitodet.cli.ui import err_console, out_console, print_table
+
 data_app = typer.Typer(help="Inspect annotation files, crop sets and images; write train/validation splits.", no_args_is_help=True)
-console = Console()
 
 
 def _keys(by: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -51,7 +51,7 @@ def stats(
     _check_keys(ds, keys)
     for key in keys:
         rows = domain_counts(ds, key)
-        console.print(_count_table(f"{ds.name}: {path.name} by {key} ({len(rows) - 1} domains)", key, rows))
+        print_table(_count_table(f"{ds.name}: {path.name} by {key} ({len(rows) - 1} domains)", key, rows))
 
 
 @data_app.command("split")
@@ -64,9 +64,9 @@ def split(
 ) -> None:
     """Write an 80/20 train/validation split by image (group), stratified by domain and mitosis count."""
     from mitodet.data.load import load_any, natural_keys
-    from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE
     from mitodet.data.split import split_dataset, write_split
     from mitodet.data.stats import domain_counts
+    from mitodet.schema import IMPOSTER, MITOTIC_FIGURE
 
     ds = load_any(path)
     keys = _keys(by, natural_keys(ds))
@@ -84,7 +84,7 @@ def split(
         tm, vm = (t.mitoses if t else 0), (v.mitoses if v else 0)
         pct = f"{100 * vm / (tm + vm):.1f}" if tm + vm else "-"
         table.add_row(name, str(ti), str(vi), str(tm), str(vm), pct, style="bold" if name == "total" else None)
-    console.print(table)
+    print_table(table)
     by_id = ds.by_id()
     write_split(
         out,
@@ -98,7 +98,7 @@ def split(
         mitoses={"train": sum(len(by_id[i].of(MITOTIC_FIGURE)) for i in train), "val": sum(len(by_id[i].of(MITOTIC_FIGURE)) for i in val)},
         imposters={"train": sum(len(by_id[i].of(IMPOSTER)) for i in train), "val": sum(len(by_id[i].of(IMPOSTER)) for i in val)},
     )
-    console.print(f"wrote {out} ({len(train)} train / {len(val)} val images)")
+    out_console.print(f"wrote {out} ({len(train)} train / {len(val)} val images)")
 
 
 @data_app.command("image")
@@ -118,11 +118,11 @@ def image(
             table.add_column(col, justify="right")
         for i, ((w, h), ds) in enumerate(zip(slide.level_dimensions, slide.level_downsamples)):
             table.add_row(str(i), str(w), str(h), f"{ds:.3f}", f"{slide.mpp * ds:.4f}")
-        console.print(table)
+        print_table(table)
         tw, th = slide.size_at(target_mpp)
-        console.print(f"spacing {slide.mpp:.4f} µm/px ({'given' if mpp else 'stored'}); at {target_mpp} µm/px: {tw}x{th} px from level {slide.best_level(target_mpp)}")
+        out_console.print(f"spacing {slide.mpp:.4f} µm/px ({'given' if mpp else 'stored'}); at {target_mpp} µm/px: {tw}x{th} px from level {slide.best_level(target_mpp)}")
         if slide.mpp / target_mpp > 1.02:
-            console.print(f"[yellow]warning: reading at {target_mpp} µm/px upsamples x{slide.mpp / target_mpp:.2f}[/yellow]")
+            err_console.print(f"[yellow]warning[/]: reading at {target_mpp} µm/px upsamples x{slide.mpp / target_mpp:.2f}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             slide.read_region(0, 0, min(tw, 64), min(th, 64), target_mpp)  # proves the pixels decode

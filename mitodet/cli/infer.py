@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mitodet.cli.ui import err_console, out_console, print_table, progress
+from mitodet.cli.ui import table as ui_table
 from mitodet.errors import MitodetError
 
-console = Console(stderr=True)
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
 
 
 def detect_cmd(
@@ -51,15 +44,34 @@ def detect_cmd(
                                backend=backend)
     if grand_challenge:
         n = run_grand_challenge(detectors, gc_input, gc_output, mpp=mpp, threshold=threshold)
-        console.print(f"wrote {gc_output / 'mitotic-figures.json'} ({n} mitotic figures)")
+        out_console.print(f"wrote {gc_output / 'mitotic-figures.json'} ({n} mitotic figures)")
         return
     if not inputs:
         raise MitodetError(None, "no INPUT given (or pass --grand-challenge)")
     files = collect_inputs(inputs)
-    failed = run_inputs(detectors, files, out, mpp=mpp, threshold=threshold, overlay=overlay, force=force,
-                        console=console, progress=_progress())
+    with progress() as bar:
+        task = bar.add_task("images", total=len(files))
+        sub = bar.add_task("tiles", total=None, visible=False)
+
+        def on_file(path: Path) -> None:
+            bar.update(task, description=path.name[:40])
+            bar.update(sub, completed=0, total=None, visible=True)
+
+        def on_result(path: Path, n: int | None, err: Exception | None) -> None:
+            if err is not None:
+                err_console.print(f"[red]error[/]: {err}", highlight=False)
+            else:
+                msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
+                out_console.print(f"{path}: {msg}", highlight=False)
+            bar.advance(task)
+
+        failed = run_inputs(detectors, files, out, mpp=mpp, threshold=threshold, overlay=overlay, force=force,
+                            on_file=on_file, on_result=on_result,
+                            on_tiles=lambda i, t: bar.update(sub, completed=i, total=t),
+                            note=lambda text: err_console.print(f"[yellow]note[/]: {text}", highlight=False))
+        bar.update(sub, visible=False)
     if failed:
-        console.print(f"[red]{failed} of {len(files)} input(s) failed[/]")
+        err_console.print(f"[red]{failed} of {len(files)} input(s) failed[/]")
         raise typer.Exit(2)  # bad input, as for every other command
 
 
@@ -72,35 +84,21 @@ def calibrate_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Report the threshold without storing it."),
 ) -> None:
     """Find the threshold maximising pooled F1 on the run's validation split and store it in the checkpoint."""
-    from rich.table import Table
+    from mitodet.train.calibrate import calibrate_run
 
-    from mitodet.infer.calibrate import calibrate
-    from mitodet.infer.detector import Detector
-    from mitodet.io.atomic import write_text
-    from mitodet.model import load_checkpoint, save_checkpoint
-    from mitodet.train.run import load_validation_set
-
-    ckpt = checkpoint or run / "best.pt"
-    det = Detector.from_checkpoint(ckpt, device=device, threads=threads)
-    images = load_validation_set(run)[:limit] if limit else load_validation_set(run)
-    if not images:
-        raise MitodetError(run, "the validation split is empty")
-    with _progress() as bar:
-        task = bar.add_task("calibrating", total=len(images))
-        result = calibrate(det, images, on_image=lambda _k: bar.advance(task))
-    table = Table(title=f"calibration of {ckpt}")
-    for c in ("images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"):
-        table.add_column(c, justify="right")
+    with progress() as bar:
+        task = bar.add_task("calibrating", total=None)
+        result = calibrate_run(run, checkpoint, device=device, threads=threads, limit=limit, store=not dry_run,
+                               on_image=lambda done, total: bar.update(task, completed=done, total=total))
+    table = ui_table(f"calibration of {result['checkpoint']}",
+                     ["images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"],
+                     right={"images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"})
     table.add_row(str(result["n_images"]), str(result["n_mitoses"]), str(result["n_candidates"]),
-                  f"{result['threshold']:.4f}", f"{result['precision']:.4f}", f"{result['recall']:.4f}", f"{result['f1']:.4f}")
-    Console().print(table)
-    write_text(run / "calibration.json", json.dumps({**result, "checkpoint": str(ckpt)}, indent=1) + "\n")
+                  f"{result['threshold']:.4f}", f"{result['precision']:.4f}", f"{result['recall']:.4f}",
+                  f"{result['f1']:.4f}")
+    print_table(table)
     if not dry_run:
-        model, meta = load_checkpoint(ckpt)
-        meta.update(threshold=result["threshold"], calibration={k: result[k] for k in
-                    ("f1", "precision", "recall", "n_images", "n_mitoses")})
-        save_checkpoint(ckpt, model, **meta)
-        console.print(f"stored threshold {result['threshold']:.4f} in {ckpt}")
+        out_console.print(f"stored threshold {result['threshold']:.4f} in {result['checkpoint']}")
 
 
 def register(app: typer.Typer) -> None:

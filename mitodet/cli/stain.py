@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mitodet.cli.ui import err_console, out_console, print_table
 from mitodet.errors import MitodetError
 
 stain_app = typer.Typer(help="Macenko stain unmixing: stain vectors and H / E / residual channels.", no_args_is_help=True)
@@ -17,12 +15,6 @@ stain_app = typer.Typer(help="Macenko stain unmixing: stain vectors and H / E / 
 
 def _vec(v) -> str:
     return " ".join(f"{x:.2f}" for x in v)
-
-
-def _console() -> Console:
-    """Tables of vectors need ~120 columns; don't wrap them to 80 when piped."""
-    width = Console().width
-    return Console(width=max(width, 120))
 
 
 @stain_app.command("unmix")
@@ -34,32 +26,20 @@ def unmix_cmd(
     residual_scale: float = typer.Option(0.25, help="Residual OD at which its colour map saturates."),
 ) -> None:
     """Unmix IMAGE into hematoxylin, eosin and residual and write them as PNGs beside a colour legend."""
-    import numpy as np
+    from mitodet.stain.render import unmix_file
 
-    from mitodet.io.image import read_image
-    from mitodet.stain import macenko_vectors, unmix
-    from mitodet.stain.render import write_unmixing
-
-    rgb, _ = read_image(image)
-    try:
-        sv = macenko_vectors(rgb, beta=beta, alpha=alpha)
-    except MitodetError as err:
-        raise MitodetError(image, err.problem) from None
-    conc = unmix(rgb, sv)
-    paths = write_unmixing(out, image.stem, rgb, conc, sv, residual_scale)
-    console = _console()
-    console.print(f"H {_vec(sv.hematoxylin)}  E {_vec(sv.eosin)}  residual {_vec(sv.residual)}  "
-                  f"H-E angle {sv.angle_deg:.1f} deg  tissue {100 * sv.tissue_fraction:.1f}%")
-    q50, q99, q100 = np.percentile(np.abs(conc[..., 2]), [50, 99, 100])
-    console.print(f"|residual| OD: median {q50:.3f}, 99th percentile {q99:.3f}, max {q100:.3f}")
+    sv, (q50, q99, q100), paths = unmix_file(image, out, beta, alpha, residual_scale)
+    out_console.print(f"H {_vec(sv.hematoxylin)}  E {_vec(sv.eosin)}  residual {_vec(sv.residual)}  "
+                      f"H-E angle {sv.angle_deg:.1f} deg  tissue {100 * sv.tissue_fraction:.1f}%")
+    out_console.print(f"|residual| OD: median {q50:.3f}, 99th percentile {q99:.3f}, max {q100:.3f}")
     for p in paths:
-        console.print(f"wrote {p}")
+        out_console.print(f"wrote {p}")
 
 
 @stain_app.command("vectors")
 def vectors_cmd(
     images: list[Path] = typer.Argument(..., help="Images to estimate stain vectors for."),
-    mpp: Optional[float] = typer.Option(None, help="Override the stored pixel spacing (µm/px), shown only."),
+    mpp: float | None = typer.Option(None, help="Override the stored pixel spacing (µm/px), shown only."),
     beta: float = typer.Option(0.15, help="Tissue threshold: OD above this in every channel."),
     alpha: float = typer.Option(1.0, help="Robust angle percentile (alpha, 100-alpha)."),
 ) -> None:
@@ -81,10 +61,10 @@ def vectors_cmd(
             continue
         table.add_row(path.name, "-" if spacing is None else f"{spacing:.4f}", f"{100 * sv.tissue_fraction:.1f}",
                       _vec(sv.hematoxylin), _vec(sv.eosin), _vec(sv.residual), f"{sv.angle_deg:.1f}")
-    _console().print(table)
+    print_table(table)
     if failed:
         for err in failed:
-            print(f"error: {err}", file=sys.stderr)
+            err_console.print(f"error: {err}", highlight=False, markup=False)
         raise typer.Exit(2)
 
 

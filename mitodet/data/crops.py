@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from skimage.measure import label, regionprops
 
 from mitodet.data.midog import CATEGORY_LABEL, SCANNER_SPELLING, clamp_inside
-from mitodet.data.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
 from mitodet.errors import MitodetError
 from mitodet.io.files import csv_errors
+from mitodet.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
 
 ICPR2012_MPP = 0.2456  # ICPR 2012 MITOS scanner A (Aperio ScanScope XT), per the contest description
 ICPR2012_MIN_AREA = 30  # mask components smaller than this (px) are JPEG speckle, not mitoses
@@ -74,8 +76,6 @@ def load_midog21_crops(root: str | os.PathLike) -> Dataset:
 
 def mask_points(mask: np.ndarray, min_area: int = ICPR2012_MIN_AREA) -> list[tuple[float, float, int]]:
     """Centroids (x, y) and areas of the connected components of a binary mask (> 127 is foreground)."""
-    from skimage.measure import label, regionprops
-
     fg = mask > 127
     if fg.ndim == 3:
         fg = fg.any(axis=2)
@@ -89,8 +89,6 @@ def mask_points(mask: np.ndarray, min_area: int = ICPR2012_MIN_AREA) -> list[tup
 
 def load_icpr2012(root: str | os.PathLike) -> Dataset:
     """ICPR 2012 MITOS patches: points = centroids of the mitosis masks (``masks/<same name>``)."""
-    from PIL import Image
-
     root = _folder(root)
     images = sorted((root / "images").glob("*.jpg")) if (root / "images").is_dir() else []
     if not images:

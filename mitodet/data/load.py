@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mitodet.data.crops import load_icpr2012, load_midog21_crops, load_tissue
 from mitodet.data.midog import load_annotations
-from mitodet.data.schema import Dataset
 from mitodet.errors import MitodetError
+from mitodet.schema import Dataset
 
 # The domain key(s) each source is naturally grouped by (first = main table).
 NATURAL_KEYS = {

@@ -11,9 +11,9 @@ import csv
 import os
 from pathlib import Path
 
-from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, Dataset, ImageRecord, Point
 from mitodet.errors import MitodetError
 from mitodet.io.files import csv_errors, read_json
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Dataset, ImageRecord, Point
 
 CATEGORY_LABEL = {"mitotic figure": MITOTIC_FIGURE, "not mitotic figure": IMPOSTER, "mitose": MITOTIC_FIGURE, "hard negative": IMPOSTER}
 

@@ -17,10 +17,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from mitodet.data.schema import Dataset, ImageRecord
 from mitodet.errors import MitodetError
-from mitodet.io.files import read_json
 from mitodet.io.atomic import atomic_open
+from mitodet.io.files import read_json
+from mitodet.schema import Dataset, ImageRecord
 
 
 def group_of(im: ImageRecord) -> str:

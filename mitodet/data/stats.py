@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mitodet.data.schema import Dataset
+from mitodet.schema import Dataset
 
 
 @dataclass

@@ -26,7 +26,7 @@ class DetectionScore:
     false_negatives: int = 0
     false_positives: int = 0
 
-    def __add__(self, other: "DetectionScore") -> "DetectionScore":
+    def __add__(self, other: DetectionScore) -> DetectionScore:
         return DetectionScore(
             self.true_positives + other.true_positives,
             self.false_negatives + other.false_negatives,

@@ -8,21 +8,22 @@ and FROC-AUC (``froc.froc_auc``, all points), all in millimetres with a 7.5 µm 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from mitodet.data.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE
 from mitodet.errors import MitodetError
-from mitodet.io.files import read_json
 from mitodet.evaluate.ap import average_precision
 from mitodet.evaluate.froc import froc_auc
 from mitodet.evaluate.matching import DetectionScore, score_detection
+from mitodet.io.atomic import write_text
+from mitodet.io.files import read_json
+from mitodet.evaluate.plots import plot_pr_froc
+from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, NON_MITOTIC
 
 RADIUS_MM = MATCH_RADIUS_UM * 1e-3
 ROI_TYPES = ("hotspot", "challenging", "random")
-NON_MITOTIC = "non-mitotic figure"
 VALID_NAMES = (MITOTIC_FIGURE, NON_MITOTIC)
 MAX_MM = 10  # the 2025 evaluator rejects larger coordinates as "pixels, not mm"
 
@@ -207,3 +208,17 @@ def evaluate(truth_path: str | Path, pred_path: str | Path, strict: bool = False
         ],
         "aggregates": aggregate(results),
     }
+
+
+def write_evaluation(result: dict, out: str | Path) -> tuple[Path, Path]:
+    """Write ``result`` of :func:`evaluate` as ``<out>/metrics.json`` (NaN as null) and the
+    PR/FROC plot ``<out>/pr_froc.png``; returns both paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = json.loads(json.dumps(result, default=float).replace("NaN", "null"))
+    write_text(out / "metrics.json", json.dumps(doc, indent=2) + "\n")
+    gts = [r["gt"] for r in result["results"]]
+    preds = [[[x, y, p] for x, y, _z, _c, p in r["pred"]] for r in result["results"]]
+    agg = result["aggregates"]
+    plot_pr_froc(gts, preds, RADIUS_MM, out / "pr_froc.png", title=f"F1 {agg['f1_score']:.3f}  AP {agg['AP']:.3f}")
+    return out / "metrics.json", out / "pr_froc.png"

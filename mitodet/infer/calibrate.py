@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from mitodet.data.schema import MATCH_RADIUS_UM
 from mitodet.evaluate.matching import best_threshold
 from mitodet.infer.detector import Detector
+from mitodet.schema import MATCH_RADIUS_UM
 
 CALIBRATION_FLOOR = 0.01  # candidates below this never win the F1 search
 

@@ -18,22 +18,29 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mitodet.reflect import padded_window
+
 DEFAULT_TILE = 1024  # input pixels per tile side (before the receptive-field overlap)
 
 
 @dataclass
 class ProbabilityMap:
-    """Mitosis probability per output cell; cell (i, j) is centred on image pixel
-    ``(x0 + step * j, y0 + step * i)`` of the input image (after undoing padding and resampling)."""
+    """Mitosis probability per output cell; cell (i, j) is centred on input-image pixel
+    ``(x0 + step_x * j, y0 + step_y * i)`` (after undoing padding and resampling).
+
+    ``shape`` is the (height, width) of the input image the map was computed for.
+    """
 
     prob: np.ndarray  # [h, w] float32
     x0: float
     y0: float
-    step: float  # input pixels between neighbouring cells
+    step_x: float  # input pixels between neighbouring cells, horizontally
+    step_y: float  # ... and vertically (differ slightly when resampling rounds the size)
+    shape: tuple[int, int]
 
     def to_image(self, i, j):
         """Cell indices (row i, column j) -> input image (x, y) pixel coordinates."""
-        return self.x0 + self.step * np.asarray(j, float), self.y0 + self.step * np.asarray(i, float)
+        return self.x0 + self.step_x * np.asarray(j, float), self.y0 + self.step_y * np.asarray(i, float)
 
 
 def _starts(n_out: int, t: int) -> list[int]:
@@ -42,27 +49,6 @@ def _starts(n_out: int, t: int) -> list[int]:
         return [0]
     starts = list(range(0, n_out - t, t))
     return starts + [n_out - t]
-
-
-def reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
-    """Indices into an axis of length ``n`` as ``np.pad(mode="reflect")`` extends it
-    (mirror without repeating the edge, periodic for borders wider than the axis)."""
-    if n == 1:
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    idx = np.mod(idx, period)
-    return np.where(idx < n, idx, period - idx)
-
-
-def padded_window(image: np.ndarray, y: int, x: int, h: int, w: int) -> np.ndarray:
-    """The ``h x w`` window at (y, x) of the reflection-extended ``image`` (coordinates may be
-    negative or run past the edge); a plain view when the window lies inside the image."""
-    H, W = image.shape[:2]
-    if y >= 0 and x >= 0 and y + h <= H and x + w <= W:
-        return image[y : y + h, x : x + w]
-    rows = reflect_index(np.arange(y, y + h), H)
-    cols = reflect_index(np.arange(x, x + w), W)
-    return image[np.ix_(rows, cols)]  # one gather: a tile-sized copy
 
 
 @torch.no_grad()

@@ -5,40 +5,31 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
-from mitodet.data.schema import DEFAULT_MPP, MATCH_RADIUS_UM, MITOTIC_FIGURE
 from mitodet.errors import MitodetError
 from mitodet.infer.dense import DEFAULT_TILE, ProbabilityMap, dense_map
+from mitodet.infer.onnx import OnnxModel
 from mitodet.infer.peaks import local_maxima
+from mitodet.model import load_checkpoint
+from mitodet.model.export import fold as fold_model
+from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide
 
-NON_MITOTIC = "non-mitotic figure"
 DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
 RESAMPLE_TOLERANCE = 0.02  # spacings within 2 % are used as they are
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One candidate in input-image pixels; ``label`` is the thresholded decision."""
-
-    x: float
-    y: float
-    probability: float
-    label: str = MITOTIC_FIGURE
 
 
 def resample(image: np.ndarray, mpp: float, target_mpp: float) -> tuple[np.ndarray, float, float]:
     """Resample to ``target_mpp`` -> (image, sx, sy) with sx = input px per output px (pixel centres)."""
     if abs(mpp / target_mpp - 1) <= RESAMPLE_TOLERANCE:
         return image, 1.0, 1.0
-    from PIL import Image  # uint8 in, uint8 out: no float copy of a large image (skimage's resize)
-
     H, W = image.shape[:2]
     h, w = max(1, round(H * mpp / target_mpp)), max(1, round(W * mpp / target_mpp))
     # PIL's bilinear filter widens with the reduction factor (anti-aliased when shrinking)
+    # Pillow: uint8 in, uint8 out, no float copy of a large image (skimage's resize makes one)
     out = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
     return out, W / w, H / h
 
@@ -77,7 +68,7 @@ class Detector:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                        fold: bool = True, backend: str = "torch", **kwargs) -> "Detector":
+                        fold: bool = True, backend: str = "torch", **kwargs) -> Detector:
         """Load a ``save_checkpoint`` file; its meta supplies ``mpp`` and ``threshold``.
 
         ``fold`` merges batch norms into the convolutions (same outputs, faster);
@@ -87,20 +78,14 @@ class Detector:
             raise MitodetError(backend, "unknown backend; use torch or onnx")
         if backend == "onnx" and device != "cpu":
             raise MitodetError(device, "the onnx backend runs on the CPU; use --backend torch for CUDA")
-        from mitodet.model import load_checkpoint
-
         if threads:
             torch.set_num_threads(int(threads))
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise MitodetError(device, "CUDA is not available on this machine; use --device cpu")
         model, meta = load_checkpoint(path)
         if fold:
-            from mitodet.model.export import fold as fold_model
-
             model = fold_model(model)
         if backend == "onnx":
-            from mitodet.infer.onnx import OnnxModel
-
             model = OnnxModel(model, threads)
         kwargs.setdefault("mpp", meta.get("mpp", DEFAULT_MPP))
         kwargs.setdefault("threshold", meta.get("threshold"))
@@ -127,10 +112,7 @@ class Detector:
         # cell centre in the resampled image: offset + stride * j - pad; then back to input pixels
         x0 = (m.offset - p + 0.5) * sx - 0.5
         y0 = (m.offset - p + 0.5) * sy - 0.5
-        pm = ProbabilityMap(prob, x0, y0, m.stride * sx)
-        pm.step_y = m.stride * sy
-        pm.shape = src.shape[:2]
-        return pm
+        return ProbabilityMap(prob, x0, y0, m.stride * sx, m.stride * sy, src.shape[:2])
 
     # -- detections -------------------------------------------------------------------
     def candidates(self, image: np.ndarray, mpp: float | None = None, floor: float | None = None,
@@ -147,7 +129,7 @@ class Detector:
         # Cells centred in the reflected border are dropped BEFORE the peak search: their
         # mirror images of a peak near the edge would otherwise suppress the real one. The
         # inside cells form a rectangle, so the search runs on a view of it (no masked copy).
-        cx = pm.x0 + pm.step * np.arange(pm.prob.shape[1])
+        cx = pm.x0 + pm.step_x * np.arange(pm.prob.shape[1])
         cy = pm.y0 + pm.step_y * np.arange(pm.prob.shape[0])
         r0, r1 = np.searchsorted(cy, -0.5), np.searchsorted(cy, H - 0.5, side="right")
         c0, c1 = np.searchsorted(cx, -0.5), np.searchsorted(cx, W - 0.5, side="right")
@@ -157,28 +139,12 @@ class Detector:
         out = []
         for i, j in rc:
             pr = float(prob[i, j])
-            out.append(Detection(float(cx[j]), float(cy[i]), pr, MITOTIC_FIGURE if pr >= self.threshold else NON_MITOTIC))
+            out.append(Detection(float(cx[j]), float(cy[i]), pr, decide(pr, self.threshold)))
         return out
 
     def detect(self, image: np.ndarray, mpp: float | None = None, threshold: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> list[Detection]:
         """Candidates labelled "mitotic figure" at probability >= ``threshold`` (None: calibrated)."""
         t = self.threshold if threshold is None else float(threshold)
-        return [Detection(d.x, d.y, d.probability, MITOTIC_FIGURE if d.probability >= t else NON_MITOTIC)
+        return [Detection(d.x, d.y, d.probability, decide(d.probability, t))
                 for d in self.candidates(image, mpp, min(self.floor, t), progress)]
-
-
-def detect_image(detectors, image: np.ndarray, mpp: float | None = None, threshold: float | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> list[Detection]:
-    """Detections of one detector, or the agreement ensemble of two (radius 7.5 µm)."""
-    from mitodet.infer.ensemble import ensemble
-
-    if isinstance(detectors, Detector):
-        return detectors.detect(image, mpp, threshold, progress)
-    dets = [d.detect(image, mpp, threshold, progress) for d in detectors]
-    if len(dets) == 1:
-        return dets[0]
-    if len(dets) != 2:
-        raise MitodetError(None, f"the ensemble takes two models, got {len(dets)}")
-    radius_px = MATCH_RADIUS_UM / (mpp or detectors[0].mpp)
-    return ensemble(dets[0], dets[1], radius_px)

@@ -1,12 +1,16 @@
-"""The paper's two-model agreement ensemble (CA-RGB and CA-OD models)."""
+"""The paper's two-model agreement ensemble (CA-RGB and CA-OD models), and detection
+with one model or the pair (:func:`detect_image`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mitodet.data.schema import MITOTIC_FIGURE
-from mitodet.infer.detector import NON_MITOTIC, Detection
+from mitodet.errors import MitodetError
+from mitodet.infer.detector import Detector
+from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, match_radius_px
 
 
 def ensemble(dets_a: list[Detection], dets_b: list[Detection], radius_px: float) -> list[Detection]:
@@ -38,3 +42,15 @@ def ensemble(dets_a: list[Detection], dets_b: list[Detection], radius_px: float)
         out += [Detection(d.x, d.y, d.probability / 2, NON_MITOTIC) for k, d in enumerate(dets) if k not in used]
     out.sort(key=lambda d: -d.probability)
     return out
+
+
+def detect_image(detectors: Sequence[Detector], image: np.ndarray, mpp: float | None = None,
+                 threshold: float | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+    """Detections of one detector, or the agreement ensemble of two (radius 7.5 µm)."""
+    if len(detectors) not in (1, 2):
+        raise MitodetError(None, f"give one model, or two for the ensemble (got {len(detectors)})")
+    dets = [d.detect(image, mpp, threshold, progress) for d in detectors]
+    if len(dets) == 1:
+        return dets[0]
+    return ensemble(dets[0], dets[1], match_radius_px(mpp or detectors[0].mpp))

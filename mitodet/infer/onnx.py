@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mitodet.errors import MitodetError
+from mitodet.model.export import export_onnx
 
 
 class OnnxModel(nn.Module):
@@ -25,8 +26,6 @@ class OnnxModel(nn.Module):
             import onnxruntime as ort
         except ImportError:
             raise MitodetError("onnxruntime", "not installed; use --backend torch") from None
-        from mitodet.model.export import export_onnx
-
         self.receptive_field, self.stride, self.offset = model.receptive_field, model.stride, model.offset
         self._output_size = model.output_size
         opts = ort.SessionOptions()

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, Point
-from mitodet.infer.detector import Detection
 from mitodet.io.atomic import atomic_path, write_text
+from mitodet.io.points import write_points_csv, write_points_geojson
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Detection, Point, px_to_mm
 
 
 def midog_points(dets: list[Detection], mpp: float) -> dict:
@@ -18,7 +19,7 @@ def midog_points(dets: list[Detection], mpp: float) -> dict:
         "name": "Points of interest",
         "type": "Multiple points",
         "points": [
-            {"name": d.label, "point": [d.x * mpp / 1000, d.y * mpp / 1000, 0], "probability": round(d.probability, 6)}
+            {"name": d.label, "point": [px_to_mm(d.x, mpp), px_to_mm(d.y, mpp), 0], "probability": round(d.probability, 6)}
             for d in dets
         ],
         "version": {"major": 1, "minor": 0},
@@ -30,26 +31,20 @@ def write_midog_json(path: str | Path, dets: list[Detection], mpp: float) -> Non
 
 
 def _points(dets: list[Detection]) -> list[Point]:
-    return [Point(d.x, d.y, MITOTIC_FIGURE if d.label == MITOTIC_FIGURE else IMPOSTER) for d in dets]
+    return [Point(d.x, d.y, MITOTIC_FIGURE if d.is_mitosis else IMPOSTER) for d in dets]
 
 
 def write_csv(path: str | Path, dets: list[Detection], mpp: float) -> None:
     """x_px, y_px, x_mm, y_mm, probability, label."""
-    from mitodet.io.points import write_points_csv
-
     write_points_csv(path, _points(dets), mpp=mpp, scores=[d.probability for d in dets])
 
 
 def write_geojson(path: str | Path, dets: list[Detection], extra: list[dict] | None = None) -> None:
     """QuPath-importable points with classification and a measurements dict."""
-    from mitodet.io.points import write_points_geojson
-
     write_points_geojson(path, _points(dets), scores=[d.probability for d in dets], measurements=extra)
 
 
 def _font(size: int):
-    from PIL import ImageFont
-
     return ImageFont.load_default(size=max(10, int(size)))  # Pillow's bundled scalable font
 
 
@@ -58,8 +53,6 @@ def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], ra
     """PNG of the image (at most ``max_side`` px a side) with each mitotic figure circled at the
     matching radius and labelled with its probability, under a title bar (``title``: e.g. the image
     name; ``subtitle``: model, threshold). Candidates below the threshold are not drawn."""
-    from PIL import Image, ImageDraw
-
     im = Image.fromarray(image)
     scale = min(1.0, max_side / max(im.size))
     if im.width < 900:  # small patches are enlarged so the captions and labels fit legibly
@@ -72,7 +65,7 @@ def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], ra
     unit = min(2.5, max(1.0, im.width / 900))  # text grows (a little) with the picture width
     width = max(2, min(round(2 * unit), round(r / 4)))  # a ring, not a dot, even for small circles
     label_font = _font(16 * unit)
-    mfs = [d for d in dets if d.label == MITOTIC_FIGURE]
+    mfs = [d for d in dets if d.is_mitosis]
     for d in mfs:
         x, y = (d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5
         draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), outline=(255, 255, 255), width=width + 2)

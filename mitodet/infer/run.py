@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from mitodet.data.schema import MATCH_RADIUS_UM
 from mitodet.errors import MitodetError
-from mitodet.infer.detector import Detection, Detector, detect_image
-from mitodet.infer.outputs import write_csv, write_geojson, write_midog_json, write_overlay
+from mitodet.infer.detector import Detector
+from mitodet.infer.ensemble import detect_image
+from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_midog_json, write_overlay
 from mitodet.io.atomic import write_text
-from mitodet.io.image import IMAGE_SUFFIXES
+from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image
+from mitodet.io.slide import UpsamplingWarning, open_slide
+from mitodet.schema import Detection, count_mitoses, match_radius_px
 
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
 SLIDE_MIN_PIXELS = 12_000 * 12_000  # larger inputs are processed by regions
@@ -39,10 +42,6 @@ def load_detectors(paths: list[Path], **kwargs) -> list[Detector]:
     return [Detector.from_checkpoint(p, **kwargs) for p in paths]
 
 
-def _radius_px(mpp: float) -> float:
-    return MATCH_RADIUS_UM / mpp
-
-
 def outputs_for(out: Path, stem: str) -> dict[str, Path]:
     return {k: out / f"{stem}.{k}" for k in ("mitotic-figures.json", "csv", "geojson", "overlay.png")}
 
@@ -61,16 +60,14 @@ def write_outputs(out: Path, stem: str, dets: list[Detection], mpp: float, image
     write_csv(paths["csv"], dets, mpp)
     write_geojson(paths["geojson"], dets)
     if overlay and image is not None:
-        write_overlay(paths["overlay.png"], image, dets, _radius_px(mpp), title=title, subtitle=caption)
+        write_overlay(paths["overlay.png"], image, dets, match_radius_px(mpp), title=title, subtitle=caption)
     write_midog_json(paths["mitotic-figures.json"], dets, mpp)
 
 
-def _is_slide(path: Path, mpp_model: float, mpp: float | None) -> bool:
+def _is_slide(path: Path) -> bool:
     if path.suffix.lower() in SLIDE_SUFFIXES:
         return True
     if path.suffix.lower() in {".tif", ".tiff"}:
-        from mitodet.io.image import image_size
-
         w, h = image_size(path)
         return w * h > SLIDE_MIN_PIXELS
     return False
@@ -88,10 +85,6 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
     """Detect in one file and write its outputs; None when skipped (already done).
 
     ``note(text)`` receives remarks for the user (e.g. upsampling) instead of Python warnings."""
-    import warnings
-
-    from mitodet.io.slide import UpsamplingWarning
-
     path = Path(path)
     if not path.is_file():
         raise MitodetError(path, "file not found")
@@ -102,9 +95,7 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
     caption = overlay_caption(detectors, threshold)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UpsamplingWarning)  # reported once through note() below
-        if _is_slide(path, detectors[0].mpp, mpp):
-            from mitodet.io.slide import open_slide
-
+        if _is_slide(path):
             with open_slide(path, mpp) as s:
                 spacing = s.mpp
             text = upsampling_note(path.name, spacing, detectors[0].mpp)
@@ -119,21 +110,19 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
                     dets_o = [Detection((d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5, d.probability, d.label)
                               for d in dets]
                     write_outputs(out, path.stem, dets, spacing, None, False, models)
-                    write_overlay(outputs_for(out, path.stem)["overlay.png"], image, dets_o, _radius_px(spacing) * f,
+                    write_overlay(outputs_for(out, path.stem)["overlay.png"], image, dets_o, match_radius_px(spacing) * f,
                                   title=path.name, subtitle=caption)
-                    return sum(d.label == "mitotic figure" for d in dets)
+                    return count_mitoses(dets)
         else:
-            from mitodet.io.image import read_image
-
             image, spacing = read_image(path, mpp)
             if spacing is None:
                 raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
             text = upsampling_note(path.name, spacing, detectors[0].mpp)
             if text and note:
                 note(text)
-            dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold, on_tiles)
+            dets = detect_image(detectors, image, spacing, threshold, on_tiles)
     write_outputs(out, path.stem, dets, spacing, image, overlay, models, title=path.name, caption=caption)
-    return sum(d.label == "mitotic figure" for d in dets)
+    return count_mitoses(dets)
 
 
 def slide_thumbnail(slide, max_side: int = 4096) -> tuple[np.ndarray, float]:
@@ -165,11 +154,9 @@ def detect_slide(detectors: list[Detector], path: Path, out: Path, mpp: float | 
                  force: bool, on_tiles=None) -> tuple[list[Detection], float]:
     """Whole slide by regions at the model spacing; finished regions are kept in
     ``<stem>.partial.json`` so an interrupted run resumes. Returns level-0 detections and spacing."""
-    from mitodet.io.slide import open_slide
-
     model_mpp = detectors[0].mpp
     rf = max(d.model.receptive_field for d in detectors)
-    margin = 2 * (rf // 2 + 2 * int(np.ceil(MATCH_RADIUS_UM / model_mpp)) // 2 + 2)  # even, > rf/2 + min distance
+    margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min distance
     partial = out / f"{path.stem}.partial.json"
     state = {}
     if partial.exists() and not force:
@@ -188,7 +175,7 @@ def detect_slide(detectors: list[Detector], path: Path, out: Path, mpp: float | 
                 region = slide.read_region(x - margin, y - margin, w + 2 * margin, h + 2 * margin, model_mpp)
                 found = []
                 if _tissue(region):
-                    dets = detect_image(detectors if len(detectors) > 1 else detectors[0], region, model_mpp, threshold)
+                    dets = detect_image(detectors, region, model_mpp, threshold)
                     for d in dets:
                         cx, cy = d.x - margin, d.y - margin
                         if 0 <= cx < w and 0 <= cy < h:  # keep the region core only
@@ -206,43 +193,36 @@ def detect_slide(detectors: list[Detector], path: Path, out: Path, mpp: float | 
 
 
 def run_inputs(detectors, files, out: Path, mpp=None, threshold=None, overlay=False, force=False,
-               console=None, progress=None) -> int:
-    """Detect in every file with a progress bar; a failing file is reported and skipped. Returns #failed."""
+               on_file=None, on_result=None, on_tiles=None, note=None) -> int:
+    """Detect in every file; a failing file is reported through ``on_result(path, None, error)``
+    and skipped. ``on_result(path, n, None)`` gets the mitotic-figure count (None: skipped as done).
+    Returns the number of files that failed."""
     failed = 0
-    with progress:
-        task = progress.add_task("images", total=len(files))
-        sub = progress.add_task("tiles", total=None, visible=False)
-        for path in files:
-            progress.update(task, description=f"{Path(path).name[:40]}")
-            progress.update(sub, completed=0, total=None, visible=True)
-            try:
-                n = detect_file(detectors, path, out, mpp, threshold, overlay, force,
-                                on_tiles=lambda i, t: progress.update(sub, completed=i, total=t),
-                                note=lambda text: console.print(f"[yellow]note[/]: {text}", highlight=False, soft_wrap=True))
-                msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
-                console.print(f"{path}: {msg}", soft_wrap=True)
-            except MitodetError as err:
-                failed += 1
-                console.print(f"[red]error[/]: {err}", soft_wrap=True)
-            except (OSError, ValueError) as err:  # unreadable/odd file the readers did not classify
-                failed += 1
-                console.print(f"[red]error[/]: {path}: {type(err).__name__}: {err}", soft_wrap=True)
-            progress.advance(task)
-        progress.update(sub, visible=False)
+    for path in map(Path, files):
+        if on_file:
+            on_file(path)
+        n, error = None, None
+        try:
+            n = detect_file(detectors, path, out, mpp, threshold, overlay, force, on_tiles=on_tiles, note=note)
+        except MitodetError as err:
+            error = err
+        except (OSError, ValueError) as err:  # unreadable/odd file the readers did not classify
+            error = MitodetError(path, f"{type(err).__name__}: {err}")
+        if error is not None:
+            failed += 1
+        if on_result:
+            on_result(path, n, error)
     return failed
 
 
 def run_grand_challenge(detectors, gc_input: Path, gc_output: Path, mpp=None, threshold=None) -> int:
     """Container mode: the one image under ``gc_input/images/`` -> ``gc_output/mitotic-figures.json``."""
-    from mitodet.io.image import read_image
-    from mitodet.infer.outputs import midog_points
-
     files = sorted(p for p in (Path(gc_input) / "images").rglob("*") if p.suffix.lower() in {".tif", ".tiff"})
     if len(files) != 1:
         raise MitodetError(Path(gc_input) / "images", f"expected exactly one TIFF, found {len(files)}")
     image, spacing = read_image(files[0], mpp)
     if spacing is None:
         raise MitodetError(files[0], "no pixel spacing in the TIFF tags; pass --mpp")
-    dets = detect_image(detectors if len(detectors) > 1 else detectors[0], image, spacing, threshold)
+    dets = detect_image(detectors, image, spacing, threshold)
     write_text(Path(gc_output) / "mitotic-figures.json", json.dumps(midog_points(dets, spacing), indent=1) + "\n")
-    return sum(d.label == "mitotic figure" for d in dets)
+    return count_mitoses(dets)

@@ -7,8 +7,10 @@ file is only replaced once the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 _UMASK = os.umask(0)
@@ -49,3 +51,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs):
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence | Mapping]) -> int:
+    """Write a CSV table atomically: ``header`` then ``rows`` (sequences, or mappings keyed by the
+    header, missing keys left empty). Returns the number of rows written."""
+    n = 0
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
+            n += 1
+    return n

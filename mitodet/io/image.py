@@ -11,9 +11,6 @@ Pixel formats are converted where the meaning is clear and refused otherwise:
   257 (exact 8->16-bit expansion) -> divided by 257; anything else -> refused (no
   single clear mapping: a scanner's 16-bit range is not known here);
 - float, CMYK, more than 4 channels -> refused.
-
-tifffile and Pillow are imported inside the functions so that importing this
-module costs nothing and needs neither on a machine that only trains.
 """
 
 from __future__ import annotations
@@ -24,6 +21,8 @@ import re
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
 
 from mitodet.errors import MitodetError
 
@@ -39,6 +38,22 @@ IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 def images_in(folder: str | os.PathLike) -> list[Path]:
     """The image files under ``folder`` (recursively), sorted."""
     return sorted(f for f in Path(folder).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+
+
+def expand_images(paths: list[Path]) -> list[Path]:
+    """Files as given; folders expand to the images inside them (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = images_in(p)
+            if not found:
+                raise MitodetError(p, "folder holds no images (.tif/.png/.jpg)")
+            out += found
+        elif not p.exists():
+            raise MitodetError(p, "file not found")
+        else:
+            out.append(p)
+    return out
 
 
 def check_mpp(mpp: float | None, source: str = "--mpp") -> float | None:
@@ -99,8 +114,6 @@ def read_spacing(path: str | os.PathLike) -> float | None:
     path = _existing(path)
     if not is_tiff(path):
         return None
-    import tifffile
-
     try:
         with tifffile.TiffFile(path) as tif:
             return _spacing_from_page(tif.pages[0])
@@ -152,8 +165,6 @@ def to_rgb8(arr: np.ndarray, source: str | os.PathLike, colormap: np.ndarray | N
 
 
 def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
-    import tifffile
-
     try:
         with tifffile.TiffFile(path) as tif:
             if len(tif.pages) == 0:
@@ -179,8 +190,6 @@ def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
 
 
 def _read_pillow(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             im.load()  # decode now: a truncated file fails here, not later
@@ -233,8 +242,6 @@ def count_tiff_pages(path: str | os.PathLike) -> int:
     path = _existing(path)
     if not is_tiff(path):
         return 1
-    import tifffile
-
     try:
         with tifffile.TiffFile(path) as tif:
             return len(tif.pages)
@@ -252,13 +259,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     path = _existing(path)
     try:
         if is_tiff(path):
-            import tifffile
-
             with tifffile.TiffFile(path) as tif:
                 pg = tif.pages[0]
                 return int(pg.imagewidth), int(pg.imagelength)
-        from PIL import Image
-
         with Image.open(path) as im:
             return im.size
     except Exception as err:

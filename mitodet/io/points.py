@@ -21,10 +21,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
 from mitodet.errors import MitodetError
-from mitodet.io.files import csv_errors, read_json
 from mitodet.io.atomic import atomic_open
+from mitodet.io.files import csv_errors, read_json
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
 
 OUTPUT_NAME = {MITOTIC_FIGURE: "mitotic figure", IMPOSTER: "non-mitotic figure", NEGATIVE: "negative"}
 COLORS = {MITOTIC_FIGURE: [220, 30, 30], IMPOSTER: [30, 120, 220], NEGATIVE: [120, 120, 120]}
@@ -198,3 +198,41 @@ def read_points_geojson(path: str | os.PathLike) -> list[Point]:
             pid = int(fid) if isinstance(fid, int | str) and str(fid).isdigit() and len(coords) == 1 else None
             points.append(Point(x, y, label, pid))
     return points
+
+
+def read_mitoses_for(labels: str | os.PathLike, images: Sequence[Path]) -> dict[Path, list[Point]]:
+    """Labelled mitoses per image: a folder of ``<stem>.csv`` / ``<stem>.geojson`` point files,
+    or one CSV table with an ``image`` column (matched by path, else by file name)."""
+    labels = Path(labels)
+    result: dict[Path, list[Point]] = {}
+    if labels.is_dir():
+        readers = ((".csv", read_points_csv), (".geojson", read_points_geojson), (".json", read_points_geojson))
+        for im in images:
+            for suffix, reader in readers:
+                f = labels / f"{im.stem}{suffix}"
+                if f.is_file():
+                    result[im] = [p for p in reader(f) if p.label == MITOTIC_FIGURE]
+                    break
+        return result
+    if not labels.is_file():
+        raise MitodetError(labels, "file not found")
+    by_path = {im.resolve(): im for im in images}
+    by_name = {im.name: im for im in images}
+    with csv_errors(labels), open(labels, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        xk, yk = ("x_px", "y_px") if "x_px" in fields else ("x", "y")
+        if "image" not in fields or xk not in fields or yk not in fields:
+            raise MitodetError(labels, f"needs columns image,x,y[,label] (found {','.join(fields) or 'none'})")
+        for n, row in enumerate(reader, start=2):
+            ref = Path(row["image"] or "")
+            ref_abs = ref if ref.is_absolute() else labels.parent / ref
+            im = by_path.get(ref_abs.resolve()) or by_name.get(ref.name)
+            if im is None:
+                continue
+            where = f"line {n}: "
+            label = parse_label(row["label"], labels, where) if row.get("label") else MITOTIC_FIGURE
+            if label == MITOTIC_FIGURE:
+                x, y = _number(row[xk], labels, where), _number(row[yk], labels, where)
+                result.setdefault(im, []).append(Point(x, y, label))
+    return result

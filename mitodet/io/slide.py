@@ -20,10 +20,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from mitodet.data.schema import DEFAULT_MPP
 from mitodet.errors import MitodetError
 from mitodet.io.image import check_mpp, is_tiff, read_image, read_spacing
+from mitodet.schema import DEFAULT_MPP
 
 MAX_READ_PIXELS = 400_000_000  # Slide.read refuses more than this (about 1.2 GB of RGB)
 
@@ -94,7 +95,7 @@ class Slide:
         self.level_downsamples = tuple(w0 / w for w, _ in self.level_dimensions)
         self._warned: set[float] = set()
 
-    def __enter__(self) -> "Slide":
+    def __enter__(self) -> Slide:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -159,8 +160,6 @@ class Slide:
             canvas[cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0] = part
         if exact:
             return canvas
-        from PIL import Image
-
         box = (fx0 - ix0, fy0 - iy0, fx1 - ix0, fy1 - iy0)
         out = Image.fromarray(canvas).resize((w, h), Image.Resampling.BILINEAR, box=box)
         return np.asarray(out)

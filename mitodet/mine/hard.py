@@ -12,7 +12,7 @@ Per-round negative count, val loss and F1 go to ``hard_mining.csv`` and ``hard_m
 
 from __future__ import annotations
 
-import csv
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +20,16 @@ from pathlib import Path
 import torch
 
 from mitodet.errors import MitodetError
-from mitodet.io.atomic import atomic_open, atomic_path
+from mitodet.io.atomic import atomic_path, write_csv
+from mitodet.model import load_checkpoint
+from mitodet.train.config import override_config
+from mitodet.train.device import pick_device
+from mitodet.train.engine import StepCallback, score_windows
 from mitodet.train.patches import KINDS, Pool
+from mitodet.train.run import prepare_data, train
+from mitodet.train.rundir import read_metrics, read_run_config
+
+log = logging.getLogger(__name__)
 
 FIELDS = ["round", "negatives", "fraction_of_original", "val_loss", "val_f1", "val_auc", "run"]
 
@@ -38,8 +46,6 @@ class HardResult:
 @torch.no_grad()
 def score_negatives(model, pool: Pool, rf: int, batch: int = 1024, bf16: bool = False) -> torch.Tensor:
     """Mitosis probability of every negative centre of ``pool`` (no augmentation), CPU float32 [Q]."""
-    from mitodet.train.run import score_windows
-
     out = []
     for i in range(0, pool.neg.shape[0], batch):
         c = pool.neg[i : i + batch]
@@ -58,21 +64,13 @@ def keep_hardest(scores: torch.Tensor, drop_quantile: float) -> torch.Tensor:
 
 def write_negatives(path: Path, pool: Pool, keep: torch.Tensor, scores: torch.Tensor) -> int:
     neg, kind = pool.neg.cpu(), pool.neg_kind.cpu()
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["image", "x", "y", "kind", "score"])
+
+    def rows():
         for i in keep.tolist():
             img, y, x = neg[i].tolist()
-            w.writerow([pool.ids[img], x, y, KINDS[int(kind[i])], f"{float(scores[i]):.5f}"])
-    return int(keep.shape[0])
+            yield [pool.ids[img], x, y, KINDS[int(kind[i])], f"{float(scores[i]):.5f}"]
 
-
-def _write_table(path: Path, rows: list[dict]) -> None:
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in FIELDS})
+    return write_csv(path, ["image", "x", "y", "kind", "score"], rows())
 
 
 def _plot(path: Path, rows: list[dict]) -> None:
@@ -100,8 +98,7 @@ def _plot(path: Path, rows: list[dict]) -> None:
 
 
 def _best_metrics(run_dir: Path) -> dict:
-    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["val_loss"]]
+    rows = [r for r in read_metrics(run_dir) if r["val_loss"]]
     if not rows:
         raise MitodetError(run_dir, "run has no validation metrics (hard mining needs a validation split)")
     b = min(rows, key=lambda r: float(r["val_loss"]))
@@ -109,13 +106,9 @@ def _best_metrics(run_dir: Path) -> dict:
 
 
 def hard_negative_mining(run: str | os.PathLike, rounds: int = 3, drop_quantile: float = 0.5, patience: int = 1,
-                         from_scratch: bool = False, overrides=(), quiet: bool = False,
-                         max_minutes: float | None = None) -> HardResult:
+                         from_scratch: bool = False, overrides=(), max_minutes: float | None = None,
+                         on_step: StepCallback | None = None) -> HardResult:
     """Run the mining rounds on top of the finished run ``run`` (see module docstring)."""
-    from mitodet.model import load_checkpoint
-    from mitodet.train.config import override_config
-    from mitodet.train.run import console, pick_device, prepare_data, read_run_config, train
-
     base = Path(run)
     if not (0.0 < drop_quantile < 1.0):
         raise MitodetError("--drop-quantile", f"{drop_quantile}: expected a fraction between 0 and 1")
@@ -133,7 +126,7 @@ def hard_negative_mining(run: str | os.PathLike, rounds: int = 3, drop_quantile:
     best_i, stale = 0, 0
     table = base / "hard_mining.csv"
     for r in range(1, rounds + 1):
-        _, pool, _ = prepare_data(prev_cfg, prev_dir, resume=True, quiet=quiet)
+        _, pool, _ = prepare_data(prev_cfg, prev_dir, resume=True)
         if original is None:
             original = int(pool.neg.shape[0])
             rows[0]["negatives"] = original
@@ -145,27 +138,25 @@ def hard_negative_mining(run: str | os.PathLike, rounds: int = 3, drop_quantile:
         rdir = base / f"round{r}"
         n = write_negatives(rdir / "negatives.csv", pool, keep, scores)
         del pool, model
-        if not quiet:
-            console.print(f"round {r}: kept {n} of {scores.shape[0]} negatives (scores >= {float(scores[keep].min()):.4f})")
+        log.info(f"round {r}: kept {n} of {scores.shape[0]} negatives (scores >= {float(scores[keep].min()):.4f})")
         sets = [f"data.keep_negatives={rdir / 'negatives.csv'}", f"split.file={base / 'split.json'}",
                 f"name={cfg0.name}-hard{r}",
                 f"model.init={'null' if from_scratch else prev_dir / 'best.pt'}"]
         cfg = override_config(prev_cfg, sets + list(overrides), str(base / "config.yaml"))
-        train(cfg, run_dir=rdir, quiet=quiet, max_minutes=max_minutes)
+        train(cfg, run_dir=rdir, max_minutes=max_minutes, on_step=on_step)
         m = _best_metrics(rdir)
         rows.append({"round": r, "negatives": n, "fraction_of_original": n / original, "run": str(rdir), **m})
-        _write_table(table, rows)
+        write_csv(table, FIELDS, rows)
         _plot(base / "hard_mining.png", rows)
         if m["val_f1"] > rows[best_i]["val_f1"]:
             best_i, stale = r, 0
         else:
             stale += 1
-        if not quiet:
-            console.print(f"round {r}: {n} negatives ({n / original:.1%}), val loss {m['val_loss']:.4f}, F1 {m['val_f1']:.3f}")
+        log.info(f"round {r}: {n} negatives ({n / original:.1%}), val loss {m['val_loss']:.4f}, F1 {m['val_f1']:.3f}")
         prev_dir, prev_cfg = rdir, cfg
         if stale >= patience:
             break
-    _write_table(table, rows)
+    write_csv(table, FIELDS, rows)
     _plot(base / "hard_mining.png", rows)
     best_dir = Path(rows[best_i]["run"])
     return HardResult(rows, best_i, rows[best_i]["val_f1"], best_dir / "best.pt", table)

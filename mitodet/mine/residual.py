@@ -8,31 +8,29 @@ Residual intensity = |Gaussian(residual concentration)| at nucleus scale: smooth
 the *signed* residual first cancels pixel noise (which |r| would accumulate), and the
 absolute value keeps absorbers on either side of the plane (brown/black, blue/green).
 
-Negative table (CSV, read by training): ``image,x,y,label,score``; ``image`` is an
-absolute path (resolved from the command line), a relative one is read relative to
-the table's folder; x/y are pixels of that image; ``label`` is ``negative``; ``score``
-the residual intensity (OD units).
+The mined points go to a negative table (:mod:`mitodet.io.negatives`), scored by their
+residual intensity (OD units).
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 
-from mitodet.data.schema import DEFAULT_MPP, NEGATIVE, Point
-from mitodet.errors import MitodetError
-from mitodet.io.atomic import atomic_open, atomic_path
-from mitodet.stain import StainVectors, macenko_vectors, unmix
+from mitodet.io.atomic import atomic_path
+from mitodet.io.image import read_image
+from mitodet.io.negatives import write_negative_table
+from mitodet.reflect import centred_window
+from mitodet.schema import DEFAULT_MPP, NEGATIVE, Point, um_to_px
+from mitodet.stain import StainError, StainVectors, macenko_vectors, unmix
 
-TABLE_COLUMNS = ["image", "x", "y", "label", "score"]
 PATCH = 78  # the model's receptive field: a mined point keeps a whole patch inside the image
 
 
@@ -65,7 +63,7 @@ def residual_intensity(rgb: np.ndarray, mpp: float = DEFAULT_MPP, sigma_um: floa
     """Smoothed residual intensity map (HxW float32) and the stain vectors used."""
     sv = sv if sv is not None else macenko_vectors(rgb, beta=beta, alpha=alpha)
     residual = unmix(rgb, sv)[..., 2]
-    smooth = ndi.gaussian_filter(residual, sigma=sigma_um / mpp, mode="reflect")
+    smooth = ndi.gaussian_filter(residual, sigma=um_to_px(sigma_um, mpp), mode="reflect")
     return np.abs(smooth), sv
 
 
@@ -83,14 +81,14 @@ def mine_residual(rgb: np.ndarray, mpp: float = DEFAULT_MPP, params: ResidualPar
         return []
     peaks = peak_local_max(
         intensity,
-        min_distance=max(1, int(round(params.spacing_um / mpp))),
+        min_distance=max(1, int(round(um_to_px(params.spacing_um, mpp)))),
         threshold_abs=params.threshold,
         exclude_border=margin,
     )
     scores = intensity[peaks[:, 0], peaks[:, 1]] if len(peaks) else np.zeros(0)
     order = np.argsort(-scores, kind="stable")
     keep_out = np.array([[p.x, p.y] for p in exclude], dtype=np.float64).reshape(-1, 2)
-    radius = params.min_distance_um / mpp
+    radius = um_to_px(params.min_distance_um, mpp)
     mined: list[Mined] = []
     for i in order:
         y, x = (float(v) for v in peaks[i])
@@ -102,63 +100,9 @@ def mine_residual(rgb: np.ndarray, mpp: float = DEFAULT_MPP, params: ResidualPar
     return mined
 
 
-def write_negative_table(path: str | os.PathLike, rows: Iterable[tuple[str | os.PathLike, Mined]]) -> int:
-    """Write ``(image path, Mined)`` rows as the negative-point table (atomically); returns the row count."""
-    n = 0
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(TABLE_COLUMNS)
-        for image, m in rows:
-            writer.writerow([str(Path(image).resolve()), f"{m.x:.1f}", f"{m.y:.1f}", NEGATIVE, f"{m.score:.5f}"])
-            n += 1
-    return n
-
-
-def read_negative_table(path: str | os.PathLike) -> dict[str, list[Point]]:
-    """Read a negative-point table: {absolute image path: [Point(label=negative)]}, in file order."""
-    path = Path(path)
-    out: dict[str, list[Point]] = {}
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("image", "x", "y") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise MitodetError(path, f"not a negative table: missing column(s) {', '.join(missing)}")
-            for n, row in enumerate(reader, start=2):
-                try:
-                    x, y = float(row["x"]), float(row["y"])
-                except (TypeError, ValueError):
-                    raise MitodetError(path, f"line {n}: x/y not numbers: {row['x']!r}, {row['y']!r}") from None
-                if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
-                    raise MitodetError(path, f"line {n}: bad point ({x}, {y})")
-                label = (row.get("label") or NEGATIVE).strip().lower()
-                if label != NEGATIVE:
-                    raise MitodetError(path, f"line {n}: label {label!r} is not 'negative'")
-                if not row["image"]:
-                    raise MitodetError(path, f"line {n}: empty image path")
-                image = Path(row["image"])
-                image = image if image.is_absolute() else (path.parent / image)
-                out.setdefault(str(image.resolve()), []).append(Point(x, y, NEGATIVE))
-    except FileNotFoundError:
-        raise MitodetError(path, "file not found") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise MitodetError(path, f"not a CSV table ({err})") from None
-    return out
-
-
-def crop_patch(rgb: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
-    """size x size crop centred on (x, y), mirror-padded at the border."""
-    half = size // 2
-    cx, cy = int(round(x)), int(round(y))
-    pad = np.pad(rgb, ((half, size), (half, size), (0, 0)), mode="reflect")
-    return pad[cy: cy + size, cx: cx + size]
-
-
 def contact_sheet(path: str | os.PathLike, items: Sequence[tuple[np.ndarray, str]], cols: int = 8,
                   zoom: int = 2) -> None:
     """Write a PNG grid of patches, each captioned (e.g. image name and score), atomically."""
-    from PIL import Image, ImageDraw
-
     if not items:
         raise ValueError("no patches for a contact sheet")
     size = items[0][0].shape[0] * zoom
@@ -179,3 +123,50 @@ def contact_sheet(path: str | os.PathLike, items: Sequence[tuple[np.ndarray, str
             draw.text((x0, y0 + size + 1 + 11 * k), line[: size // 6], fill=(0, 0, 0))
     with atomic_path(path) as tmp:
         sheet.save(tmp)
+
+
+@dataclass
+class ResidualRun:
+    """What :func:`mine_files` did: rows written, per-image counts, images skipped and why."""
+
+    table: Path
+    rows: int
+    images: int
+    per_image: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    sheet: Path | None = None
+
+
+def mine_files(files: Sequence[Path], out: str | os.PathLike, params: ResidualParams = ResidualParams(),
+               mpp: float | None = None, exclude: dict[Path, list[Point]] | None = None,
+               sheet: str | os.PathLike | None = None, sheet_crop: int = 96,
+               on_image: Callable[[Path], None] | None = None) -> ResidualRun:
+    """Residual-mine every image and write the negative table ``out`` (and a contact sheet).
+
+    ``mpp`` overrides the stored spacing (PNG/JPEG store none: 0.25 µm/px is assumed);
+    ``exclude`` maps an image to its labelled mitoses. An image the unmixing cannot handle
+    (no tissue, one stain only) is skipped and listed in ``skipped``.
+    """
+    rows: list[tuple[Path, float, float, float]] = []
+    patches: list[tuple[np.ndarray, str]] = []
+    run = ResidualRun(Path(out), 0, len(files))
+    for f in files:
+        rgb, spacing = read_image(f, mpp=mpp)
+        try:
+            mined = mine_residual(rgb, spacing or DEFAULT_MPP, params, (exclude or {}).get(f, ()))
+        except StainError as err:
+            run.skipped.append(f"{f}: {err.problem}")
+            mined = []
+        rows += [(f, m.x, m.y, m.score) for m in mined]
+        if mined:
+            run.per_image[str(f)] = len(mined)
+        if sheet is not None:
+            patches += [(centred_window(rgb, m.x, m.y, sheet_crop), f"{f.stem[:14]}\n{m.score:.3f} ({m.x:.0f},{m.y:.0f})")
+                        for m in mined]
+        if on_image is not None:
+            on_image(f)
+    run.rows = write_negative_table(out, rows)
+    if sheet is not None and patches:
+        contact_sheet(sheet, patches)
+        run.sheet = Path(sheet)
+    return run

@@ -14,6 +14,7 @@ from torch import nn
 
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_path
+from mitodet.model.registry import create_model, list_models
 
 FORMAT = "mitodet-model/1"
 
@@ -38,8 +39,6 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
 
     Raises ``MitodetError`` for a missing, corrupt or foreign file.
     """
-    from mitodet.model.registry import create_model  # registry imports the networks
-
     path = Path(path)
     if not path.is_file():
         raise MitodetError(path, "checkpoint file not found")
@@ -57,3 +56,19 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
         raise MitodetError(path, f"weights do not fit the model {payload['config']}: {str(err).splitlines()[0]}") from None
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     return model, dict(payload.get("meta") or {})
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def model_from(name_or_path: str, **overrides) -> nn.Module:
+    """A registered configuration name (random weights, ``overrides`` applied) or a checkpoint
+    file, as an eval-mode model."""
+    if name_or_path in list_models():
+        return create_model(name_or_path, **overrides).eval()
+    if Path(name_or_path).suffix in CHECKPOINT_SUFFIXES or Path(name_or_path).exists():
+        if overrides:
+            raise MitodetError("--set", "overrides apply to a configuration name, not a checkpoint")
+        return load_checkpoint(name_or_path)[0]
+    raise MitodetError(name_or_path, f"neither a checkpoint file nor a model configuration "
+                                     f"({', '.join(list_models())})")

@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_path
-from mitodet.stain.macenko import StainVectors
+from mitodet.io.image import read_image
+from mitodet.stain.macenko import StainVectors, macenko_vectors, unmix
 from mitodet.stain.od import od_to_rgb
 
 RESIDUAL_SCALE = 0.25  # OD at which the residual colour map saturates
@@ -28,8 +31,6 @@ def residual_rgb(residual: np.ndarray, scale: float = RESIDUAL_SCALE) -> np.ndar
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
     with atomic_path(path) as tmp:
         Image.fromarray(rgb).save(tmp)
 
@@ -73,3 +74,19 @@ def write_unmixing(out: str | os.PathLike, stem: str, rgb: np.ndarray, conc: np.
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return paths
+
+
+def unmix_file(image: str | os.PathLike, out: str | os.PathLike, beta: float = 0.15, alpha: float = 1.0,
+               scale: float = RESIDUAL_SCALE) -> tuple[StainVectors, np.ndarray, list[Path]]:
+    """Unmix an image file and write its channel pictures to ``out``.
+
+    Returns (stain vectors, |residual| percentiles 50/99/100, written paths); an image the
+    unmixing cannot handle is a one-line error naming the file."""
+    rgb, _ = read_image(image)
+    try:
+        sv = macenko_vectors(rgb, beta=beta, alpha=alpha)
+    except MitodetError as err:
+        raise MitodetError(image, err.problem) from None
+    conc = unmix(rgb, sv)
+    paths = write_unmixing(out, Path(image).stem, rgb, conc, sv, scale)
+    return sv, np.percentile(np.abs(conc[..., 2]), [50, 99, 100]), paths

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mitodet.errors import MitodetError
+from mitodet.model import list_models
 
 
 class _Strict(BaseModel):
@@ -164,8 +165,6 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
         where = ".".join(str(x) for x in e["loc"]) or "config"
         more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
         raise MitodetError(source, f"{where}: {e['msg']}{more}") from None
-    from mitodet.model import list_models
-
     if cfg.model.name not in list_models():
         raise MitodetError(source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}")
     if check_paths:
@@ -203,3 +202,21 @@ def override_config(cfg: Config, overrides, source: str = "config") -> Config:
 def dump_config(cfg: Config) -> str:
     """The resolved config as YAML (written into every run folder)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def resolve_paths(cfg: Config) -> Config:
+    """The config with every data path made absolute (a run folder works from any cwd)."""
+    raw = cfg.model_dump(mode="json")
+    d = raw["data"]
+
+    def ab(p):
+        return None if p is None else str(Path(p).resolve())
+
+    for k in ("crops", "annotations", "images_dir", "keep_negatives"):
+        d[k] = ab(d[k])
+    d["tissue"] = [ab(p) for p in d["tissue"]]
+    d["negatives"] = [ab(p) for p in d["negatives"]]
+    raw["split"]["file"] = ab(raw["split"]["file"])
+    raw["model"]["init"] = ab(raw["model"]["init"])
+    raw["out"] = ab(raw["out"])
+    return config_from_dict(raw, "config", check_paths=False)

@@ -10,14 +10,19 @@ rest, are held in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rich.progress import Progress
 
-from mitodet.data.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
+from mitodet.data.crops import load_midog21_crops
+from mitodet.data.midog import load_annotations
+from mitodet.data.split import read_split, split_dataset
 from mitodet.errors import MitodetError
+from mitodet.io.image import read_image, read_spacing
+from mitodet.io.negatives import read_negative_table
+from mitodet.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
 from mitodet.train.patches import (
     KINDS,
     PoolImage,
@@ -64,8 +69,6 @@ class ValImage:
 
 
 def _read(path, mpp=None):
-    from mitodet.io.image import read_image
-
     pixels, m = read_image(path, mpp)
     return pixels, (m or DEFAULT_MPP)
 
@@ -101,9 +104,6 @@ def midog_records(annotations: str, images_dir: str) -> list[ImageRecord]:
     Every labelled image the file lists must be in ``images_dir``: a missing one is a one-line
     error naming the annotation file, raised before any pixel is read.
     """
-    from mitodet.data.midog import load_annotations
-    from mitodet.io.image import read_spacing
-
     records, missing = [], []
     for rec in load_annotations(annotations, images_dir):
         if not rec.labelled:
@@ -125,8 +125,6 @@ def midog_records(annotations: str, images_dir: str) -> list[ImageRecord]:
 
 def labelled_records(cfg) -> list[ImageRecord]:
     """Every labelled image named by the config, filtered on domain."""
-    from mitodet.data.crops import load_midog21_crops
-
     d = cfg.data
     records: list[ImageRecord] = []
     if d.crops:
@@ -141,12 +139,8 @@ def labelled_records(cfg) -> list[ImageRecord]:
 
 def split_records(cfg, records: list[ImageRecord]) -> SplitData:
     """Train/val split (grouped by source image, stratified), or the one in ``split.file``."""
-    from mitodet.data.split import split_dataset
-
     s = cfg.split
     if s.file:
-        from mitodet.data.split import read_split
-
         train_ids, val_ids = read_split(s.file)
         known = {r.id for r in records}
         train_ids = [i for i in train_ids if i in known]
@@ -162,11 +156,13 @@ def split_records(cfg, records: list[ImageRecord]) -> SplitData:
     return SplitData(records, train_ids, val_ids)
 
 
-def _regions(rec: ImageRecord, pixels: np.ndarray, rng: np.random.Generator):
-    """Yield (sub-record, pixels) pieces: the whole image if small, else regions owning their central half."""
+def _regions(rec: ImageRecord, pixels: np.ndarray,
+             rng: np.random.Generator) -> Iterator[tuple[ImageRecord, np.ndarray, tuple[int, int, int] | None]]:
+    """Yield (sub-record, pixels, core) pieces: the whole image if small (core None), else regions
+    owning their central half: core = (row, column, side) of that half inside the piece."""
     h, w = pixels.shape[:2]
     if max(h, w) <= REGION:
-        yield rec, pixels
+        yield rec, pixels, None
         return
     core, pad = REGION // 2, REGION // 4
     for y0 in range(0, h, core):
@@ -180,66 +176,67 @@ def _regions(rec: ImageRecord, pixels: np.ndarray, rng: np.random.Generator):
                     if ty0 - pad <= p.y < ty1 + pad and tx0 - pad <= p.x < tx1 + pad]
             sub = ImageRecord(f"{rec.id}@{x0},{y0}", None, tx1 - tx0, ty1 - ty0, rec.mpp, True, rec.domain, near)
             # candidates only in the core (cores partition the image: no duplicates)
-            sub._core = (y0 - ty0, x0 - tx0, core)  # type: ignore[attr-defined]
-            yield sub, pixels[ty0:ty1, tx0:tx1]
+            yield sub, pixels[ty0:ty1, tx0:tx1], (y0 - ty0, x0 - tx0, core)
 
 
-def _pool_images_from_records(records, cfg, seed: int, progress=None, task=None) -> list[PoolImage]:
+def _pool_images_from_records(records, cfg, seed: int, on_image: Callable[[], None]) -> list[PoolImage]:
     d = cfg.data
     rng = np.random.default_rng(seed)
     out = []
     for rec in records:
         pixels, mpp = _read(rec.path, rec.mpp)
-        for sub, px in _regions(rec, pixels, rng):
+        for sub, px, core in _regions(rec, pixels, rng):
             im = labelled_image(sub, np.ascontiguousarray(px), mpp, d.crop_grid, d.border)
-            core = getattr(sub, "_core", None)
             if core is not None:
                 cy, cx, n = core
-                inside = lambda y, x: cy <= y < cy + n and cx <= x < cx + n  # noqa: E731
-                im.positives = [p for p in im.positives if inside(*p)]
-                im.negatives = [q for q in im.negatives if inside(q[0], q[1])]
+                im.positives = [p for p in im.positives if cy <= p[0] < cy + n and cx <= p[1] < cx + n]
+                im.negatives = [q for q in im.negatives if cy <= q[0] < cy + n and cx <= q[1] < cx + n]
             out.append(im)
-        if progress is not None:
-            progress.advance(task)
+        on_image()
     return out
 
 
-def train_val_images(cfg, split: SplitData, quiet: bool = False) -> tuple[list[PoolImage], list[PoolImage]]:
-    """Pool images of the training side (labelled + tissue + mined) and the validation side."""
+def train_val_images(cfg, split: SplitData,
+                     on_image: Callable[[int, int], None] | None = None) -> tuple[list[PoolImage], list[PoolImage]]:
+    """Pool images of the training side (labelled + tissue + mined) and the validation side.
+
+    ``on_image(done, total)`` follows the loading (one call per file read)."""
     d = cfg.data
     tissue_files = list_images(d.tissue)
-    mined_tables = []
-    if d.negatives:
-        from mitodet.mine.residual import read_negative_table
-
-        mined_tables = [read_negative_table(p) for p in d.negatives]
+    mined_tables = [read_negative_table(p) for p in d.negatives]
     train_recs, val_recs = split.subset(split.train_ids), split.subset(split.val_ids)
-    n_mined = sum(len(t) for t in mined_tables)
-    with Progress(transient=True, disable=quiet) as progress:
-        task = progress.add_task("loading images", total=len(train_recs) + len(val_recs) + len(tissue_files) + n_mined)
-        train = _pool_images_from_records(train_recs, cfg, cfg.seed, progress, task)
-        val = _pool_images_from_records(val_recs, cfg, cfg.seed + 1, progress, task)
-        by_path: dict[str, PoolImage] = {}
-        for f in tissue_files:
-            pixels, mpp = _read(f)  # _read falls back to DEFAULT_MPP where no spacing is stored
-            im = tissue_image(str(f.resolve()), pixels, mpp, d.tissue_grid, d.border, d.tissue_max_brightness)
-            by_path[im.id] = im
-            train.append(im)
-            progress.advance(task)
-        val_paths = {str(Path(r.path).resolve()) for r in val_recs if r.path is not None}
-        mined_kind = KINDS.index("mined")
-        for table in mined_tables:
-            for path, points in table.items():
-                progress.advance(task)
-                if path in val_paths:
-                    continue  # never train on validation images
-                im = by_path.get(path)
-                if im is None:
-                    pixels, mpp = _read(path, None)
-                    im = by_path[path] = PoolImage(path, pixels, mpp)
-                    train.append(im)
-                h, w = im.pixels.shape[:2]
-                im.negatives += [(int(round(p.y)), int(round(p.x)), mined_kind) for p in points if p.y < h and p.x < w]
+    total = len(train_recs) + len(val_recs) + len(tissue_files) + sum(len(t) for t in mined_tables)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if on_image is not None:
+            on_image(done, total)
+
+    train = _pool_images_from_records(train_recs, cfg, cfg.seed, tick)
+    val = _pool_images_from_records(val_recs, cfg, cfg.seed + 1, tick)
+    by_path: dict[str, PoolImage] = {}
+    for f in tissue_files:
+        pixels, mpp = _read(f)  # _read falls back to DEFAULT_MPP where no spacing is stored
+        im = tissue_image(str(f.resolve()), pixels, mpp, d.tissue_grid, d.border, d.tissue_max_brightness)
+        by_path[im.id] = im
+        train.append(im)
+        tick()
+    val_paths = {str(Path(r.path).resolve()) for r in val_recs if r.path is not None}
+    mined_kind = KINDS.index("mined")
+    for table in mined_tables:
+        for path, points in table.items():
+            tick()
+            if path in val_paths:
+                continue  # never train on validation images
+            im = by_path.get(path)
+            if im is None:
+                pixels, mpp = _read(path, None)
+                im = by_path[path] = PoolImage(path, pixels, mpp)
+                train.append(im)
+            h, w = im.pixels.shape[:2]
+            im.negatives += [(int(round(p.y)), int(round(p.x)), mined_kind) for p in points if p.y < h and p.x < w]
     if d.keep_negatives:
         restrict_negatives(train, read_keep_list(d.keep_negatives))
     return train, val

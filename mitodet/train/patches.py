@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mitodet.data.schema import MATCH_RADIUS_UM, ImageRecord
 from mitodet.io.image import images_in
+from mitodet.reflect import reflect_index
+from mitodet.schema import MATCH_RADIUS_UM, ImageRecord
 
 KINDS = ("crop", "imposter", "mined", "tissue")
 
@@ -65,7 +66,7 @@ class Pool:
     def describe(self) -> dict:
         return {"images": len(self.ids), "positives": int(self.pos.shape[0]), "negatives": self.kind_counts()}
 
-    def to(self, device) -> "Pool":
+    def to(self, device) -> Pool:
         t = lambda x: x.to(device)  # noqa: E731
         return Pool(self.ids, self.mpp, t(self.flat), t(self.offset), t(self.height), t(self.width),
                     t(self.pos), t(self.neg), t(self.neg_kind))
@@ -74,17 +75,11 @@ class Pool:
         """Windows [B,3,size,size] uint8 centred on (cy, cx) of images ``img`` (reflect-padded)."""
         r = torch.arange(size, device=self.device) - size // 2
         h, w = self.height[img], self.width[img]
-        ys = _reflect(cy[:, None] + r[None], h[:, None])  # [B,S]
-        xs = _reflect(cx[:, None] + r[None], w[:, None])
+        ys = reflect_index(cy[:, None] + r[None], h[:, None])  # [B,S]
+        xs = reflect_index(cx[:, None] + r[None], w[:, None])
         base = self.offset[img][:, None, None] + (ys[:, :, None] * w[:, None, None] + xs[:, None, :]) * 3
         idx = base[:, None] + torch.arange(3, device=self.device)[None, :, None, None]  # [B,3,S,S]
         return self.flat[idx]
-
-
-def _reflect(c: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    period = 2 * (n - 1)
-    c = torch.remainder(c, period.clamp_min(1))
-    return torch.where(c >= n, period - c, c)
 
 
 def build_pool(images: list[PoolImage]) -> Pool:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-from mitodet.augment.transforms import augment, center_crop, sample_params
+from mitodet.augment.transforms import augment, sample_params
 from mitodet.errors import MitodetError
+from mitodet.train.engine import logits_center
 from mitodet.train.patches import KINDS, Pool
 
 
@@ -69,6 +71,11 @@ class BatchSampler:
         y = torch.cat([torch.ones(self.n_pos, dtype=torch.int64), torch.zeros(self.n_neg, dtype=torch.int64)]).to(dev)
         return x, y
 
+    @staticmethod
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy at the centre cell (the batch is already class-balanced)."""
+        return F.cross_entropy(logits_center(out), y)
+
 
 def fixed_patches(pool: Pool, rf: int, n_neg: int, seed: int):
     """Validation patches: every positive + a fixed seeded sample of negatives (uint8, centre, no augmentation).
@@ -83,7 +90,3 @@ def fixed_patches(pool: Pool, rf: int, n_neg: int, seed: int):
     if centres.shape[0] == 0:
         return torch.zeros(0, 3, rf, rf, dtype=torch.uint8, device=pool.device), labels
     return pool.gather(centres[:, 0], centres[:, 1], centres[:, 2], rf), labels
-
-
-def as_input(windows: torch.Tensor, rf: int) -> torch.Tensor:
-    return center_crop(windows, rf)

@@ -10,8 +10,8 @@ import pytest
 
 from mitodet.data.crops import load_icpr2012, load_midog21_crops, load_tissue
 from mitodet.data.load import load_any
-from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE
 from mitodet.errors import MitodetError
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE
 from tests.conftest import need
 
 

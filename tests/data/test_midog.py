@@ -8,8 +8,8 @@ import json
 import pytest
 
 from mitodet.data.midog import load_annotations, load_midog2022_csv, load_midog_json, load_midogpp
-from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE
 from mitodet.errors import MitodetError
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE
 from tests.conftest import need
 
 

@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from mitodet.cli.main import app
-from mitodet.infer.calibrate import calibrate
 from mitodet.infer import Detector
+from mitodet.infer.calibrate import calibrate
 from mitodet.model import create_model, load_checkpoint, save_checkpoint
 from tests.conftest import need
 from tests.infer.helpers import ImpulseNet

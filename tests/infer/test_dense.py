@@ -53,20 +53,9 @@ def test_probability_map_geometry_real_model():
     img = np.full((50, 64, 3), 200, np.uint8)
     pm = det.probability_map(img, 0.25)
     # reflection padding makes cells cover the image border: first centre within a pixel of 0
-    assert -1.5 <= pm.x0 <= 0.5 and pm.step == 2
+    assert -1.5 <= pm.x0 <= 0.5 and pm.step_x == pm.step_y == 2
     x_last, _ = pm.to_image(0, pm.prob.shape[1] - 1)
     assert x_last >= 64 - 2
-
-
-def test_padded_window_matches_np_pad():
-    from mitodet.infer.dense import padded_window
-
-    rng = np.random.default_rng(1)
-    for H, W, p in [(7, 5, 3), (5, 7, 12), (1, 4, 3), (30, 20, 9)]:  # incl. borders wider than the image
-        img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-        ref = np.pad(img, ((p, p), (p, p), (0, 0)), mode="reflect")
-        for y, x, h, w in [(-p, -p, H + 2 * p, W + 2 * p), (-1, 2, 3, 3), (H - 2, W - 1, p, p), (0, 0, H, W)]:
-            np.testing.assert_array_equal(padded_window(img, y, x, h, w), ref[y + p : y + p + h, x + p : x + p + w])
 
 
 def test_padding_per_tile_equals_padded_image():

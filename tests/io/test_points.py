@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from mitodet.data.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
 from mitodet.errors import MitodetError
 from mitodet.io.points import (
     points_to_geojson,
@@ -16,6 +15,7 @@ from mitodet.io.points import (
     write_points_csv,
     write_points_geojson,
 )
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
 
 POINTS = [Point(10.0, 20.5, MITOTIC_FIGURE), Point(3000.25, 40.0, IMPOSTER, id=7), Point(5.0, 6.0, NEGATIVE)]
 

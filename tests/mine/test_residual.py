@@ -5,17 +5,15 @@ import pytest
 from typer.testing import CliRunner
 
 from mitodet.cli.main import app
-from mitodet.data.schema import MITOTIC_FIGURE, NEGATIVE, Point
 from mitodet.errors import MitodetError
 from mitodet.io.image import read_image
 from mitodet.mine.residual import (
-    Mined,
     ResidualParams,
-    crop_patch,
     mine_residual,
-    read_negative_table,
-    write_negative_table,
 )
+from mitodet.schema import MITOTIC_FIGURE, NEGATIVE, Point
+from mitodet.io.negatives import read_negative_table, write_negative_table
+from mitodet.reflect import centred_window
 from tests.conftest import need
 
 PIGMENT = "tissue/monuseg/TCGA-21-5784-01Z-00-DX1.tif"  # lung: anthracotic pigment at (856, 884)
@@ -70,7 +68,7 @@ def test_too_small_image_mines_nothing(planted):
 def test_negative_table_round_trip(tmp_path):
     table = tmp_path / "sub" / "neg.csv"
     img = tmp_path / "a.tif"
-    n = write_negative_table(table, [(img, Mined(10.0, 20.5, 0.1)), (img, Mined(30.0, 40.0, 0.07))])
+    n = write_negative_table(table, [(img, 10.0, 20.5, 0.1), (img, 30.0, 40.0, 0.07)])
     assert n == 2
     header = table.read_text().splitlines()[0]
     assert header == "image,x,y,label,score"
@@ -97,10 +95,10 @@ def test_bad_negative_tables(tmp_path, body, problem):
         read_negative_table(tmp_path / "none.csv")
 
 
-def test_crop_patch_mirrors_at_border(planted):
-    c = crop_patch(planted, 2, 3, 64)
+def test_centred_window_mirrors_at_border(planted):
+    c = centred_window(planted, 2, 3, 64)
     assert c.shape == (64, 64, 3)
-    np.testing.assert_array_equal(crop_patch(planted, 100, 120, 64), planted[88:152, 68:132])
+    np.testing.assert_array_equal(centred_window(planted, 100, 120, 64), planted[88:152, 68:132])
 
 
 def test_cli_mine_residual_end_to_end(shared_data, tmp_path):

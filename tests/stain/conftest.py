@@ -1,7 +1,7 @@
 import pytest
 
-from tests.conftest import need
 from mitodet.io.image import read_image
+from tests.conftest import need
 
 
 @pytest.fixture(scope="session")

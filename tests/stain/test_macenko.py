@@ -3,7 +3,6 @@ import csv
 import numpy as np
 import pytest
 
-from tests.conftest import need
 from mitodet.errors import MitodetError
 from mitodet.io.image import read_image
 from mitodet.stain import (
@@ -15,6 +14,7 @@ from mitodet.stain import (
     rgb_to_od,
     unmix,
 )
+from tests.conftest import need
 
 
 def test_vectors_are_h_and_e_on_a_real_tile(monuseg_tile):

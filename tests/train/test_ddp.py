@@ -35,20 +35,18 @@ def _worker_weights(rank, world, port, raw, run_dir, out):
             return x, y
 
     run.BatchSampler = Spy
-    import mitodet.model as mm
-
-    orig_create = mm.create_model
+    orig_create = run.create_model
 
     def create(name, **kw):
         m = orig_create(name, **kw)
         captured["model"] = m
         return m
 
-    mm.create_model = create
+    run.create_model = create
     try:
-        run.train(config_from_dict(raw), run_dir, quiet=True)
+        run.train(config_from_dict(raw), run_dir)
     finally:
-        run.BatchSampler, mm.create_model = orig, orig_create
+        run.BatchSampler, run.create_model = orig, orig_create
     # parameters only: BN running stats are per rank (DDP re-broadcasts rank 0's at each forward)
     torch.save({"weights": dict(captured["model"].named_parameters()), "first": captured["first"]}, f"{out}/rank{rank}.pt")
     dist.barrier()

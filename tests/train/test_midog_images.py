@@ -22,7 +22,8 @@ from mitodet.io.image import read_image
 from mitodet.train.config import config_from_dict
 from mitodet.train.data import REGION, labelled_records
 from mitodet.train.patches import KINDS
-from mitodet.train.run import load_validation_set, prepare_data, train
+from mitodet.train.rundir import load_validation_set
+from mitodet.train.run import prepare_data, train
 from tests.conftest import need
 from tests.train.conftest import tiny_raw
 
@@ -97,7 +98,7 @@ def test_midog_json_records_read_with_tiff_spacing(midog_set):
 def test_patches_from_midog_images_and_training(midog_set, tmp_path):
     raw = midog_raw(midog_set, train={"epochs": 3, "steps_per_epoch": 12})
     cfg = config_from_dict(raw)
-    split, train_pool, val_pool = prepare_data(cfg, None, False, True)
+    split, train_pool, val_pool = prepare_data(cfg, None, False)
     assert len(split.train_ids) == 2 and len(split.val_ids) == 1
     by_id = {r.id: r for r in split.records}
     border = cfg.data.border
@@ -128,7 +129,7 @@ def test_patches_from_midog_images_and_training(midog_set, tmp_path):
     assert any("@" in pid for pid in train_pool.ids)  # the large image was cut into regions
     assert val_pool.pos.shape[0] == len(by_id[split.val_ids[0]].mitoses)
 
-    s = train(cfg, tmp_path / "run", quiet=True)
+    s = train(cfg, tmp_path / "run")
     with open(s.run_dir / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from mitodet.data.crops import load_midog21_crops
-from mitodet.train.patches import KINDS, PoolImage, build_pool, grid_centres, labelled_image, tissue_image
 from mitodet.io.image import read_image
+from mitodet.train.patches import KINDS, PoolImage, build_pool, grid_centres, labelled_image, tissue_image
 
 
 def test_gather_matches_numpy_reflect_pad():

@@ -5,7 +5,8 @@ import sys
 import torch
 
 from mitodet.train.config import config_from_dict
-from mitodet.train.run import load_validation_set, train
+from mitodet.train.rundir import load_validation_set, read_run_config
+from mitodet.train.run import train
 from tests.train.conftest import tiny_raw
 
 
@@ -16,7 +17,7 @@ def metrics(run):
 
 def test_tiny_training_loss_falls_and_writes_run(small_crops, tmp_path):
     cfg = config_from_dict(tiny_raw(small_crops, train={"epochs": 3, "steps_per_epoch": 12}))
-    s = train(cfg, tmp_path / "run", quiet=True)
+    s = train(cfg, tmp_path / "run")
     rows = metrics(s.run_dir)
     assert len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
@@ -32,15 +33,13 @@ def test_tiny_training_loss_falls_and_writes_run(small_crops, tmp_path):
 
 def test_resume_is_bit_exact(small_crops, tmp_path):
     raw = tiny_raw(small_crops, train={"epochs": 2, "steps_per_epoch": 5})
-    straight = train(config_from_dict(raw), tmp_path / "a", quiet=True)
+    straight = train(config_from_dict(raw), tmp_path / "a")
     raw1 = tiny_raw(small_crops, train={"epochs": 1, "steps_per_epoch": 5})
-    train(config_from_dict(raw1), tmp_path / "b", quiet=True)
-    from mitodet.train.run import read_run_config
-
+    train(config_from_dict(raw1), tmp_path / "b")
     cfg = read_run_config(tmp_path / "b").model_copy(update={"train": config_from_dict(raw).train})
-    resumed = train(cfg, tmp_path / "b", resume=True, quiet=True)
-    a = torch.load(straight.run_dir / "last.pt", weights_only=False)
-    b = torch.load(resumed.run_dir / "last.pt", weights_only=False)
+    resumed = train(cfg, tmp_path / "b", resume=True)
+    a = torch.load(straight.run_dir / "last.pt", weights_only=True)
+    b = torch.load(resumed.run_dir / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
@@ -49,14 +48,14 @@ def test_resume_is_bit_exact(small_crops, tmp_path):
 
 def test_time_budget_stops_after_an_epoch(small_crops, tmp_path):
     cfg = config_from_dict(tiny_raw(small_crops, train={"epochs": 50, "steps_per_epoch": 2}))
-    s = train(cfg, tmp_path / "r", quiet=True, max_minutes=1e-4)
+    s = train(cfg, tmp_path / "r", max_minutes=1e-4)
     assert s.stopped_early and s.epochs == 1 and (tmp_path / "r" / "best.pt").is_file()
 
 
 def test_domain_filter_and_validation_set(small_crops, tmp_path):
     raw = tiny_raw(small_crops, train={"epochs": 1, "steps_per_epoch": 1})
     raw["data"]["exclude"] = {"scanner": ["Aperio CS2"]}
-    s = train(config_from_dict(raw), tmp_path / "r", quiet=True)
+    s = train(config_from_dict(raw), tmp_path / "r")
     val = load_validation_set(s.run_dir)
     assert val and all(v.domain["scanner"] != "Aperio CS2" for v in val)
     v = val[0]
