@@ -1,5 +1,5 @@
 # The two entry points a new user needs; both set everything up first.
-.PHONY: setup demo test bench
+.PHONY: setup demo test lint bench
 
 setup:
 	./scripts/setup.sh
@@ -11,6 +11,12 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
+
+# Lint and types (run by CI before the tests): ruff (pyflakes, bugbear, imports, pyupgrade, format), mypy.
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 bench: setup
 	for b in benchmarks/bench_*.py; do .venv/bin/python $$b || exit 1; done

@@ -56,15 +56,27 @@ def speed(model_name: str, crop: int, samples: int, threads: int) -> dict:
     h, w = dense.shape
     rng = np.random.default_rng(0)
     pos = rng.integers(0, [h, w], size=(samples, 2))
-    x = torch.from_numpy(np.stack([img[s * i : s * i + rf, s * j : s * j + rf] for i, j in pos])).permute(0, 3, 1, 2).float() / 255
+    x = (
+        torch.from_numpy(np.stack([img[s * i : s * i + rf, s * j : s * j + rf] for i, j in pos]))
+        .permute(0, 3, 1, 2)
+        .float()
+        / 255
+    )
     t0 = time.perf_counter()
     with torch.no_grad():
         p = torch.cat([torch.softmax(model(x[k : k + 256]), 1)[:, 1, 0, 0] for k in range(0, len(x), 256)]).numpy()
     t_naive = (time.perf_counter() - t0) * (h * w) / samples
     err = float(np.abs(p - dense[pos[:, 0], pos[:, 1]]).max())
-    return {"test": "speed", "model": model_name, "size": crop, "dense_s": round(t_dense, 3),
-            "naive_s_extrapolated": round(t_naive, 2), "speedup": round(t_naive / t_dense, 1),
-            "grid": f"{h}x{w}", "max_abs_diff": err}
+    return {
+        "test": "speed",
+        "model": model_name,
+        "size": crop,
+        "dense_s": round(t_dense, 3),
+        "naive_s_extrapolated": round(t_naive, 2),
+        "speedup": round(t_naive / t_dense, 1),
+        "grid": f"{h}x{w}",
+        "max_abs_diff": err,
+    }
 
 
 def _rss_mb(field: str) -> float:
@@ -101,9 +113,20 @@ def memory_child(size: int, model_name: str, threads: int) -> None:
     n = len(det.peaks(pm))  # stage 2: local maxima on the map
     peak = _rss_mb("VmHWM")
     # base already holds the input image; the rise is the inference (map + tiles + peaks)
-    print(json.dumps({"base_mb": base, "dense_peak_mb": dense_peak, "peak_mb": peak,
-                      "image_mb": img.nbytes / 2**20, "map_mb": map_mb, "seconds": t_dense,
-                      "total_seconds": time.perf_counter() - t0, "candidates": n}))
+    print(
+        json.dumps(
+            {
+                "base_mb": base,
+                "dense_peak_mb": dense_peak,
+                "peak_mb": peak,
+                "image_mb": img.nbytes / 2**20,
+                "map_mb": map_mb,
+                "seconds": t_dense,
+                "total_seconds": time.perf_counter() - t0,
+                "candidates": n,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -123,15 +146,36 @@ def main() -> None:
 
     rows = [speed(a.model, a.crop, a.naive_samples, a.threads)]
     for size in a.sizes:
-        r = subprocess.run([sys.executable, __file__, "--child", str(size), "--memory-model", a.memory_model,
-                            "--threads", str(a.threads)], capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(size),
+                "--memory-model",
+                a.memory_model,
+                "--threads",
+                str(a.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         m = json.loads(r.stdout.strip().splitlines()[-1])
-        rows.append({"test": "memory", "model": a.memory_model, "size": size, "image_mb": round(m["image_mb"]),
-                     "map_mb": round(m["map_mb"]),
-                     "dense_rise_mb": round(m["dense_peak_mb"] - m["base_mb"]),
-                     "dense_overhead_mb": round(m["dense_peak_mb"] - m["base_mb"] - m["map_mb"]),
-                     "detect_rise_mb": round(m["peak_mb"] - m["base_mb"]),
-                     "dense_s": round(m["seconds"], 2), "candidates": m["candidates"]})
+        rows.append(
+            {
+                "test": "memory",
+                "model": a.memory_model,
+                "size": size,
+                "image_mb": round(m["image_mb"]),
+                "map_mb": round(m["map_mb"]),
+                "dense_rise_mb": round(m["dense_peak_mb"] - m["base_mb"]),
+                "dense_overhead_mb": round(m["dense_peak_mb"] - m["base_mb"] - m["map_mb"]),
+                "detect_rise_mb": round(m["peak_mb"] - m["base_mb"]),
+                "dense_s": round(m["seconds"], 2),
+                "candidates": m["candidates"],
+            }
+        )
         print(rows[-1], flush=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     table = Table(title=f"bench_infer ({a.threads} thread(s); memory: peak-RSS rise over the loaded image)")

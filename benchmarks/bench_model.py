@@ -48,16 +48,17 @@ def jobs_for(name: str, size: int, batch: int, threads: int, tmp: Path) -> list[
     folded, folded_cl = fold(model, channels_last=False), fold(model)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(export_onnx(folded, tmp / f"{name}.onnx")), so,
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(export_onnx(folded, tmp / f"{name}.onnx")), so, providers=["CPUExecutionProvider"])
     xn = x.numpy()
     fpx = flops_per_output_pixel(model) / model.stride**2
-    dense = dict(model=name, task="dense", threads=threads, size=size, work=size * size,
-                 flops=fpx * size * size)
+    dense = dict(model=name, task="dense", threads=threads, size=size, work=size * size, flops=fpx * size * size)
     jobs = []
-    for mode, fn in (("eager", lambda: model(x)), ("folded", lambda: folded(x)),
-                     ("folded, NHWC", lambda: folded_cl(x_cl)),
-                     ("onnxruntime", lambda: sess.run(None, {"image": xn}))):
+    for mode, fn in (
+        ("eager", lambda: model(x)),
+        ("folded", lambda: folded(x)),
+        ("folded, NHWC", lambda: folded_cl(x_cl)),
+        ("onnxruntime", lambda: sess.run(None, {"image": xn})),
+    ):
         jobs.append(({**dense, "mode": mode}, fn))
     # training: one SGD step (forward, backward, update) on a batch of rf x rf patches
     train = create_model(name).train()
@@ -70,8 +71,20 @@ def jobs_for(name: str, size: int, batch: int, threads: int, tmp: Path) -> list[
         torch.nn.functional.cross_entropy(train(xb)[:, :, 0, 0], yb).backward()
         opt.step()
 
-    jobs.append((dict(model=name, task="train", mode="eager", threads=threads, size=rf, work=batch,
-                      flops=3 * flops_per_patch(model) * batch), step))  # backward ~ 2x forward
+    jobs.append(
+        (
+            dict(
+                model=name,
+                task="train",
+                mode="eager",
+                threads=threads,
+                size=rf,
+                work=batch,
+                flops=3 * flops_per_patch(model) * batch,
+            ),
+            step,
+        )
+    )  # backward ~ 2x forward
     return jobs
 
 
@@ -106,27 +119,47 @@ def main() -> None:
     peak = gemm_flops / best_gemm
     load = round(max(load_before, os.getloadavg()[0]), 2)
     rows = []
-    for (row, _fn), t in zip(jobs, best):
+    for (row, _fn), t in zip(jobs, best, strict=False):
         rate = row.pop("work") / t
         flops = row.pop("flops") / t
         dense = row["task"] == "dense"
-        rows.append({**row, "mpx_per_s": rate / 1e6 if dense else "", "patches_per_s": "" if dense else rate,
-                     "gflops_per_s": flops / 1e9, "pct_peak": 100 * flops / peak,
-                     "s_per_midog_image": 39e6 / rate if dense else "", "load_avg": load})
+        rows.append(
+            {
+                **row,
+                "mpx_per_s": rate / 1e6 if dense else "",
+                "patches_per_s": "" if dense else rate,
+                "gflops_per_s": flops / 1e9,
+                "pct_peak": 100 * flops / peak,
+                "s_per_midog_image": 39e6 / rate if dense else "",
+                "load_avg": load,
+            }
+        )
 
-    table = Table(title=f"model throughput, {args.size}x{args.size} dense input, batch {args.batch} "
-                        f"training, {args.threads} threads, ceiling {peak / 1e9:.0f} GFLOP/s, "
-                        f"load average {load}")
+    table = Table(
+        title=f"model throughput, {args.size}x{args.size} dense input, batch {args.batch} "
+        f"training, {args.threads} threads, ceiling {peak / 1e9:.0f} GFLOP/s, "
+        f"load average {load}"
+    )
     for col in ("model", "task", "mode", "Mpx/s", "patches/s", "GFLOP/s", "% peak", "s / 39 Mpx image"):
         table.add_column(col, justify="left" if col in ("model", "task", "mode") else "right")
     fmt = lambda v, f: "" if v == "" else format(v, f)  # noqa: E731
     for r in rows:
-        table.add_row(r["model"], r["task"], r["mode"], fmt(r["mpx_per_s"], ".2f"), fmt(r["patches_per_s"], ".1f"),
-                      fmt(r["gflops_per_s"], ".0f"), fmt(r["pct_peak"], ".0f"), fmt(r["s_per_midog_image"], ".0f"))
+        table.add_row(
+            r["model"],
+            r["task"],
+            r["mode"],
+            fmt(r["mpx_per_s"], ".2f"),
+            fmt(r["patches_per_s"], ".1f"),
+            fmt(r["gflops_per_s"], ".0f"),
+            fmt(r["pct_peak"], ".0f"),
+            fmt(r["s_per_midog_image"], ".0f"),
+        )
     console.print(table)
     # Merge with earlier runs (one model per run keeps each run short): replace same-key rows.
-    new = [{**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
-            "gemm_gflops": round(peak / 1e9, 1)} for r in rows]
+    new = [
+        {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}, "gemm_gflops": round(peak / 1e9, 1)}
+        for r in rows
+    ]
     key = lambda r: (r["model"], r["task"], r["mode"], str(r["threads"]), str(r["size"]))  # noqa: E731
     keys = {key(r) for r in new}
     old = []

@@ -54,9 +54,16 @@ def main() -> None:
         t_unmix = best_of(lambda: unmix(rgb, sv))
         t_both = best_of(lambda: unmix(rgb, macenko_vectors(rgb)))
         t_res = best_of(lambda: residual_intensity(rgb, 0.25, 2.0, sv), repeat=3)
-        rows.append({"size": f"{size}x{size}", "megapixels": round(size * size / 1e6, 2),
-                     "vectors_s": round(t_vec, 4), "unmix_s": round(t_unmix, 4),
-                     "vectors+unmix_s": round(t_both, 4), "residual_map_s": round(t_res, 4)})
+        rows.append(
+            {
+                "size": f"{size}x{size}",
+                "megapixels": round(size * size / 1e6, 2),
+                "vectors_s": round(t_vec, 4),
+                "unmix_s": round(t_unmix, 4),
+                "vectors+unmix_s": round(t_both, 4),
+                "residual_map_s": round(t_res, 4),
+            }
+        )
     from rich.console import Console
     from rich.table import Table
 

@@ -64,7 +64,11 @@ def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
     """Earlier rows of ``path`` not re-measured now, then the new rows."""
     old = list(csv.DictReader(open(path, newline=""))) if path.is_file() else []
     new_keys = {tuple(str(r[k]) for k in KEY) for r in rows}
-    kept = [r for r in old if tuple(str(r.get(k, "False" if k in ("compile", "channels_last") else "")) for k in KEY) not in new_keys]
+    kept = [
+        r
+        for r in old
+        if tuple(str(r.get(k, "False" if k in ("compile", "channels_last") else "")) for k in KEY) not in new_keys
+    ]
     return kept + rows
 
 
@@ -102,17 +106,23 @@ def main() -> None:
     dev = torch.device(args.device)
     from mitodet.model import create_model
 
-    raw = {"device": args.device, "model": {"name": "fast"},
-           "data": {"crops": str(CROPS), "tissue": [str(TISSUE)] if TISSUE.is_dir() else []},
-           "sampling": {"batch_size": args.batch}, "train": {"amp": args.amp}}
+    raw = {
+        "device": args.device,
+        "model": {"name": "fast"},
+        "data": {"crops": str(CROPS), "tissue": [str(TISSUE)] if TISSUE.is_dir() else []},
+        "sampling": {"batch_size": args.batch},
+        "train": {"amp": args.amp},
+    }
     cfg = config_from_dict(raw)
     t0 = time.perf_counter()
     _, pool, _ = prepare_data(cfg, None, False)
     pool = pool.to(dev)
     load_s = time.perf_counter() - t0
     console = Console()
-    console.print(f"pool: {pool.describe()} loaded in {load_s:.1f}s; device {dev}, amp {args.amp}, "
-                  f"threads {torch.get_num_threads()}, batch {args.batch}")
+    console.print(
+        f"pool: {pool.describe()} loaded in {load_s:.1f}s; device {dev}, amp {args.amp}, "
+        f"threads {torch.get_num_threads()}, batch {args.batch}"
+    )
     rows = []
     for name in args.models.split(","):
         net = create_model(name).to(dev)
@@ -140,19 +150,36 @@ def main() -> None:
         n, s = measure(step, dev, args.seconds, 2)
         if args.profile:
             profile_steps(step, dev, console, name)
-        rows.append({"model": name, "rf": rf, "device": str(dev), "amp": args.amp, "batch": args.batch,
-                     "threads": torch.get_num_threads(), "sampler_patches_per_s": round(sample_rate, 1),
-                     "train_patches_per_s": round(n * args.batch / s, 1), "steps": n, "seconds": round(s, 2),
-                     "compile": args.compile, "channels_last": args.channels_last, "date": datetime.date.today().isoformat(),
-                     "cpu": platform.processor() or platform.machine(),
-                     "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else ""})
+        rows.append(
+            {
+                "model": name,
+                "rf": rf,
+                "device": str(dev),
+                "amp": args.amp,
+                "batch": args.batch,
+                "threads": torch.get_num_threads(),
+                "sampler_patches_per_s": round(sample_rate, 1),
+                "train_patches_per_s": round(n * args.batch / s, 1),
+                "steps": n,
+                "seconds": round(s, 2),
+                "compile": args.compile,
+                "channels_last": args.channels_last,
+                "date": datetime.date.today().isoformat(),
+                "cpu": platform.processor() or platform.machine(),
+                "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "",
+            }
+        )
         console.print(f"{name}: {rows[-1]['train_patches_per_s']} patches/s")
     table = Table(title="training throughput (patches/s)")
     for k in ("model", "device", "amp", "batch", "sampler_patches_per_s", "train_patches_per_s", "steps"):
         table.add_column(k)
     for r in rows:
-        table.add_row(*(str(r[k]) for k in ("model", "device", "amp", "batch", "sampler_patches_per_s",
-                                             "train_patches_per_s", "steps")))
+        table.add_row(
+            *(
+                str(r[k])
+                for k in ("model", "device", "amp", "batch", "sampler_patches_per_s", "train_patches_per_s", "steps")
+            )
+        )
     console.print(table)
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"train-{dev.type}-{args.amp}.csv"
     merged = merge_rows(out, rows)

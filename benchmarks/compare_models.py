@@ -51,8 +51,10 @@ def main() -> None:
     decided = {name: ({k: c[k] for k in sets}, models[name].threshold, None) for name, c in cands.items()}
     for spec in args.pair:
         a, b = spec.split(",")
-        per = {k: R.ensemble_cands(v, cands[a][k], cands[b][k], models[a].threshold, models[b].threshold)
-               for k, v in sets.items()}
+        per = {
+            k: R.ensemble_cands(v, cands[a][k], cands[b][k], models[a].threshold, models[b].threshold)
+            for k, v in sets.items()
+        }
         decided[f"{a} + {b}"] = ({k: p[1] for k, p in per.items()}, None, {k: p[0] for k, p in per.items()})
     for name, (c, t, alls) in decided.items():
         metrics = {"threshold": t if t is not None else float("nan")}

@@ -122,7 +122,10 @@ def crops_by_scanner(data: Path) -> dict[str, list[Item]]:
 def icpr(data: Path) -> list[Item]:
     from mitodet.data.crops import load_icpr2012
 
-    return [Item(r.id, r.path, r.mpp, [(p.x, p.y) for p in r.points]) for r in load_icpr2012(data / "icpr2012_patches").images]
+    return [
+        Item(r.id, r.path, r.mpp, [(p.x, p.y) for p in r.points])
+        for r in load_icpr2012(data / "icpr2012_patches").images
+    ]
 
 
 def tissue(data: Path, config: Path) -> dict[str, list[Item]]:
@@ -134,8 +137,10 @@ def tissue(data: Path, config: Path) -> dict[str, list[Item]]:
     used = {Path(p).stem for p in yaml.safe_load(config.read_text())["data"]["tissue"]}
     mon = [r for r in load_tissue(data / "tissue", "monuseg").images if r.id not in used]
     cc = load_tissue(data / "tissue", "ccmct").images
-    return {"monuseg-heldout": [Item(r.id, r.path, r.mpp, []) for r in mon],
-            "ccmct": [Item(r.id, r.path, r.mpp, []) for r in cc]}
+    return {
+        "monuseg-heldout": [Item(r.id, r.path, r.mpp, []) for r in mon],
+        "ccmct": [Item(r.id, r.path, r.mpp, []) for r in cc],
+    }
 
 
 def validation(run: Path) -> list[Item]:
@@ -145,8 +150,9 @@ def validation(run: Path) -> list[Item]:
 
 
 # ----------------------------------------------------------------------------- candidates (cached)
-def candidates(model: Model, dataset: str, items: list[Item], cache: Path, bar: Progress, threads: int,
-               fresh: bool) -> dict[str, np.ndarray]:
+def candidates(
+    model: Model, dataset: str, items: list[Item], cache: Path, bar: Progress, threads: int, fresh: bool
+) -> dict[str, np.ndarray]:
     """id -> (n, 3) array of candidate (x, y, probability) in image pixels, probability > 0.01."""
     ids = [it.id for it in items]
     digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:10]
@@ -228,8 +234,17 @@ def detection_scores(items, cands, t, all_cands=None) -> dict:
     truth, everything = to_um(items, cands if all_cands is None else all_cands)
     ap = average_precision([truth[k] for k in truth], [everything[k] for k in truth], half=AP_HALF_UM)
     oracle = best_threshold(truth, everything, MATCH_RADIUS_UM)
-    return {"f1": s["f1"], "precision": s["precision"], "recall": s["recall"], "tp": s["tp"], "fp": s["fp"],
-            "fn": s["fn"], "ap": ap, "oracle_f1": oracle["f1"], "oracle_threshold": oracle["threshold"]}
+    return {
+        "f1": s["f1"],
+        "precision": s["precision"],
+        "recall": s["recall"],
+        "tp": s["tp"],
+        "fp": s["fp"],
+        "fn": s["fn"],
+        "ap": ap,
+        "oracle_f1": oracle["f1"],
+        "oracle_threshold": oracle["threshold"],
+    }
 
 
 def loso_scores(items: list[Item], cands: dict, t: float | None) -> dict:
@@ -244,8 +259,14 @@ def loso_scores(items: list[Item], cands: dict, t: float | None) -> dict:
             found += 1
     truth, pred = to_um(items, cands, t)
     s = score(truth, pred, MATCH_RADIUS_UM)
-    return {"n_crops": len(items), "sensitivity": found / len(items), "f1": s["f1"], "precision": s["precision"],
-            "recall": s["recall"], "fp_per_mm2": s["fp"] / (len(items) * CROP_MM2)}
+    return {
+        "n_crops": len(items),
+        "sensitivity": found / len(items),
+        "f1": s["f1"],
+        "precision": s["precision"],
+        "recall": s["recall"],
+        "fp_per_mm2": s["fp"] / (len(items) * CROP_MM2),
+    }
 
 
 def tissue_scores(items: list[Item], cands: dict, t: float | None, area: dict) -> dict:
@@ -260,16 +281,24 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--bundled", nargs=2, type=Path, default=None, help="CA-RGB and CA-OD checkpoints "
-                    "(default RUNS/gpu2/ca-rgb/best.pt RUNS/gpu2/ca-od/best.pt)")
+    ap.add_argument(
+        "--bundled",
+        nargs=2,
+        type=Path,
+        default=None,
+        help="CA-RGB and CA-OD checkpoints (default RUNS/gpu2/ca-rgb/best.pt RUNS/gpu2/ca-od/best.pt)",
+    )
     ap.add_argument("--cache", type=Path, default=None, help="default RUNS/report_cache")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-paper", action="store_true", help="skip the slow 73-layer paper model")
     ap.add_argument("--rounds-tissue", action="store_true", help="also run hard-mining rounds 0/1 on tissue")
     ap.add_argument("--fresh", action="store_true", help="ignore cached candidates")
-    ap.add_argument("--cached-only", action="store_true", help="tables from cached candidates only "
-                    "(parts not yet computed are left out)")
+    ap.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="tables from cached candidates only (parts not yet computed are left out)",
+    )
     args = ap.parse_args(argv)
     global CACHED_ONLY
     CACHED_ONLY = args.cached_only
@@ -287,13 +316,19 @@ def main(argv=None) -> None:
         return Model(name, run / "best.pt", run)
 
     B = {"CA-RGB": Model("bundled CA-RGB", bundled[0], None), "CA-OD": Model("bundled CA-OD", bundled[1], None)}
-    S = {"CA-RGB": m("CA-RGB", best_round(g / "ca-rgb")), "CA-OD": m("CA-OD", best_round(g / "ca-od")),
-         "plain CA-RGB": m("plain CA-RGB", best_round(g / "plain-ca-rgb"))}
+    S = {
+        "CA-RGB": m("CA-RGB", best_round(g / "ca-rgb")),
+        "CA-OD": m("CA-OD", best_round(g / "ca-od")),
+        "plain CA-RGB": m("plain CA-RGB", best_round(g / "plain-ca-rgb")),
+    }
     if not args.no_paper:
         S["paper CA-RGB"] = m("paper CA-RGB", best_round(g / "paper-ca-rgb"))
     R = {k: m(f"CA-RGB round {k}", round_dir(g / "ca-rgb", k)) for k in (0, 1, 2)}
-    L = {(s, p): m(f"LOSO {s} {p}", best_round(g / f"loso-{s.lower().replace(' ', '-')}-{p.lower()}"))
-         for s in SCANNERS for p in ("CA-RGB", "CA-OD")}
+    L = {
+        (s, p): m(f"LOSO {s} {p}", best_round(g / f"loso-{s.lower().replace(' ', '-')}-{p.lower()}"))
+        for s in SCANNERS
+        for p in ("CA-RGB", "CA-OD")
+    }
 
     crops = crops_by_scanner(data)
     icpr_items = icpr(data)
@@ -303,8 +338,10 @@ def main(argv=None) -> None:
     def emit(variant, dataset, metrics):
         rows.extend((variant, dataset, k, float(v)) for k, v in metrics.items())
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+
         def cands(model, dataset, items):
             return candidates(model, dataset, items, cache, bar, args.threads, args.fresh)
 
@@ -352,34 +389,59 @@ def main(argv=None) -> None:
 
         areas = {ds: tissue_area(items, cache) for ds, items in tis.items()}
         # 1. bundled pair: ICPR + tissue
-        guarded("bundled icpr", lambda: emit_pair("bundled ensemble", B["CA-RGB"], B["CA-OD"], icpr_items, "icpr",
-                                                  detection_scores))
+        guarded(
+            "bundled icpr",
+            lambda: emit_pair("bundled ensemble", B["CA-RGB"], B["CA-OD"], icpr_items, "icpr", detection_scores),
+        )
         for ds, items in tis.items():
-            guarded(f"bundled {ds}", lambda ds=ds, items=items: emit_pair(
-                "bundled ensemble", B["CA-RGB"], B["CA-OD"], items, ds, tissue_kind(areas[ds])))
+            guarded(
+                f"bundled {ds}",
+                lambda ds=ds, items=items: emit_pair(
+                    "bundled ensemble", B["CA-RGB"], B["CA-OD"], items, ds, tissue_kind(areas[ds])
+                ),
+            )
         # 2. leave-one-scanner-out
         for s in SCANNERS:
-            guarded(f"LOSO {s}", lambda s=s: emit_pair(
-                f"LOSO {s} ensemble", L[s, "CA-RGB"], L[s, "CA-OD"], crops[s], f"crops-{s}", loso_scores,
-                rename=lambda k, s=s: k.replace(f"LOSO {s} ", "LOSO ")))
+            guarded(
+                f"LOSO {s}",
+                lambda s=s: emit_pair(
+                    f"LOSO {s} ensemble",
+                    L[s, "CA-RGB"],
+                    L[s, "CA-OD"],
+                    crops[s],
+                    f"crops-{s}",
+                    loso_scores,
+                    rename=lambda k, s=s: k.replace(f"LOSO {s} ", "LOSO "),
+                ),
+            )
         # 3. same-budget models and the hard-mining rounds
-        guarded("same-budget icpr", lambda: emit_pair("ensemble", S["CA-RGB"], S["CA-OD"], icpr_items, "icpr",
-                                                      detection_scores))
+        guarded(
+            "same-budget icpr",
+            lambda: emit_pair("ensemble", S["CA-RGB"], S["CA-OD"], icpr_items, "icpr", detection_scores),
+        )
         for mod in [S["plain CA-RGB"], R[0], R[1], R[2]]:
             guarded(f"{mod.name} icpr", lambda mod=mod: single(mod, "icpr", icpr_items, detection_scores))
         for ds, items in tis.items():
-            guarded(f"same-budget {ds}", lambda ds=ds, items=items: emit_pair(
-                "ensemble", S["CA-RGB"], S["CA-OD"], items, ds, tissue_kind(areas[ds])))
+            guarded(
+                f"same-budget {ds}",
+                lambda ds=ds, items=items: emit_pair(
+                    "ensemble", S["CA-RGB"], S["CA-OD"], items, ds, tissue_kind(areas[ds])
+                ),
+            )
             mods = [S["plain CA-RGB"]] + ([R[0], R[1]] if args.rounds_tissue else [])
             for mod in mods:
-                guarded(f"{mod.name} {ds}", lambda mod=mod, ds=ds, items=items: single(
-                    mod, ds, items, tissue_kind(areas[ds])))
+                guarded(
+                    f"{mod.name} {ds}",
+                    lambda mod=mod, ds=ds, items=items: single(mod, ds, items, tissue_kind(areas[ds])),
+                )
         # 4. the slow 73-layer paper model last
         if "paper CA-RGB" in S:
             guarded("paper icpr", lambda: single(S["paper CA-RGB"], "icpr", icpr_items, detection_scores))
             for ds, items in tis.items():
-                guarded(f"paper {ds}", lambda ds=ds, items=items: single(
-                    S["paper CA-RGB"], ds, items, tissue_kind(areas[ds])))
+                guarded(
+                    f"paper {ds}",
+                    lambda ds=ds, items=items: single(S["paper CA-RGB"], ds, items, tissue_kind(areas[ds])),
+                )
 
     models = [*B.values(), *S.values(), *R.values(), *L.values()]
     for mod in models:
@@ -405,58 +467,113 @@ def write_outputs(rows, models, out: Path) -> None:
     console.print(f"wrote {out / 'report.csv'}, {out / 'report.png'}, {out / 'report_tables.md'}")
 
 
+def _rel(p: Path) -> Path:
+    """``p`` relative to the project root when inside it."""
+    return p.resolve().relative_to(ROOT) if p.resolve().is_relative_to(ROOT) else p
+
+
 def _f(x, fmt="{:.3f}"):
     return "n/a" if x is None else fmt.format(x)
 
 
 def markdown(val: dict, models) -> str:
     g = val.get
-    lines = ["### ICPR 2012 (50 patches, 23 MF; official matching, 7.5 µm)", "",
-             "| variant | threshold | F1 | precision | recall | TP/FP/FN | AP | oracle F1 (optimistic) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "### ICPR 2012 (50 patches, 23 MF; official matching, 7.5 µm)",
+        "",
+        "| variant | threshold | F1 | precision | recall | TP/FP/FN | AP | oracle F1 (optimistic) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     thr = {mod.name: mod.threshold for mod in models}
-    icpr_variants = ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble",
-                     "plain CA-RGB", "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1", "CA-RGB round 2"]
+    icpr_variants = [
+        "bundled CA-RGB",
+        "bundled CA-OD",
+        "bundled ensemble",
+        "CA-RGB",
+        "CA-OD",
+        "ensemble",
+        "plain CA-RGB",
+        "paper CA-RGB",
+        "CA-RGB round 0",
+        "CA-RGB round 1",
+        "CA-RGB round 2",
+    ]
     for v in icpr_variants:
         if g((v, "icpr", "f1")) is None:
             continue
         t = thr.get(v)
         tpfpfn = f"{int(g((v, 'icpr', 'tp')))}/{int(g((v, 'icpr', 'fp')))}/{int(g((v, 'icpr', 'fn')))}"
-        lines.append(f"| {v} | {_f(t, '{:.4f}') if t is not None else 'both'} | {_f(g((v, 'icpr', 'f1')))} | "
-                     f"{_f(g((v, 'icpr', 'precision')))} | {_f(g((v, 'icpr', 'recall')))} | {tpfpfn} | "
-                     f"{_f(g((v, 'icpr', 'ap')))} | {_f(g((v, 'icpr', 'oracle_f1')))} |")
-    lines += ["", "### Leave-one-scanner-out (MIDOG 2021 crops of the held-out scanner)", "",
-              "| held-out scanner | crops | metric | LOSO CA-RGB | LOSO CA-OD | LOSO ensemble | plain (ablation) |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {v} | {_f(t, '{:.4f}') if t is not None else 'both'} | {_f(g((v, 'icpr', 'f1')))} | "
+            f"{_f(g((v, 'icpr', 'precision')))} | {_f(g((v, 'icpr', 'recall')))} | {tpfpfn} | "
+            f"{_f(g((v, 'icpr', 'ap')))} | {_f(g((v, 'icpr', 'oracle_f1')))} |"
+        )
+    lines += [
+        "",
+        "### Leave-one-scanner-out (MIDOG 2021 crops of the held-out scanner)",
+        "",
+        "| held-out scanner | crops | metric | LOSO CA-RGB | LOSO CA-OD | LOSO ensemble | plain (ablation) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in SCANNERS:
         d = f"loso {s}"
         n = g(("LOSO CA-RGB", d, "n_crops"))
-        for metric, label, fmt in (("sensitivity", "sensitivity (centre MF)", "{:.3f}"), ("f1", "F1 (all MF)", "{:.3f}"),
-                                   ("fp_per_mm2", "unmatched det./mm²", "{:.1f}")):
-            lines.append(f"| {s} | {_f(n, '{:.0f}')} | {label} | " + " | ".join(
-                _f(g((f"LOSO {p}", d, metric)), fmt) for p in ("CA-RGB", "CA-OD", "ensemble")) + " | n/a |")
-    lines += ["", "### Unlabelled tissue: detections per mm² at the calibrated threshold", "",
-              "| variant | MoNuSeg held-out (15) /mm² tissue | /mm² tile | detections | CCMCT (37) /mm² tissue | /mm² tile | detections |",
-              "|---|---|---|---|---|---|---|"]
-    for v in ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble", "plain CA-RGB",
-              "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1"]:
+        for metric, label, fmt in (
+            ("sensitivity", "sensitivity (centre MF)", "{:.3f}"),
+            ("f1", "F1 (all MF)", "{:.3f}"),
+            ("fp_per_mm2", "unmatched det./mm²", "{:.1f}"),
+        ):
+            lines.append(
+                f"| {s} | {_f(n, '{:.0f}')} | {label} | "
+                + " | ".join(_f(g((f"LOSO {p}", d, metric)), fmt) for p in ("CA-RGB", "CA-OD", "ensemble"))
+                + " | n/a |"
+            )
+    lines += [
+        "",
+        "### Unlabelled tissue: detections per mm² at the calibrated threshold",
+        "",
+        "| variant | MoNuSeg held-out (15) /mm² tissue | /mm² tile | detections "
+        "| CCMCT (37) /mm² tissue | /mm² tile | detections |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in [
+        "bundled CA-RGB",
+        "bundled CA-OD",
+        "bundled ensemble",
+        "CA-RGB",
+        "CA-OD",
+        "ensemble",
+        "plain CA-RGB",
+        "paper CA-RGB",
+        "CA-RGB round 0",
+        "CA-RGB round 1",
+    ]:
         if g((v, "ccmct", "detections")) is None and g((v, "monuseg-heldout", "detections")) is None:
             continue
         cells = []
         for ds in ("monuseg-heldout", "ccmct"):
-            cells += [_f(g((v, ds, "per_mm2_tissue")), "{:.2f}"), _f(g((v, ds, "per_mm2_tile")), "{:.2f}"),
-                      _f(g((v, ds, "detections")), "{:.0f}")]
+            cells += [
+                _f(g((v, ds, "per_mm2_tissue")), "{:.2f}"),
+                _f(g((v, ds, "per_mm2_tile")), "{:.2f}"),
+                _f(g((v, ds, "detections")), "{:.0f}"),
+            ]
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     for ds in ("monuseg-heldout", "ccmct"):
         if g(("bundled CA-RGB", ds, "tile_mm2")) is not None:
-            lines.append(f"\n{ds}: {g(('bundled CA-RGB', ds, 'tile_mm2')):.3f} mm² of tiles, "
-                         f"{g(('bundled CA-RGB', ds, 'tissue_mm2')):.3f} mm² of tissue.")
-    lines += ["", "### Thresholds (own validation split; bundled: stored in the checkpoint)", "",
-              "| model | checkpoint | threshold | val F1 (pooled, crops) |", "|---|---|---|---|"]
+            lines.append(
+                f"\n{ds}: {g(('bundled CA-RGB', ds, 'tile_mm2')):.3f} mm² of tiles, "
+                f"{g(('bundled CA-RGB', ds, 'tissue_mm2')):.3f} mm² of tissue."
+            )
+    lines += [
+        "",
+        "### Thresholds (own validation split; bundled: stored in the checkpoint)",
+        "",
+        "| model | checkpoint | threshold | val F1 (pooled, crops) |",
+        "|---|---|---|---|",
+    ]
     for mod in models:
         if mod.threshold is not None:
-            lines.append(f"| {mod.name} | `{mod.ckpt.resolve().relative_to(ROOT) if mod.ckpt.resolve().is_relative_to(ROOT) else mod.ckpt}` | "
-                         f"{mod.threshold:.4f} | {_f(mod.val.get('val_f1'))} |")
+            lines.append(f"| {mod.name} | `{_rel(mod.ckpt)}` | {mod.threshold:.4f} | {_f(mod.val.get('val_f1'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -471,9 +588,23 @@ def plot(val: dict, path: Path) -> None:
     g = val.get
     fig, ax = plt.subplots(1, 3, figsize=(17, 6))
     # ICPR F1
-    vs = [v for v in ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble",
-                      "plain CA-RGB", "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1", "CA-RGB round 2"]
-          if g((v, "icpr", "f1")) is not None]
+    vs = [
+        v
+        for v in [
+            "bundled CA-RGB",
+            "bundled CA-OD",
+            "bundled ensemble",
+            "CA-RGB",
+            "CA-OD",
+            "ensemble",
+            "plain CA-RGB",
+            "paper CA-RGB",
+            "CA-RGB round 0",
+            "CA-RGB round 1",
+            "CA-RGB round 2",
+        ]
+        if g((v, "icpr", "f1")) is not None
+    ]
     y = np.arange(len(vs))
     ax[0].barh(y - 0.2, [g((v, "icpr", "f1")) for v in vs], 0.4, label="F1 at calibrated threshold", color="C0")
     ax[0].barh(y + 0.2, [g((v, "icpr", "oracle_f1")) for v in vs], 0.4, label="oracle F1 (optimistic)", color="C7")
@@ -487,20 +618,46 @@ def plot(val: dict, path: Path) -> None:
     # LOSO sensitivity
     x = np.arange(len(SCANNERS))
     for k, p in enumerate(("CA-RGB", "CA-OD", "ensemble")):
-        ax[1].bar(x + (k - 1) * 0.27, [g((f"LOSO {p}", f"loso {s}", "sensitivity")) or 0 for s in SCANNERS], 0.27,
-                  label=f"LOSO {p}", color=f"C{k}")
+        ax[1].bar(
+            x + (k - 1) * 0.27,
+            [g((f"LOSO {p}", f"loso {s}", "sensitivity")) or 0 for s in SCANNERS],
+            0.27,
+            label=f"LOSO {p}",
+            color=f"C{k}",
+        )
     ax[1].axhline(0.85, color="C3", ls="--", label="target 0.85")
     ax[1].set_xticks(x, [f"{s}\n(n={int(g(('LOSO CA-RGB', f'loso {s}', 'n_crops')) or 0)})" for s in SCANNERS])
     ax[1].set_ylim(0, 1)
     ax[1].set_title("Leave-one-scanner-out sensitivity (held-out scanner)")
     ax[1].legend(fontsize=7, loc="upper right")
     # detections per mm2 of tissue
-    tv = [v for v in ["bundled CA-RGB", "bundled CA-OD", "bundled ensemble", "CA-RGB", "CA-OD", "ensemble",
-                      "plain CA-RGB", "paper CA-RGB", "CA-RGB round 0", "CA-RGB round 1"]
-          if g((v, "ccmct", "per_mm2_tissue")) is not None or g((v, "monuseg-heldout", "per_mm2_tissue")) is not None]
+    tv = [
+        v
+        for v in [
+            "bundled CA-RGB",
+            "bundled CA-OD",
+            "bundled ensemble",
+            "CA-RGB",
+            "CA-OD",
+            "ensemble",
+            "plain CA-RGB",
+            "paper CA-RGB",
+            "CA-RGB round 0",
+            "CA-RGB round 1",
+        ]
+        if g((v, "ccmct", "per_mm2_tissue")) is not None or g((v, "monuseg-heldout", "per_mm2_tissue")) is not None
+    ]
     y = np.arange(len(tv))
-    ax[2].barh(y - 0.2, [g((v, "monuseg-heldout", "per_mm2_tissue"), np.nan) for v in tv], 0.4, label="MoNuSeg held-out (15)", color="C4")
-    ax[2].barh(y + 0.2, [g((v, "ccmct", "per_mm2_tissue"), np.nan) for v in tv], 0.4, label="CCMCT canine (37)", color="C5")
+    ax[2].barh(
+        y - 0.2,
+        [g((v, "monuseg-heldout", "per_mm2_tissue"), np.nan) for v in tv],
+        0.4,
+        label="MoNuSeg held-out (15)",
+        color="C4",
+    )
+    ax[2].barh(
+        y + 0.2, [g((v, "ccmct", "per_mm2_tissue"), np.nan) for v in tv], 0.4, label="CCMCT canine (37)", color="C5"
+    )
     ax[2].axvline(2.0, color="C3", ls="--", label="target <= 2 /mm²")
     ax[2].set_yticks(y, tv)
     ax[2].invert_yaxis()

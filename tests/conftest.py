@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 def shared_data() -> Path:
     """Root of the real data; tests that need it skip with a reason when absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"real data folder {SHARED} is absent (see DEVELOPERS.md)")
+        pytest.skip(f"real data folder {SHARED} is absent (clone the project beside its shared/ folder: see README.md)")
     return SHARED
 
 

@@ -23,7 +23,6 @@ def test_padded_window_matches_np_pad():
             np.testing.assert_array_equal(padded_window(img, y, x, h, w), ref[y + p : y + p + h, x + p : x + p + w])
 
 
-
 def test_centred_window_is_the_window_around_the_point():
     img = np.arange(50 * 40 * 3, dtype=np.int32).reshape(50, 40, 3)
     np.testing.assert_array_equal(centred_window(img, 20, 25, 8), img[21:29, 16:24])

@@ -12,7 +12,9 @@ from mitodet.augment.transforms import augment, sample_params
 from mitodet.io.atomic import atomic_path
 
 
-def preview_grid(windows: torch.Tensor, cfg, protocols: list[str], rf: int, n_aug: int = 7, seed: int = 0) -> np.ndarray:
+def preview_grid(
+    windows: torch.Tensor, cfg, protocols: list[str], rf: int, n_aug: int = 7, seed: int = 0
+) -> np.ndarray:
     """Rows: one real patch each (column 0 = original centre), then ``n_aug`` augmentations per protocol.
 
     ``windows`` are uint8 [N,3,S,S] windows; ``cfg`` an AugmentCfg. Returns an HxWx3 uint8 grid.

@@ -36,8 +36,12 @@ class AugParams:
 
     def to(self, device) -> AugParams:
         nb = device is not None and torch.device(device).type == "cuda"
-        return AugParams(self.flip.to(device, non_blocking=nb), self.field.to(device, non_blocking=nb),
-                         self.color.to(device, non_blocking=nb), self.elastic)
+        return AugParams(
+            self.flip.to(device, non_blocking=nb),
+            self.field.to(device, non_blocking=nb),
+            self.color.to(device, non_blocking=nb),
+            self.elastic,
+        )
 
 
 def color_params(cfg) -> tuple[str, object]:

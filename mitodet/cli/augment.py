@@ -13,8 +13,9 @@ augment_app = typer.Typer(help="Augmentation protocol of the paper (CA-RGB / CA-
 
 @augment_app.command("preview")
 def preview(
-    config: Path = typer.Option(Path("configs/default-ca-rgb.yaml"),
-                                help="training config (its augment section and labelled data)"),
+    config: Path = typer.Option(
+        Path("configs/default-ca-rgb.yaml"), help="training config (its augment section and labelled data)"
+    ),
     protocol: str = typer.Option("both", help="ca-rgb, ca-od or both"),
     out: Path = typer.Option(Path("augment_preview.png"), help="PNG to write"),
     n: int = typer.Option(8, help="number of real patches (rows)"),
@@ -29,8 +30,10 @@ def preview(
 
     img, facts = augment_preview(config, protocol, n, n_aug, negatives, seed, set_)
     write_png(out, img)
-    out_console.print(f"wrote {out}: {facts['patches']} patches x (1 + {n_aug}) x {', '.join(facts['protocols'])}"
-                      f"  (rf {facts['rf']}, window {facts['window']})")
+    out_console.print(
+        f"wrote {out}: {facts['patches']} patches x (1 + {n_aug}) x {', '.join(facts['protocols'])}"
+        f"  (rf {facts['rf']}, window {facts['window']})"
+    )
 
 
 def register(app: typer.Typer) -> None:

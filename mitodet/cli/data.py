@@ -9,7 +9,9 @@ from rich.table import Table
 
 from mitodet.cli.ui import err_console, out_console, print_table
 
-data_app = typer.Typer(help="Inspect annotation files, crop sets and images; write train/validation splits.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect annotation files, crop sets and images; write train/validation splits.", no_args_is_help=True
+)
 
 
 def _keys(by: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -39,8 +41,17 @@ def _count_table(title: str, key: str, rows, extra: dict | None = None) -> Table
 
 @data_app.command("stats")
 def stats(
-    path: Path = typer.Argument(..., help="Annotation file (MIDOG.json, MIDOG++.json, MIDOG 2022 CSV) or data folder (midog21_crops, icpr2012_patches, tissue)."),
-    by: str = typer.Option(None, "--by", help="Domain key(s) to group by, comma-separated (default: the source's natural domain, e.g. tumor_type,scanner)."),
+    path: Path = typer.Argument(
+        ...,
+        help="Annotation file (MIDOG.json, MIDOG++.json, MIDOG 2022 CSV) or data folder "
+        "(midog21_crops, icpr2012_patches, tissue).",
+    ),
+    by: str = typer.Option(
+        None,
+        "--by",
+        help="Domain key(s) to group by, comma-separated "
+        "(default: the source's natural domain, e.g. tumor_type,scanner).",
+    ),
 ) -> None:
     """Print per-domain counts of images, mitotic figures and imposters."""
     from mitodet.data.load import load_any, natural_keys
@@ -60,7 +71,9 @@ def split(
     out: Path = typer.Option(..., "--out", "-o", help="Split JSON to write."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of image groups for validation."),
     seed: int = typer.Option(0, "--seed", help="Random seed (the split is deterministic for a seed)."),
-    by: str = typer.Option(None, "--by", help="Domain key(s) to stratify by, comma-separated (default: the source's natural domain)."),
+    by: str = typer.Option(
+        None, "--by", help="Domain key(s) to stratify by, comma-separated (default: the source's natural domain)."
+    ),
 ) -> None:
     """Write an 80/20 train/validation split by image (group), stratified by domain and mitosis count."""
     from mitodet.data.load import load_any, natural_keys
@@ -95,8 +108,14 @@ def split(
         seed=seed,
         val_fraction=val_fraction,
         stratify=list(keys),
-        mitoses={"train": sum(len(by_id[i].of(MITOTIC_FIGURE)) for i in train), "val": sum(len(by_id[i].of(MITOTIC_FIGURE)) for i in val)},
-        imposters={"train": sum(len(by_id[i].of(IMPOSTER)) for i in train), "val": sum(len(by_id[i].of(IMPOSTER)) for i in val)},
+        mitoses={
+            "train": sum(len(by_id[i].of(MITOTIC_FIGURE)) for i in train),
+            "val": sum(len(by_id[i].of(MITOTIC_FIGURE)) for i in val),
+        },
+        imposters={
+            "train": sum(len(by_id[i].of(IMPOSTER)) for i in train),
+            "val": sum(len(by_id[i].of(IMPOSTER)) for i in val),
+        },
     )
     out_console.print(f"wrote {out} ({len(train)} train / {len(val)} val images)")
 
@@ -116,13 +135,18 @@ def image(
         table = Table(title=f"{path.name} ({slide.backend})")
         for col in ("level", "width", "height", "downsample", "µm/px"):
             table.add_column(col, justify="right")
-        for i, ((w, h), ds) in enumerate(zip(slide.level_dimensions, slide.level_downsamples)):
+        for i, ((w, h), ds) in enumerate(zip(slide.level_dimensions, slide.level_downsamples, strict=False)):
             table.add_row(str(i), str(w), str(h), f"{ds:.3f}", f"{slide.mpp * ds:.4f}")
         print_table(table)
         tw, th = slide.size_at(target_mpp)
-        out_console.print(f"spacing {slide.mpp:.4f} µm/px ({'given' if mpp else 'stored'}); at {target_mpp} µm/px: {tw}x{th} px from level {slide.best_level(target_mpp)}")
+        out_console.print(
+            f"spacing {slide.mpp:.4f} µm/px ({'given' if mpp else 'stored'}); at {target_mpp} µm/px: "
+            f"{tw}x{th} px from level {slide.best_level(target_mpp)}"
+        )
         if slide.mpp / target_mpp > 1.02:
-            err_console.print(f"[yellow]warning[/]: reading at {target_mpp} µm/px upsamples x{slide.mpp / target_mpp:.2f}")
+            err_console.print(
+                f"[yellow]warning[/]: reading at {target_mpp} µm/px upsamples x{slide.mpp / target_mpp:.2f}"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             slide.read_region(0, 0, min(tw, 64), min(th, 64), target_mpp)  # proves the pixels decode

@@ -13,11 +13,19 @@ from mitodet.cli.ui import table as ui_table
 
 def evaluate_cmd(
     truth: Path = typer.Option(..., "--truth", "-t", help="MIDOG ground-truth JSON (2021/2022 or 2025 format)."),
-    pred: Path = typer.Option(..., "--pred", "-p", help="predictions.json (grand-challenge), a folder of "
-                              "<image>.mitotic-figures.json files, or one mitotic-figures.json."),
+    pred: Path = typer.Option(
+        ...,
+        "--pred",
+        "-p",
+        help="predictions.json (grand-challenge), a folder of "
+        "<image>.mitotic-figures.json files, or one mitotic-figures.json.",
+    ),
     out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Folder for metrics.json and pr_froc.png."),
-    strict: bool = typer.Option(False, "--strict", help="Apply the 2025 input checks (reject pixel "
-                                "coordinates, require name/probability) instead of warning."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Apply the 2025 input checks (reject pixel coordinates, require name/probability) instead of warning.",
+    ),
 ) -> None:
     """Score predictions exactly as the official MIDOG evaluator: pooled and per-domain precision,
     recall, F1 (7.5 µm radius, only "mitotic figure" points), AP and FROC; writes JSON and a PR/FROC plot."""
@@ -34,9 +42,17 @@ def evaluate_cmd(
     for g in groups:
         f1 = agg["f1_score"] if g == "" else agg[f"{g}f1"]
         froc = agg[f"{g}froc_auc"]
-        table.add_row(g.rstrip("_") or "overall", str(agg[f"{g}tp"]), str(agg[f"{g}fp"]), str(agg[f"{g}fn"]),
-                      f"{agg[f'{g}precision']:.4f}", f"{agg[f'{g}recall']:.4f}", f"{f1:.4f}",
-                      f"{agg[f'{g}AP']:.4f}", "n/a" if math.isnan(froc) else f"{froc:.3f}")
+        table.add_row(
+            g.rstrip("_") or "overall",
+            str(agg[f"{g}tp"]),
+            str(agg[f"{g}fp"]),
+            str(agg[f"{g}fn"]),
+            f"{agg[f'{g}precision']:.4f}",
+            f"{agg[f'{g}recall']:.4f}",
+            f"{f1:.4f}",
+            f"{agg[f'{g}AP']:.4f}",
+            "n/a" if math.isnan(froc) else f"{froc:.3f}",
+        )
     print_table(table)
     metrics, plot = write_evaluation(result, out)
     out_console.print(f"wrote {metrics} and {plot}")

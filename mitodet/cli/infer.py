@@ -15,10 +15,16 @@ DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]
 
 
 def detect_cmd(
-    inputs: list[Path] = typer.Argument(None, help="Images (TIFF/PNG/JPEG), folders of them, or whole slides (SVS/NDPI/pyramidal TIFF)."),
+    inputs: list[Path] = typer.Argument(
+        None, help="Images (TIFF/PNG/JPEG), folders of them, or whole slides (SVS/NDPI/pyramidal TIFF)."
+    ),
     out: Path = typer.Option(Path("detections"), "--out", "-o", help="Output folder."),
-    model: list[Path] = typer.Option(None, "--model", "-m", help="Checkpoint; give two for the agreement ensemble "
-                                     "(default: the bundled CA-RGB + CA-OD weights)."),
+    model: list[Path] = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Checkpoint; give two for the agreement ensemble (default: the bundled CA-RGB + CA-OD weights).",
+    ),
     mpp: float = typer.Option(None, "--mpp", help="Pixel spacing (µm/px) of the inputs; overrides the stored one."),
     threshold: float = typer.Option(None, "--threshold", help="Decision threshold (default: the calibrated one)."),
     overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png with detections circled."),
@@ -28,8 +34,11 @@ def detect_cmd(
     backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, CPU, faster)."),
     tile: int = typer.Option(1024, "--tile", help="Tile side in pixels (bounds memory)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
-    grand_challenge: bool = typer.Option(False, "--grand-challenge", help="Container mode: read "
-                                         "<gc-input>/images/**/*.tif[f], write <gc-output>/mitotic-figures.json."),
+    grand_challenge: bool = typer.Option(
+        False,
+        "--grand-challenge",
+        help="Container mode: read <gc-input>/images/**/*.tif[f], write <gc-output>/mitotic-figures.json.",
+    ),
     gc_input: Path = typer.Option(Path("/input"), "--gc-input", help="Grand-challenge input folder."),
     gc_output: Path = typer.Option(Path("/output"), "--gc-output", help="Grand-challenge output folder."),
 ) -> None:
@@ -39,9 +48,10 @@ def detect_cmd(
 
     paths = [Path(p) for p in (model or [])] or DEFAULT_MODELS
     if not model and not all(p.is_file() for p in paths):
-        raise MitodetError(WEIGHTS, "no bundled default weights (default-ca-rgb.pt, default-ca-od.pt); pass --model CHECKPOINT")
-    detectors = load_detectors(paths, device=device, threads=threads, tile=tile, batch_size=batch_size,
-                               backend=backend)
+        raise MitodetError(
+            WEIGHTS, "no bundled default weights (default-ca-rgb.pt, default-ca-od.pt); pass --model CHECKPOINT"
+        )
+    detectors = load_detectors(paths, device=device, threads=threads, tile=tile, batch_size=batch_size, backend=backend)
     if grand_challenge:
         n = run_grand_challenge(detectors, gc_input, gc_output, mpp=mpp, threshold=threshold)
         out_console.print(f"wrote {gc_output / 'mitotic-figures.json'} ({n} mitotic figures)")
@@ -65,10 +75,19 @@ def detect_cmd(
                 out_console.print(f"{path}: {msg}", highlight=False)
             bar.advance(task)
 
-        failed = run_inputs(detectors, files, out, mpp=mpp, threshold=threshold, overlay=overlay, force=force,
-                            on_file=on_file, on_result=on_result,
-                            on_tiles=lambda i, t: bar.update(sub, completed=i, total=t),
-                            note=lambda text: err_console.print(f"[yellow]note[/]: {text}", highlight=False))
+        failed = run_inputs(
+            detectors,
+            files,
+            out,
+            mpp=mpp,
+            threshold=threshold,
+            overlay=overlay,
+            force=force,
+            on_file=on_file,
+            on_result=on_result,
+            on_tiles=lambda i, t: bar.update(sub, completed=i, total=t),
+            note=lambda text: err_console.print(f"[yellow]note[/]: {text}", highlight=False),
+        )
         bar.update(sub, visible=False)
     if failed:
         err_console.print(f"[red]{failed} of {len(files)} input(s) failed[/]")
@@ -88,14 +107,29 @@ def calibrate_cmd(
 
     with progress() as bar:
         task = bar.add_task("calibrating", total=None)
-        result = calibrate_run(run, checkpoint, device=device, threads=threads, limit=limit, store=not dry_run,
-                               on_image=lambda done, total: bar.update(task, completed=done, total=total))
-    table = ui_table(f"calibration of {result['checkpoint']}",
-                     ["images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"],
-                     right={"images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"})
-    table.add_row(str(result["n_images"]), str(result["n_mitoses"]), str(result["n_candidates"]),
-                  f"{result['threshold']:.4f}", f"{result['precision']:.4f}", f"{result['recall']:.4f}",
-                  f"{result['f1']:.4f}")
+        result = calibrate_run(
+            run,
+            checkpoint,
+            device=device,
+            threads=threads,
+            limit=limit,
+            store=not dry_run,
+            on_image=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table = ui_table(
+        f"calibration of {result['checkpoint']}",
+        ["images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"],
+        right={"images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"},
+    )
+    table.add_row(
+        str(result["n_images"]),
+        str(result["n_mitoses"]),
+        str(result["n_candidates"]),
+        f"{result['threshold']:.4f}",
+        f"{result['precision']:.4f}",
+        f"{result['recall']:.4f}",
+        f"{result['f1']:.4f}",
+    )
     print_table(table)
     if not dry_run:
         out_console.print(f"stored threshold {result['threshold']:.4f} in {result['checkpoint']}")

@@ -8,8 +8,9 @@ import typer
 
 from mitodet.cli.ui import err_console, out_console, progress
 
-mine_app = typer.Typer(help="Mine extra negatives: stain-residual mining and hard-negative mining.",
-                       no_args_is_help=True)
+mine_app = typer.Typer(
+    help="Mine extra negatives: stain-residual mining and hard-negative mining.", no_args_is_help=True
+)
 
 
 @mine_app.command("residual")
@@ -21,8 +22,9 @@ def residual_cmd(
     threshold: float = typer.Option(0.06, help="Minimum residual intensity (smoothed |residual| OD)."),
     sigma_um: float = typer.Option(2.0, help="Gaussian smoothing (µm): nucleus scale."),
     spacing_um: float = typer.Option(19.5, help="Minimum distance between mined points (µm, ~ one 78 px patch)."),
-    labels: Path | None = typer.Option(None, help="Labelled mitoses to keep away from: a folder of "
-                                       "<stem>.csv/.geojson or a CSV with an image column."),
+    labels: Path | None = typer.Option(
+        None, help="Labelled mitoses to keep away from: a folder of <stem>.csv/.geojson or a CSV with an image column."
+    ),
     min_distance_um: float = typer.Option(15.0, help="Minimum distance (µm) to a labelled mitosis."),
     patch: int = typer.Option(78, help="Patch size: mined points stay patch/2 px from the border."),
     sheet: Path | None = typer.Option(None, help="Also write a contact-sheet PNG of the mined patches."),
@@ -37,12 +39,28 @@ def residual_cmd(
 
     files = expand_images(images)
     exclude = read_mitoses_for(labels, files) if labels is not None else {}
-    params = ResidualParams(per_image=per_image, threshold=threshold, sigma_um=sigma_um, spacing_um=spacing_um,
-                            min_distance_um=min_distance_um, patch=patch, beta=beta, alpha=alpha)
+    params = ResidualParams(
+        per_image=per_image,
+        threshold=threshold,
+        sigma_um=sigma_um,
+        spacing_um=spacing_um,
+        min_distance_um=min_distance_um,
+        patch=patch,
+        beta=beta,
+        alpha=alpha,
+    )
     with progress(transient=True) as bar:
         task = bar.add_task("residual mining", total=len(files))
-        run = mine_files(files, out, params, mpp=mpp, exclude=exclude, sheet=sheet, sheet_crop=crop,
-                         on_image=lambda _f: bar.advance(task))
+        run = mine_files(
+            files,
+            out,
+            params,
+            mpp=mpp,
+            exclude=exclude,
+            sheet=sheet,
+            sheet_crop=crop,
+            on_image=lambda _f: bar.advance(task),
+        )
     out_console.print(f"{run.rows} residual negatives from {len(run.per_image)} of {run.images} images -> {out}")
     for s in run.skipped:
         err_console.print(f"[yellow]skipped {s}[/yellow]")
@@ -56,10 +74,16 @@ def residual_cmd(
 def hard_cmd(
     run: Path = typer.Argument(..., help="a finished training run folder (with best.pt)"),
     rounds: int = typer.Option(3, "--rounds", help="at most this many retraining rounds"),
-    drop_quantile: float = typer.Option(0.5, "--drop-quantile", help="drop this fraction of the easiest negatives per round"),
+    drop_quantile: float = typer.Option(
+        0.5, "--drop-quantile", help="drop this fraction of the easiest negatives per round"
+    ),
     patience: int = typer.Option(1, "--patience", help="stop after this many rounds without a higher val F1"),
-    from_scratch: bool = typer.Option(False, "--from-scratch", help="retrain each round from scratch (default: from the previous best.pt)"),
-    set_: list[str] = typer.Option([], "--set", help="override settings of the retraining rounds (e.g. train.epochs=5)"),
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="retrain each round from scratch (default: from the previous best.pt)"
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="override settings of the retraining rounds (e.g. train.epochs=5)"
+    ),
     max_minutes: float = typer.Option(None, "--max-minutes", help="time budget of each round"),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -68,11 +92,20 @@ def hard_cmd(
     from mitodet.mine.hard import hard_negative_mining
 
     with train_progress(quiet) as (on_step, _on_image):
-        result = hard_negative_mining(run, rounds=rounds, drop_quantile=drop_quantile, patience=patience,
-                                      from_scratch=from_scratch, overrides=set_, max_minutes=max_minutes,
-                                      on_step=on_step)
-    out_console.print(f"hard mining {run}: best round {result.best_round} (val F1 {result.best_f1:.3f}); "
-                      f"table {result.table}, best model {result.best_checkpoint}")
+        result = hard_negative_mining(
+            run,
+            rounds=rounds,
+            drop_quantile=drop_quantile,
+            patience=patience,
+            from_scratch=from_scratch,
+            overrides=set_,
+            max_minutes=max_minutes,
+            on_step=on_step,
+        )
+    out_console.print(
+        f"hard mining {run}: best round {result.best_round} (val F1 {result.best_f1:.3f}); "
+        f"table {result.table}, best model {result.best_checkpoint}"
+    )
 
 
 def register(app: typer.Typer) -> None:

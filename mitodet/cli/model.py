@@ -12,8 +12,7 @@ from mitodet.cli.ui import out_console as console
 from mitodet.cli.ui import print_table
 from mitodet.errors import MitodetError
 
-model_app = typer.Typer(help="The P4 rotation-invariant ResNet: configurations, summary, export.",
-                        no_args_is_help=True)
+model_app = typer.Typer(help="The P4 rotation-invariant ResNet: configurations, summary, export.", no_args_is_help=True)
 
 
 def _parse_overrides(items: list[str] | None) -> dict:
@@ -37,8 +36,14 @@ def list_cmd() -> None:
         table.add_column(col, justify="right" if col in ("params", "conv layers", "rf", "stride") else "left")
     for name in list_models():
         m = create_model(name)
-        table.add_row(name, f"{sum(p.numel() for p in m.parameters()):,}", str(m.n_layers),
-                      str(m.receptive_field), str(m.stride), model_spec(name).description)
+        table.add_row(
+            name,
+            f"{sum(p.numel() for p in m.parameters()):,}",
+            str(m.n_layers),
+            str(m.receptive_field),
+            str(m.stride),
+            model_spec(name).description,
+        )
     print_table(table)
 
 
@@ -79,9 +84,11 @@ def export_cmd(
     from mitodet.model.checks import export_and_check
 
     r = export_and_check(model_from(name, **_parse_overrides(set_)), onnx)
-    console.print(f"wrote {onnx} ({onnx.stat().st_size / 1e3:.0f} kB); on a {r['size']}x{r['size']} input, "
-                  f"max |logit difference| vs the original: folded {r['fold']:.2e}, ONNX Runtime {r['onnx']:.2e} "
-                  f"(logits up to {r['max_logit']:.2f})")
+    console.print(
+        f"wrote {onnx} ({onnx.stat().st_size / 1e3:.0f} kB); on a {r['size']}x{r['size']} input, "
+        f"max |logit difference| vs the original: folded {r['fold']:.2e}, ONNX Runtime {r['onnx']:.2e} "
+        f"(logits up to {r['max_logit']:.2f})"
+    )
 
 
 @model_app.command("check")

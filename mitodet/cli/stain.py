@@ -10,7 +10,9 @@ from rich.table import Table
 from mitodet.cli.ui import err_console, out_console, print_table
 from mitodet.errors import MitodetError
 
-stain_app = typer.Typer(help="Macenko stain unmixing: stain vectors and H / E / residual channels.", no_args_is_help=True)
+stain_app = typer.Typer(
+    help="Macenko stain unmixing: stain vectors and H / E / residual channels.", no_args_is_help=True
+)
 
 
 def _vec(v) -> str:
@@ -29,8 +31,10 @@ def unmix_cmd(
     from mitodet.stain.render import unmix_file
 
     sv, (q50, q99, q100), paths = unmix_file(image, out, beta, alpha, residual_scale)
-    out_console.print(f"H {_vec(sv.hematoxylin)}  E {_vec(sv.eosin)}  residual {_vec(sv.residual)}  "
-                      f"H-E angle {sv.angle_deg:.1f} deg  tissue {100 * sv.tissue_fraction:.1f}%")
+    out_console.print(
+        f"H {_vec(sv.hematoxylin)}  E {_vec(sv.eosin)}  residual {_vec(sv.residual)}  "
+        f"H-E angle {sv.angle_deg:.1f} deg  tissue {100 * sv.tissue_fraction:.1f}%"
+    )
     out_console.print(f"|residual| OD: median {q50:.3f}, 99th percentile {q99:.3f}, max {q100:.3f}")
     for p in paths:
         out_console.print(f"wrote {p}")
@@ -59,8 +63,15 @@ def vectors_cmd(
             failed.append(MitodetError(path, err.problem))
             table.add_row(path.name, "", "", f"[red]{err.problem}[/red]", "", "", "")
             continue
-        table.add_row(path.name, "-" if spacing is None else f"{spacing:.4f}", f"{100 * sv.tissue_fraction:.1f}",
-                      _vec(sv.hematoxylin), _vec(sv.eosin), _vec(sv.residual), f"{sv.angle_deg:.1f}")
+        table.add_row(
+            path.name,
+            "-" if spacing is None else f"{spacing:.4f}",
+            f"{100 * sv.tissue_fraction:.1f}",
+            _vec(sv.hematoxylin),
+            _vec(sv.eosin),
+            _vec(sv.residual),
+            f"{sv.angle_deg:.1f}",
+        )
     print_table(table)
     if failed:
         for err in failed:

@@ -25,15 +25,18 @@ def train_progress(quiet: bool):
 
         def on_step(step: int, total: int, loss: float, rate: float) -> None:
             bar.update(load, visible=False)
-            bar.update(steps, completed=step, total=total, visible=True,
-                       description=f"loss {loss:.4f}  {rate:.0f} samples/s")
+            bar.update(
+                steps, completed=step, total=total, visible=True, description=f"loss {loss:.4f}  {rate:.0f} samples/s"
+            )
 
         yield on_step, on_image
 
 
 def train_cmd(
     config: Path = typer.Argument(None, help="YAML config (see configs/); paths in it are relative to the cwd"),
-    set_: list[str] = typer.Option([], "--set", help="override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2]"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2]"
+    ),
     resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last.pt"),
     run_dir: Path = typer.Option(None, "--run-dir", help="run folder (default: <out>/<name>-<timestamp>)"),
     max_minutes: float = typer.Option(None, "--max-minutes", help="stop after the epoch that would cross this budget"),
@@ -52,10 +55,14 @@ def train_cmd(
     else:
         cfg = load_config(config, set_)
     with train_progress(quiet) as (on_step, on_image):
-        summary = train(cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes,
-                        on_step=on_step, on_image=on_image)
-    best = (f"best val loss {summary.best_val_loss:.4f}, F1 {summary.best_val_f1:.3f} (epoch {summary.best_epoch})"
-            if summary.best_val_loss is not None else "no validation split")
+        summary = train(
+            cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes, on_step=on_step, on_image=on_image
+        )
+    best = (
+        f"best val loss {summary.best_val_loss:.4f}, F1 {summary.best_val_f1:.3f} (epoch {summary.best_epoch})"
+        if summary.best_val_loss is not None
+        else "no validation split"
+    )
     stop = ", stopped by the time budget" if summary.stopped_early else ""
     out_console.print(f"run {summary.run_dir}: {summary.epochs} epochs{stop}; {best}")
 

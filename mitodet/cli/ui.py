@@ -21,9 +21,16 @@ err_console = Console(stderr=True, soft_wrap=True)  # progress, notes, warnings,
 
 def progress(transient: bool = False, disable: bool = False) -> Progress:
     """A progress bar on stderr: description, bar, done/total, elapsed, remaining."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=transient,
-                    disable=disable or not err_console.is_terminal)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+        disable=disable or not err_console.is_terminal,
+    )
 
 
 class _Handler(RichHandler):
@@ -56,8 +63,12 @@ def quiet_logging():
         log.setLevel(level)
 
 
-def table(title: str | None = None, columns: list[str] | tuple[str, ...] = (), right: set[str] | frozenset = frozenset(),
-          **kwargs) -> Table:
+def table(
+    title: str | None = None,
+    columns: list[str] | tuple[str, ...] = (),
+    right: set[str] | frozenset = frozenset(),
+    **kwargs,
+) -> Table:
     """A rich Table whose cells fold instead of being cut with "…" when the width is short."""
     t = Table(title=title, **kwargs)
     for c in columns:

@@ -55,7 +55,13 @@ def load_midog21_crops(root: str | os.PathLike) -> Dataset:
             width=CROP_SIZE,
             height=CROP_SIZE,
             mpp=DEFAULT_MPP,
-            domain={"scanner": SCANNER_SPELLING.get(r["scanner"], r["scanner"]), "source_image": r["source_image"], "atypical": r["atypical"], "tumor_type": "human breast cancer", "species": "human"},
+            domain={
+                "scanner": SCANNER_SPELLING.get(r["scanner"], r["scanner"]),
+                "source_image": r["source_image"],
+                "atypical": r["atypical"],
+                "tumor_type": "human breast cancer",
+                "species": "human",
+            },
         )
     src = root / "labels_in_crops.csv"
     for n, r in enumerate(labels, start=2):
@@ -116,7 +122,12 @@ def load_icpr2012(root: str | os.PathLike) -> Dataset:
                 width=w,
                 height=h,
                 mpp=ICPR2012_MPP,
-                domain={"scanner": "Aperio (ICPR 2012 A)", "source_image": "_".join(parts[:2]), "tumor_type": "human breast cancer", "species": "human"},
+                domain={
+                    "scanner": "Aperio (ICPR 2012 A)",
+                    "source_image": "_".join(parts[:2]),
+                    "tumor_type": "human breast cancer",
+                    "species": "human",
+                },
                 points=points,
             )
         )

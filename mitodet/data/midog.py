@@ -15,10 +15,20 @@ from mitodet.errors import MitodetError
 from mitodet.io.files import csv_errors, read_json
 from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Dataset, ImageRecord, Point
 
-CATEGORY_LABEL = {"mitotic figure": MITOTIC_FIGURE, "not mitotic figure": IMPOSTER, "mitose": MITOTIC_FIGURE, "hard negative": IMPOSTER}
+CATEGORY_LABEL = {
+    "mitotic figure": MITOTIC_FIGURE,
+    "not mitotic figure": IMPOSTER,
+    "mitose": MITOTIC_FIGURE,
+    "hard negative": IMPOSTER,
+}
 
 # MIDOG 2021: the scanner follows from the image number (challenge description).
-MIDOG21_SCANNERS = ((1, 50, "Hamamatsu XR"), (51, 100, "Hamamatsu S360"), (101, 150, "Aperio CS2"), (151, 200, "Leica GT450"))
+MIDOG21_SCANNERS = (
+    (1, 50, "Hamamatsu XR"),
+    (51, 100, "Hamamatsu S360"),
+    (101, 150, "Aperio CS2"),
+    (151, 200, "Leica GT450"),
+)
 UNLABELLED_SCANNERS = {"Leica GT450"}  # the GT450 images carry no annotation at all
 
 # The misspelling in datasets_xvalidation.csv, and the AMi-Br crop table's long name.
@@ -42,7 +52,9 @@ def _load_json(path: Path) -> dict:
     return doc
 
 
-def clamp_inside(x: float, y: float, width: int | None, height: int | None, tolerance: float, source, what: str) -> tuple[float, float]:
+def clamp_inside(
+    x: float, y: float, width: int | None, height: int | None, tolerance: float, source, what: str
+) -> tuple[float, float]:
     """Check a point lies in the image; within ``tolerance`` px of the border it is clamped onto it.
 
     The tolerance is for annotation boxes cut by the image border, whose centre falls just
@@ -115,7 +127,9 @@ def load_midog_json(path: str | os.PathLike, image_root: str | os.PathLike | Non
         rec.domain.update(scanner=scanner, tumor_type="human breast cancer", species="human")
         rec.labelled = scanner not in UNLABELLED_SCANNERS
         if not rec.labelled and rec.points:
-            raise MitodetError(path, f"image {rec.id} ({scanner}) should be unlabelled but has {len(rec.points)} annotations")
+            raise MitodetError(
+                path, f"image {rec.id} ({scanner}) should be unlabelled but has {len(rec.points)} annotations"
+            )
     return ds
 
 
@@ -171,7 +185,9 @@ def load_midogpp(json_path: str | os.PathLike, xval_csv: str | os.PathLike | Non
             rec.labelled = bool(rec.points)
             if tumor == "human breast cancer" and str(iid).isdigit():
                 rec.domain.update(scanner=midog21_scanner(int(iid)), lab="UMC Utrecht")
-        rec.domain.setdefault("species", "canine" if tumor.startswith("canine") else "human" if tumor.startswith("human") else "unknown")
+        rec.domain.setdefault(
+            "species", "canine" if tumor.startswith("canine") else "human" if tumor.startswith("human") else "unknown"
+        )
     return ds
 
 
@@ -214,17 +230,29 @@ def load_midog2022_csv(path: str | os.PathLike, image_root: str | os.PathLike | 
                 x, y = max(x, 0.0), max(y, 0.0)  # centre of a box cut by the border (see clamp_inside)
                 label = MIDOG2022_LABEL.get(str(r["label"]).strip())
                 if label is None:
-                    raise MitodetError(path, f"{where}: unknown label {r['label']!r} (expected 1 = mitotic figure, 0 = imposter)")
+                    raise MitodetError(
+                        path, f"{where}: unknown label {r['label']!r} (expected 1 = mitotic figure, 0 = imposter)"
+                    )
                 fname = r["filename"].strip()
                 rec = records.get(fname)
                 if rec is None:
                     tumor = (r.get("tumortype") or "unknown").strip()
                     stem = Path(fname).stem
-                    scanner = midog21_scanner(int(stem)) if tumor == "human breast cancer" and stem.isdigit() else MIDOG2022_SCANNER.get(tumor, "unknown")
-                    domain = {"tumor_type": tumor, "scanner": scanner, "species": tumor.split()[0] if tumor.startswith(("human", "canine")) else "unknown"}
+                    scanner = (
+                        midog21_scanner(int(stem))
+                        if tumor == "human breast cancer" and stem.isdigit()
+                        else MIDOG2022_SCANNER.get(tumor, "unknown")
+                    )
+                    domain = {
+                        "tumor_type": tumor,
+                        "scanner": scanner,
+                        "species": tumor.split()[0] if tumor.startswith(("human", "canine")) else "unknown",
+                    }
                     if r.get("split"):
                         domain["split"] = r["split"].strip()
-                    rec = records[fname] = ImageRecord(id=fname, path=Path(image_root) / fname if image_root else None, domain=domain)
+                    rec = records[fname] = ImageRecord(
+                        id=fname, path=Path(image_root) / fname if image_root else None, domain=domain
+                    )
                 rec.points.append(Point(x, y, label))
     return Dataset("MIDOG 2022", list(records.values()))
 

@@ -6,7 +6,17 @@ from mitodet.evaluate.matching import DetectionScore, best_threshold, match_poin
 from mitodet.evaluate.midog import RADIUS_MM, aggregate, evaluate, load_ground_truth, load_predictions
 
 __all__ = [
-    "DetectionScore", "RADIUS_MM", "aggregate", "average_precision", "best_threshold", "evaluate",
-    "froc_auc", "froc_curve", "load_ground_truth", "load_predictions", "match_points", "score",
+    "DetectionScore",
+    "RADIUS_MM",
+    "aggregate",
+    "average_precision",
+    "best_threshold",
+    "evaluate",
+    "froc_auc",
+    "froc_curve",
+    "load_ground_truth",
+    "load_predictions",
+    "match_points",
+    "score",
     "score_detection",
 ]

@@ -74,7 +74,7 @@ def pr_curve(gts: Sequence[Sequence], preds: Sequence[Sequence], half: float = B
     ``gts``: per image [(x, y, ...)]; ``preds``: per image [(x, y, probability)].
     """
     all_s, all_tp, n_gt = [], [], 0
-    for gt, pred in zip(gts, preds):
+    for gt, pred in zip(gts, preds, strict=False):
         n_gt += len(gt)
         s, tp = _match_image(gt, [p[:2] for p in pred], [p[2] for p in pred], half)
         all_s.append(s)

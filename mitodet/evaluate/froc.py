@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.integrate import trapezoid
 
 from mitodet.evaluate.matching import score_detection
 
@@ -33,7 +34,7 @@ def froc_curve(gts: Sequence[Sequence], preds: Sequence[Sequence], radius: float
     for t in thresholds:
         tp = fn = 0
         fps = []
-        for gt, pred in zip(gts, preds):
+        for gt, pred in zip(gts, preds, strict=False):
             s = score_detection(gt, [p for p in pred if p[2] >= t], radius)
             tp += s.true_positives
             fn += s.false_negatives
@@ -52,4 +53,4 @@ def froc_auc(gts: Sequence[Sequence], preds: Sequence[Sequence], radius: float, 
     order = np.argsort(fppi)
     x = np.linspace(0, max_fp, N_EVAL)
     y = np.interp(x, fppi[order], sens[order], left=0, right=sens[order][-1])
-    return float(np.trapezoid(y, x))
+    return float(trapezoid(y, x))  # scipy.integrate: the same rule on NumPy 1.x (no np.trapezoid) and 2.x

@@ -131,7 +131,8 @@ def best_threshold(
     """Threshold maximising pooled F1 (the paper's calibration on the validation split).
 
     Every distinct prediction probability is tried (greedy matching makes F1 non-monotone,
-    so no shortcut); above ``max_thresholds`` distinct values, that many quantiles. Returns ``{"threshold", "f1", "precision", "recall", "curve": [(t, f1), ...]}``.
+    so no shortcut); above ``max_thresholds`` distinct values, that many quantiles.
+    Returns ``{"threshold", "f1", "precision", "recall", "curve": [(t, f1), ...]}``.
     """
     probs = np.unique([float(p[2]) for pts in pred.values() for p in pts])
     if len(probs) > max_thresholds:

@@ -17,9 +17,9 @@ from mitodet.errors import MitodetError
 from mitodet.evaluate.ap import average_precision
 from mitodet.evaluate.froc import froc_auc
 from mitodet.evaluate.matching import DetectionScore, score_detection
+from mitodet.evaluate.plots import plot_pr_froc
 from mitodet.io.atomic import write_text
 from mitodet.io.files import read_json
-from mitodet.evaluate.plots import plot_pr_froc
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, NON_MITOTIC
 
 RADIUS_MM = MATCH_RADIUS_UM * 1e-3
@@ -125,8 +125,11 @@ def load_predictions(path: str | Path, images: Sequence[str], strict: bool = Fal
             for job in doc:
                 try:
                     name = next(v["image"]["name"] for v in job["inputs"] if v.get("image"))
-                    rel = next(v["interface"]["relative_path"] for v in job["outputs"]
-                               if v["interface"]["slug"] == "mitotic-figures")
+                    rel = next(
+                        v["interface"]["relative_path"]
+                        for v in job["outputs"]
+                        if v["interface"]["slug"] == "mitotic-figures"
+                    )
                 except (KeyError, StopIteration, TypeError):
                     raise MitodetError(path, "not a grand-challenge predictions.json job list") from None
                 for cand in (path.parent / job["pk"] / "output" / rel, path.parent / job["pk"] / rel):
@@ -142,8 +145,11 @@ def load_predictions(path: str | Path, images: Sequence[str], strict: bool = Fal
     elif path.is_dir():
         for name in images:
             stem = Path(name).stem
-            for cand in (path / f"{stem}.mitotic-figures.json", path / f"{stem}.json",
-                         path / stem / "mitotic-figures.json"):
+            for cand in (
+                path / f"{stem}.mitotic-figures.json",
+                path / f"{stem}.json",
+                path / stem / "mitotic-figures.json",
+            ):
                 if cand.is_file():
                     found[name] = cand
                     break
@@ -152,7 +158,9 @@ def load_predictions(path: str | Path, images: Sequence[str], strict: bool = Fal
     return {name: parse_points(read_json(f), f, strict) for name, f in found.items()}
 
 
-def score_cases(truth: dict[str, Case], preds: dict[str, tuple[list, list]], order: Sequence[str] | None = None) -> list[CaseResult]:
+def score_cases(
+    truth: dict[str, Case], preds: dict[str, tuple[list, list]], order: Sequence[str] | None = None
+) -> list[CaseResult]:
     """Per-image official scoring; ``order`` fixes the image order (it breaks AP score ties)."""
     names = list(order) if order is not None else list(truth)
     results = []
@@ -202,8 +210,15 @@ def evaluate(truth_path: str | Path, pred_path: str | Path, strict: bool = False
     results = score_cases(truth, preds)
     return {
         "results": [
-            {"image": r.image, "tumor_domain": r.tumor_domain, "roi_type": r.roi_type,
-             "gt": r.gt, "pred": r.pred, "metrics": r.score.as_dict(), "warnings": r.warnings}
+            {
+                "image": r.image,
+                "tumor_domain": r.tumor_domain,
+                "roi_type": r.roi_type,
+                "gt": r.gt,
+                "pred": r.pred,
+                "metrics": r.score.as_dict(),
+                "warnings": r.warnings,
+            }
             for r in results
         ],
         "aggregates": aggregate(results),

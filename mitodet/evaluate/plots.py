@@ -30,8 +30,9 @@ def plot_pr_froc(gts, preds, radius: float, path: str | Path, title: str = "", h
         _, fppi, sens = curve
         o = fppi.argsort(kind="stable")
         ax2.plot(fppi[o], sens[o], marker=".")
-    ax2.set(xlabel="mean false positives per image", ylabel="sensitivity", xlim=(0, MAX_FP),
-            ylim=(0, 1.02), title="FROC")
+    ax2.set(
+        xlabel="mean false positives per image", ylabel="sensitivity", xlim=(0, MAX_FP), ylim=(0, 1.02), title="FROC"
+    )
     ax2.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

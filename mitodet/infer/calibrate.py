@@ -31,6 +31,5 @@ def calibrate(detector: Detector, images: Iterable, on_image: Callable[[str], No
         if on_image:
             on_image(str(key))
     best = best_threshold(truth, pred, MATCH_RADIUS_UM)
-    best.update(n_images=len(truth), n_mitoses=sum(map(len, truth.values())),
-                n_candidates=sum(map(len, pred.values())))
+    best.update(n_images=len(truth), n_mitoses=sum(map(len, truth.values())), n_candidates=sum(map(len, pred.values())))
     return best

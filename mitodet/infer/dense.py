@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mitodet.model.protocol import DenseNet
 from mitodet.reflect import padded_window
 
 DEFAULT_TILE = 1024  # input pixels per tile side (before the receptive-field overlap)
@@ -53,7 +54,7 @@ def _starts(n_out: int, t: int) -> list[int]:
 
 @torch.no_grad()
 def dense_map(
-    model: torch.nn.Module,
+    model: DenseNet,
     image: np.ndarray,
     tile: int = DEFAULT_TILE,
     batch_size: int = 4,
@@ -87,7 +88,7 @@ def dense_map(
         x = np.stack([padded_window(image, stride * i - top, stride * j - left, in_h, in_w) for i, j in chunk])
         xt = torch.from_numpy(x).to(dev).permute(0, 3, 1, 2).to(dtype).div_(255)
         p = torch.softmax(model(xt).float(), dim=1)[:, 1].cpu().numpy()  # float32 map
-        for (i, j), pm in zip(chunk, p):
+        for (i, j), pm in zip(chunk, p, strict=False):
             out[i : i + th, j : j + tw] = pm
         if progress:
             progress(min(k + batch_size, len(jobs)), len(jobs))

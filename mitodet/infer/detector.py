@@ -16,6 +16,7 @@ from mitodet.infer.onnx import OnnxModel
 from mitodet.infer.peaks import local_maxima
 from mitodet.model import load_checkpoint
 from mitodet.model.export import fold as fold_model
+from mitodet.model.protocol import DenseNet
 from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide
 
 DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
@@ -43,7 +44,7 @@ class Detector:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: DenseNet,
         mpp: float = DEFAULT_MPP,
         threshold: float | None = None,
         device: str = "cpu",
@@ -67,8 +68,15 @@ class Detector:
         self.min_side = rf + (rf % 2)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                        fold: bool = True, backend: str = "torch", **kwargs) -> Detector:
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        threads: int | None = None,
+        fold: bool = True,
+        backend: str = "torch",
+        **kwargs,
+    ) -> Detector:
         """Load a ``save_checkpoint`` file; its meta supplies ``mpp`` and ``threshold``.
 
         ``fold`` merges batch norms into the convolutions (same outputs, faster);
@@ -82,19 +90,19 @@ class Detector:
             torch.set_num_threads(int(threads))
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise MitodetError(device, "CUDA is not available on this machine; use --device cpu")
-        model, meta = load_checkpoint(path)
+        net, meta = load_checkpoint(path)
         if fold:
-            model = fold_model(model)
-        if backend == "onnx":
-            model = OnnxModel(model, threads)
+            net = fold_model(net)
+        model: DenseNet = OnnxModel(net, threads) if backend == "onnx" else net
         kwargs.setdefault("mpp", meta.get("mpp", DEFAULT_MPP))
         kwargs.setdefault("threshold", meta.get("threshold"))
         kwargs.setdefault("name", os.path.basename(str(path)))
         return cls(model, device=device, **kwargs)
 
     # -- maps -------------------------------------------------------------------------
-    def probability_map(self, image: np.ndarray, mpp: float | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> ProbabilityMap:
+    def probability_map(
+        self, image: np.ndarray, mpp: float | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> ProbabilityMap:
         """Tiled dense probability map of ``image`` (HxWx3 uint8 at ``mpp`` µm/px; None = model's)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
@@ -115,8 +123,13 @@ class Detector:
         return ProbabilityMap(prob, x0, y0, m.stride * sx, m.stride * sy, src.shape[:2])
 
     # -- detections -------------------------------------------------------------------
-    def candidates(self, image: np.ndarray, mpp: float | None = None, floor: float | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+    def candidates(
+        self,
+        image: np.ndarray,
+        mpp: float | None = None,
+        floor: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Detection]:
         """All local maxima with probability > ``floor`` (default ``self.floor``), strongest first,
         inside the input image, labelled with the calibrated threshold."""
         return self.peaks(self.probability_map(image, mpp, progress), floor)
@@ -142,9 +155,16 @@ class Detector:
             out.append(Detection(float(cx[j]), float(cy[i]), pr, decide(pr, self.threshold)))
         return out
 
-    def detect(self, image: np.ndarray, mpp: float | None = None, threshold: float | None = None,
-               progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+    def detect(
+        self,
+        image: np.ndarray,
+        mpp: float | None = None,
+        threshold: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Detection]:
         """Candidates labelled "mitotic figure" at probability >= ``threshold`` (None: calibrated)."""
         t = self.threshold if threshold is None else float(threshold)
-        return [Detection(d.x, d.y, d.probability, decide(d.probability, t))
-                for d in self.candidates(image, mpp, min(self.floor, t), progress)]
+        return [
+            Detection(d.x, d.y, d.probability, decide(d.probability, t))
+            for d in self.candidates(image, mpp, min(self.floor, t), progress)
+        ]

@@ -36,17 +36,27 @@ def ensemble(dets_a: list[Detection], dets_b: list[Detection], radius_px: float)
             used_b.add(j)
             a, b = dets_a[i], dets_b[j]
             agree = a.label == MITOTIC_FIGURE and b.label == MITOTIC_FIGURE
-            out.append(Detection((a.x + b.x) / 2, (a.y + b.y) / 2, (a.probability + b.probability) / 2,
-                                 MITOTIC_FIGURE if agree else NON_MITOTIC))
+            out.append(
+                Detection(
+                    (a.x + b.x) / 2,
+                    (a.y + b.y) / 2,
+                    (a.probability + b.probability) / 2,
+                    MITOTIC_FIGURE if agree else NON_MITOTIC,
+                )
+            )
     for dets, used in ((dets_a, used_a), (dets_b, used_b)):
         out += [Detection(d.x, d.y, d.probability / 2, NON_MITOTIC) for k, d in enumerate(dets) if k not in used]
     out.sort(key=lambda d: -d.probability)
     return out
 
 
-def detect_image(detectors: Sequence[Detector], image: np.ndarray, mpp: float | None = None,
-                 threshold: float | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> list[Detection]:
+def detect_image(
+    detectors: Sequence[Detector],
+    image: np.ndarray,
+    mpp: float | None = None,
+    threshold: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Detection]:
     """Detections of one detector, or the agreement ensemble of two (radius 7.5 µm)."""
     if len(detectors) not in (1, 2):
         raise MitodetError(None, f"give one model, or two for the ensemble (got {len(detectors)})")

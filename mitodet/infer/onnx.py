@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,11 @@ class OnnxModel(nn.Module):
     Keeps the geometry attributes of the torch model (``receptive_field``, ``stride``,
     ``offset``, ``output_size``) and takes/returns float32 CPU tensors [B,3,H,W] -> [B,2,h,w]."""
 
-    def __init__(self, model: nn.Module, threads: int | None = None):
+    receptive_field: int
+    stride: int
+    offset: float
+
+    def __init__(self, model: Any, threads: int | None = None):
         super().__init__()
         try:
             import onnxruntime as ort

@@ -19,7 +19,11 @@ def midog_points(dets: list[Detection], mpp: float) -> dict:
         "name": "Points of interest",
         "type": "Multiple points",
         "points": [
-            {"name": d.label, "point": [px_to_mm(d.x, mpp), px_to_mm(d.y, mpp), 0], "probability": round(d.probability, 6)}
+            {
+                "name": d.label,
+                "point": [px_to_mm(d.x, mpp), px_to_mm(d.y, mpp), 0],
+                "probability": round(d.probability, 6),
+            }
             for d in dets
         ],
         "version": {"major": 1, "minor": 0},
@@ -44,12 +48,19 @@ def write_geojson(path: str | Path, dets: list[Detection], extra: list[dict] | N
     write_points_geojson(path, _points(dets), scores=[d.probability for d in dets], measurements=extra)
 
 
-def _font(size: int):
+def _font(size: float):
     return ImageFont.load_default(size=max(10, int(size)))  # Pillow's bundled scalable font
 
 
-def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], radius_px: float,
-                  max_side: int = 4096, title: str | None = None, subtitle: str | None = None) -> None:
+def write_overlay(
+    path: str | Path,
+    image: np.ndarray,
+    dets: list[Detection],
+    radius_px: float,
+    max_side: int = 4096,
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> None:
     """PNG of the image (at most ``max_side`` px a side) with each mitotic figure circled at the
     matching radius and labelled with its probability, under a title bar (``title``: e.g. the image
     name; ``subtitle``: model, threshold). Candidates below the threshold are not drawn."""
@@ -71,8 +82,15 @@ def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], ra
         draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), outline=(255, 255, 255), width=width + 2)
         draw.ellipse((x - r, y - r, x + r, y + r), outline=(230, 20, 20), width=width)
         ty = y - r * 0.8 if y - r * 0.8 > 18 * unit else y + r * 0.8 + 16 * unit  # keep the label inside
-        draw.text((x + r * 0.8, ty), f"{d.probability:.3f}", font=label_font, anchor="ls",
-                  fill=(255, 255, 255), stroke_width=max(2, width), stroke_fill=(0, 0, 0))
+        draw.text(
+            (x + r * 0.8, ty),
+            f"{d.probability:.3f}",
+            font=label_font,
+            anchor="ls",
+            fill=(255, 255, 255),
+            stroke_width=max(2, width),
+            stroke_fill=(0, 0, 0),
+        )
     # title bar above the picture: name and count / models and threshold / legend
     head_font, sub_font = _font(22 * unit), _font(16 * unit)
     line1 = f"{title + '  -  ' if title else ''}{len(mfs)} mitotic figure{'s' if len(mfs) != 1 else ''}"
@@ -87,10 +105,10 @@ def write_overlay(path: str | Path, image: np.ndarray, dets: list[Detection], ra
     lines.append(("      mitotic figure (probability), circle = 7.5 um matching radius", sub_font))
     pad = round(6 * unit)
     heights = [draw.textbbox((0, 0), "Ag", font=f)[3] for _, f in lines]
-    bar = Image.new("RGB", (im.width, sum(heights) + pad * (len(lines) + 1)), (32, 32, 32))
+    bar = Image.new("RGB", (im.width, int(sum(heights)) + pad * (len(lines) + 1)), (32, 32, 32))
     bd = ImageDraw.Draw(bar)
     y = pad
-    for (t, f), h in zip(lines, heights):
+    for (t, f), h in zip(lines, heights, strict=False):
         bd.text((pad, y), t, font=f, fill=(240, 240, 240))
         y += h + pad
     rr = heights[-1] / 2  # legend: a sample circle in front of the last line

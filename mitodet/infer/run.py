@@ -28,7 +28,9 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
     for p in inputs:
         p = Path(p)
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES)
+            files += sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES
+            )
         else:
             files.append(p)  # missing files are reported (and skipped) when processed
     if not files:
@@ -53,8 +55,17 @@ def overlay_caption(detectors: list[Detector], threshold: float | None) -> str:
     return kind + " + ".join(d.name for d in detectors) + "   threshold " + " / ".join(f"{v:.3f}" for v in t)
 
 
-def write_outputs(out: Path, stem: str, dets: list[Detection], mpp: float, image: np.ndarray | None,
-                  overlay: bool, models: list[str], title: str | None = None, caption: str | None = None) -> None:
+def write_outputs(
+    out: Path,
+    stem: str,
+    dets: list[Detection],
+    mpp: float,
+    image: np.ndarray | None,
+    overlay: bool,
+    models: list[str],
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
     """All per-image outputs; the MIDOG JSON last, as the 'finished' marker."""
     paths = outputs_for(out, stem)
     write_csv(paths["csv"], dets, mpp)
@@ -79,9 +90,17 @@ def upsampling_note(name: str, mpp: float, model_mpp: float) -> str | None:
     return f"{name}: upsampled x{f:.3g} from {mpp:.3g} µm/px (model: {model_mpp:.3g} µm/px)" if f > 1.02 else None
 
 
-def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | None = None,
-                threshold: float | None = None, overlay: bool = False, force: bool = False,
-                on_tiles=None, note=None) -> int | None:
+def detect_file(
+    detectors: list[Detector],
+    path: Path,
+    out: Path,
+    mpp: float | None = None,
+    threshold: float | None = None,
+    overlay: bool = False,
+    force: bool = False,
+    on_tiles=None,
+    note=None,
+) -> int | None:
     """Detect in one file and write its outputs; None when skipped (already done).
 
     ``note(text)`` receives remarks for the user (e.g. upsampling) instead of Python warnings."""
@@ -107,16 +126,24 @@ def detect_file(detectors: list[Detector], path: Path, out: Path, mpp: float | N
                 with open_slide(path, mpp) as s:
                     image, f = slide_thumbnail(s)
                 if f < 1:
-                    dets_o = [Detection((d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5, d.probability, d.label)
-                              for d in dets]
+                    dets_o = [
+                        Detection((d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5, d.probability, d.label) for d in dets
+                    ]
                     write_outputs(out, path.stem, dets, spacing, None, False, models)
-                    write_overlay(outputs_for(out, path.stem)["overlay.png"], image, dets_o, match_radius_px(spacing) * f,
-                                  title=path.name, subtitle=caption)
+                    write_overlay(
+                        outputs_for(out, path.stem)["overlay.png"],
+                        image,
+                        dets_o,
+                        match_radius_px(spacing) * f,
+                        title=path.name,
+                        subtitle=caption,
+                    )
                     return count_mitoses(dets)
         else:
-            image, spacing = read_image(path, mpp)
-            if spacing is None:
+            image, stored = read_image(path, mpp)
+            if stored is None:
                 raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
+            spacing = stored
             text = upsampling_note(path.name, spacing, detectors[0].mpp)
             if text and note:
                 note(text)
@@ -150,8 +177,15 @@ def _tissue(region: np.ndarray) -> bool:
     return bool((sat > 20).mean() > 0.001)
 
 
-def detect_slide(detectors: list[Detector], path: Path, out: Path, mpp: float | None, threshold: float | None,
-                 force: bool, on_tiles=None) -> tuple[list[Detection], float]:
+def detect_slide(
+    detectors: list[Detector],
+    path: Path,
+    out: Path,
+    mpp: float | None,
+    threshold: float | None,
+    force: bool,
+    on_tiles=None,
+) -> tuple[list[Detection], float]:
     """Whole slide by regions at the model spacing; finished regions are kept in
     ``<stem>.partial.json`` so an interrupted run resumes. Returns level-0 detections and spacing."""
     model_mpp = detectors[0].mpp
@@ -192,8 +226,19 @@ def detect_slide(detectors: list[Detector], path: Path, out: Path, mpp: float | 
     return dets, spacing
 
 
-def run_inputs(detectors, files, out: Path, mpp=None, threshold=None, overlay=False, force=False,
-               on_file=None, on_result=None, on_tiles=None, note=None) -> int:
+def run_inputs(
+    detectors,
+    files,
+    out: Path,
+    mpp=None,
+    threshold=None,
+    overlay=False,
+    force=False,
+    on_file=None,
+    on_result=None,
+    on_tiles=None,
+    note=None,
+) -> int:
     """Detect in every file; a failing file is reported through ``on_result(path, None, error)``
     and skipped. ``on_result(path, n, None)`` gets the mitotic-figure count (None: skipped as done).
     Returns the number of files that failed."""

@@ -65,7 +65,9 @@ def check_mpp(mpp: float | None, source: str = "--mpp") -> float | None:
     except (TypeError, ValueError):
         raise MitodetError(source, f"pixel spacing {mpp!r} is not a number") from None
     if not math.isfinite(value) or value <= 0 or value > MAX_PLAUSIBLE_MPP:
-        raise MitodetError(source, f"pixel spacing {mpp!r} µm/px is not plausible (expected 0 < mpp <= {MAX_PLAUSIBLE_MPP:g})")
+        raise MitodetError(
+            source, f"pixel spacing {mpp!r} µm/px is not plausible (expected 0 < mpp <= {MAX_PLAUSIBLE_MPP:g})"
+        )
     return value
 
 
@@ -157,7 +159,8 @@ def to_rgb8(arr: np.ndarray, source: str | os.PathLike, colormap: np.ndarray | N
         else:
             raise MitodetError(
                 source,
-                f"{arr.dtype.itemsize * 8}-bit image with values {lo}..{hi}: no clear mapping to 8 bits; convert to 8-bit RGB first",
+                f"{arr.dtype.itemsize * 8}-bit image with values {lo}..{hi}: no clear mapping to 8 bits; "
+                "convert to 8-bit RGB first",
             )
     if channels == 1:
         arr = np.repeat(arr, 3, axis=2)

@@ -23,8 +23,11 @@ TABLE_COLUMNS = ["image", "x", "y", "label", "score"]
 
 def write_negative_table(path: str | os.PathLike, rows: Iterable[tuple[str | os.PathLike, float, float, float]]) -> int:
     """Write ``(image path, x, y, score)`` rows (atomically); returns the row count."""
-    return write_csv(path, TABLE_COLUMNS, ([str(Path(image).resolve()), f"{x:.1f}", f"{y:.1f}", NEGATIVE,
-                                            f"{score:.5f}"] for image, x, y, score in rows))
+    return write_csv(
+        path,
+        TABLE_COLUMNS,
+        ([str(Path(image).resolve()), f"{x:.1f}", f"{y:.1f}", NEGATIVE, f"{score:.5f}"] for image, x, y, score in rows),
+    )
 
 
 def read_negative_table(path: str | os.PathLike) -> dict[str, list[Point]]:

@@ -51,7 +51,9 @@ def parse_label(text: str, source: str | os.PathLike, where: str = "") -> str:
     """Map a written class name to a schema label, or raise MitodetError."""
     label = _LABEL_ALIASES.get(str(text).strip().lower())
     if label is None:
-        raise MitodetError(source, f"{where}unknown class {text!r} (expected mitotic figure / non-mitotic figure / negative)")
+        raise MitodetError(
+            source, f"{where}unknown class {text!r} (expected mitotic figure / non-mitotic figure / negative)"
+        )
     return label
 
 
@@ -107,7 +109,9 @@ def read_points_csv(path: str | os.PathLike) -> list[Point]:
             reader.fieldnames = fields
             xk, yk = ("x_px", "y_px") if "x_px" in fields else ("x", "y")
             if xk not in fields or yk not in fields:
-                raise MitodetError(path, f"not a point table: needs columns x_px,y_px (found {','.join(fields) or 'none'})")
+                raise MitodetError(
+                    path, f"not a point table: needs columns x_px,y_px (found {','.join(fields) or 'none'})"
+                )
             points = []
             for n, row in enumerate(reader, start=2):
                 where = f"line {n}: "
@@ -143,7 +147,11 @@ def points_to_geojson(
         }
         if meas:
             props["measurements"] = meas
-        feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(p.x), float(p.y)]}, "properties": props}
+        feature = {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [float(p.x), float(p.y)]},
+            "properties": props,
+        }
         if p.id is not None:
             feature["id"] = str(p.id)
         features.append(feature)

@@ -56,7 +56,10 @@ class _LibBackend:
         self.level_dimensions = tuple(tuple(d) for d in handle.level_dimensions)
 
     def read(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        ds = self.level_dimensions[0][0] / self.level_dimensions[level][0], self.level_dimensions[0][1] / self.level_dimensions[level][1]
+        ds = (
+            self.level_dimensions[0][0] / self.level_dimensions[level][0],
+            self.level_dimensions[0][1] / self.level_dimensions[level][1],
+        )
         img = self.handle.read_region((int(round(x * ds[0])), int(round(y * ds[1]))), level, (int(w), int(h)))
         arr = np.asarray(img)
         if arr.ndim == 3 and arr.shape[2] == 4:  # openslide: RGBA, transparent where nothing was scanned -> white
@@ -105,7 +108,9 @@ class Slide:
         self._backend.close()
 
     def __repr__(self) -> str:
-        return f"Slide({self.path.name!r}, {self.dimensions[0]}x{self.dimensions[1]} px, {self.mpp:.4g} µm/px, {len(self.level_dimensions)} level(s), {self.backend})"
+        w, h = self.dimensions
+        levels = len(self.level_dimensions)
+        return f"Slide({self.path.name!r}, {w}x{h} px, {self.mpp:.4g} µm/px, {levels} level(s), {self.backend})"
 
     def size_at(self, target_mpp: float = DEFAULT_MPP) -> tuple[int, int]:
         """(width, height) of the whole slide in pixels of ``target_mpp``."""
@@ -126,7 +131,8 @@ class Slide:
         if factor > 1.02 and target_mpp not in self._warned:
             self._warned.add(target_mpp)
             warnings.warn(
-                f"{self.path.name}: stored at {self.mpp:.4g} µm/px; reading at {target_mpp:.4g} µm/px upsamples x{factor:.2f}",
+                f"{self.path.name}: stored at {self.mpp:.4g} µm/px; "
+                f"reading at {target_mpp:.4g} µm/px upsamples x{factor:.2f}",
                 UpsamplingWarning,
                 stacklevel=3,
             )
@@ -168,7 +174,9 @@ class Slide:
         """The whole slide resampled to ``target_mpp`` (for small slides and ROIs)."""
         w, h = self.size_at(check_mpp(target_mpp, "target spacing"))
         if w * h > MAX_READ_PIXELS:
-            raise MitodetError(self.path, f"too large to read whole at {target_mpp} µm/px ({w}x{h} px); read it by regions")
+            raise MitodetError(
+                self.path, f"too large to read whole at {target_mpp} µm/px ({w}x{h} px); read it by regions"
+            )
         return self.read_region(0, 0, w, h, target_mpp)
 
 
@@ -212,7 +220,9 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
             pixels, stored = read_image(path)
         except MitodetError as err:
             if errors:
-                raise MitodetError(path, "corrupt or unsupported slide (" + "; ".join(errors + [err.problem]) + ")") from None
+                raise MitodetError(
+                    path, "corrupt or unsupported slide (" + "; ".join(errors + [err.problem]) + ")"
+                ) from None
             raise
         backend, name = _ArrayBackend(pixels), "memory"
     spacing = mpp if mpp is not None else stored

@@ -105,9 +105,16 @@ def _best_metrics(run_dir: Path) -> dict:
     return {"val_loss": float(b["val_loss"]), "val_f1": float(b["val_f1"]), "val_auc": float(b["val_auc"] or "nan")}
 
 
-def hard_negative_mining(run: str | os.PathLike, rounds: int = 3, drop_quantile: float = 0.5, patience: int = 1,
-                         from_scratch: bool = False, overrides=(), max_minutes: float | None = None,
-                         on_step: StepCallback | None = None) -> HardResult:
+def hard_negative_mining(
+    run: str | os.PathLike,
+    rounds: int = 3,
+    drop_quantile: float = 0.5,
+    patience: int = 1,
+    from_scratch: bool = False,
+    overrides=(),
+    max_minutes: float | None = None,
+    on_step: StepCallback | None = None,
+) -> HardResult:
     """Run the mining rounds on top of the finished run ``run`` (see module docstring)."""
     base = Path(run)
     if not (0.0 < drop_quantile < 1.0):
@@ -139,9 +146,12 @@ def hard_negative_mining(run: str | os.PathLike, rounds: int = 3, drop_quantile:
         n = write_negatives(rdir / "negatives.csv", pool, keep, scores)
         del pool, model
         log.info(f"round {r}: kept {n} of {scores.shape[0]} negatives (scores >= {float(scores[keep].min()):.4f})")
-        sets = [f"data.keep_negatives={rdir / 'negatives.csv'}", f"split.file={base / 'split.json'}",
-                f"name={cfg0.name}-hard{r}",
-                f"model.init={'null' if from_scratch else prev_dir / 'best.pt'}"]
+        sets = [
+            f"data.keep_negatives={rdir / 'negatives.csv'}",
+            f"split.file={base / 'split.json'}",
+            f"name={cfg0.name}-hard{r}",
+            f"model.init={'null' if from_scratch else prev_dir / 'best.pt'}",
+        ]
         cfg = override_config(prev_cfg, sets + list(overrides), str(base / "config.yaml"))
         train(cfg, run_dir=rdir, max_minutes=max_minutes, on_step=on_step)
         m = _best_metrics(rdir)

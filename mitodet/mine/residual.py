@@ -58,8 +58,14 @@ class Mined:
         return Point(self.x, self.y, NEGATIVE)
 
 
-def residual_intensity(rgb: np.ndarray, mpp: float = DEFAULT_MPP, sigma_um: float = 2.0,
-                       sv: StainVectors | None = None, beta: float = 0.15, alpha: float = 1.0):
+def residual_intensity(
+    rgb: np.ndarray,
+    mpp: float = DEFAULT_MPP,
+    sigma_um: float = 2.0,
+    sv: StainVectors | None = None,
+    beta: float = 0.15,
+    alpha: float = 1.0,
+):
     """Smoothed residual intensity map (HxW float32) and the stain vectors used."""
     sv = sv if sv is not None else macenko_vectors(rgb, beta=beta, alpha=alpha)
     residual = unmix(rgb, sv)[..., 2]
@@ -67,8 +73,13 @@ def residual_intensity(rgb: np.ndarray, mpp: float = DEFAULT_MPP, sigma_um: floa
     return np.abs(smooth), sv
 
 
-def mine_residual(rgb: np.ndarray, mpp: float = DEFAULT_MPP, params: ResidualParams = ResidualParams(),
-                  exclude: Sequence[Point] = (), sv: StainVectors | None = None) -> list[Mined]:
+def mine_residual(
+    rgb: np.ndarray,
+    mpp: float = DEFAULT_MPP,
+    params: ResidualParams = ResidualParams(),
+    exclude: Sequence[Point] = (),
+    sv: StainVectors | None = None,
+) -> list[Mined]:
     """Top residual-intensity local maxima of one image, best first.
 
     Keeps maxima above ``params.threshold``, at least ``spacing_um`` apart, ``patch // 2``
@@ -100,8 +111,9 @@ def mine_residual(rgb: np.ndarray, mpp: float = DEFAULT_MPP, params: ResidualPar
     return mined
 
 
-def contact_sheet(path: str | os.PathLike, items: Sequence[tuple[np.ndarray, str]], cols: int = 8,
-                  zoom: int = 2) -> None:
+def contact_sheet(
+    path: str | os.PathLike, items: Sequence[tuple[np.ndarray, str]], cols: int = 8, zoom: int = 2
+) -> None:
     """Write a PNG grid of patches, each captioned (e.g. image name and score), atomically."""
     if not items:
         raise ValueError("no patches for a contact sheet")
@@ -137,10 +149,16 @@ class ResidualRun:
     sheet: Path | None = None
 
 
-def mine_files(files: Sequence[Path], out: str | os.PathLike, params: ResidualParams = ResidualParams(),
-               mpp: float | None = None, exclude: dict[Path, list[Point]] | None = None,
-               sheet: str | os.PathLike | None = None, sheet_crop: int = 96,
-               on_image: Callable[[Path], None] | None = None) -> ResidualRun:
+def mine_files(
+    files: Sequence[Path],
+    out: str | os.PathLike,
+    params: ResidualParams = ResidualParams(),
+    mpp: float | None = None,
+    exclude: dict[Path, list[Point]] | None = None,
+    sheet: str | os.PathLike | None = None,
+    sheet_crop: int = 96,
+    on_image: Callable[[Path], None] | None = None,
+) -> ResidualRun:
     """Residual-mine every image and write the negative table ``out`` (and a contact sheet).
 
     ``mpp`` overrides the stored spacing (PNG/JPEG store none: 0.25 µm/px is assumed);
@@ -161,8 +179,10 @@ def mine_files(files: Sequence[Path], out: str | os.PathLike, params: ResidualPa
         if mined:
             run.per_image[str(f)] = len(mined)
         if sheet is not None:
-            patches += [(centred_window(rgb, m.x, m.y, sheet_crop), f"{f.stem[:14]}\n{m.score:.3f} ({m.x:.0f},{m.y:.0f})")
-                        for m in mined]
+            patches += [
+                (centred_window(rgb, m.x, m.y, sheet_crop), f"{f.stem[:14]}\n{m.score:.3f} ({m.x:.0f},{m.y:.0f})")
+                for m in mined
+            ]
         if on_image is not None:
             on_image(f)
     run.rows = write_negative_table(out, rows)

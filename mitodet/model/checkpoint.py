@@ -15,6 +15,7 @@ from torch import nn
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_path
 from mitodet.model.registry import create_model, list_models
+from mitodet.model.resnet import ResNet
 
 FORMAT = "mitodet-model/1"
 
@@ -26,15 +27,17 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta) -> Path:
         raise ValueError("save_checkpoint needs a model built by create_model (model.config)")
     if getattr(model, "folded", False):
         raise ValueError("save the trained model, not its folded copy (fold again after loading)")
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+        for k, v in model.state_dict().items()
+    }
     payload = {"format": FORMAT, "config": dict(config), "state_dict": state, "meta": meta}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[ResNet, dict]:
     """Rebuild the model of a checkpoint (in eval mode) -> ``(model, meta)``.
 
     Raises ``MitodetError`` for a missing, corrupt or foreign file.
@@ -53,7 +56,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
-        raise MitodetError(path, f"weights do not fit the model {payload['config']}: {str(err).splitlines()[0]}") from None
+        raise MitodetError(
+            path, f"weights do not fit the model {payload['config']}: {str(err).splitlines()[0]}"
+        ) from None
     model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
     return model, dict(payload.get("meta") or {})
 
@@ -61,7 +66,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-def model_from(name_or_path: str, **overrides) -> nn.Module:
+def model_from(name_or_path: str, **overrides) -> ResNet:
     """A registered configuration name (random weights, ``overrides`` applied) or a checkpoint
     file, as an eval-mode model."""
     if name_or_path in list_models():
@@ -70,5 +75,6 @@ def model_from(name_or_path: str, **overrides) -> nn.Module:
         if overrides:
             raise MitodetError("--set", "overrides apply to a configuration name, not a checkpoint")
         return load_checkpoint(name_or_path)[0]
-    raise MitodetError(name_or_path, f"neither a checkpoint file nor a model configuration "
-                                     f"({', '.join(list_models())})")
+    raise MitodetError(
+        name_or_path, f"neither a checkpoint file nor a model configuration ({', '.join(list_models())})"
+    )

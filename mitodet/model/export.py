@@ -14,26 +14,28 @@ import copy
 import os
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from mitodet.io.atomic import atomic_path
 from mitodet.model.p4 import N_ROT, GroupConv, LiftingConv, P4BatchNorm
-from mitodet.model.resnet import Block, ConvUnit, Normalize
+from mitodet.model.resnet import Block, ConvUnit, Normalize, ResNet
 
 
-def _conv_weight(conv: nn.Module) -> torch.Tensor:
+def _conv_weight(conv: Any) -> torch.Tensor:
     if isinstance(conv, (LiftingConv, GroupConv)):
         return conv.expanded_weight()
     return conv.weight
 
 
-def _fold_conv_norm(conv: nn.Module, norm: nn.Module) -> nn.Conv2d:
+def _fold_conv_norm(conv: Any, norm: Any) -> nn.Conv2d:
     """One ``nn.Conv2d`` equal to ``norm(conv(x))`` in eval mode."""
     w = _conv_weight(conv).detach()
     b = conv.bias.detach() if getattr(conv, "bias", None) is not None else w.new_zeros(w.shape[0])
     if isinstance(norm, nn.BatchNorm2d | nn.BatchNorm3d):
+        assert norm.running_var is not None and norm.running_mean is not None  # eval-mode statistics
         scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
         shift = norm.bias.detach() - norm.running_mean * scale
         if isinstance(norm, P4BatchNorm):  # one statistic per field, shared by 4 rotations
@@ -41,12 +43,12 @@ def _fold_conv_norm(conv: nn.Module, norm: nn.Module) -> nn.Conv2d:
         w, b = w * scale[:, None, None, None], b * scale + shift
     out = nn.Conv2d(w.shape[1], w.shape[0], w.shape[-1], bias=True, device=w.device, dtype=w.dtype)
     out.weight.data.copy_(w)
-    out.bias.data.copy_(b)
+    out.bias.data.copy_(b)  # type: ignore[union-attr]  # bias=True above
     return out
 
 
 @torch.no_grad()
-def fold(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def fold(model: ResNet, channels_last: bool = True) -> ResNet:
     """Plain-``Conv2d`` copy of ``model`` (eval mode) with equal outputs (to ~1e-5).
 
     ``channels_last`` stores the weights in channels-last memory format: oneDNN then runs
@@ -58,22 +60,24 @@ def fold(model: nn.Module, channels_last: bool = True) -> nn.Module:
         if isinstance(unit, ConvUnit):
             unit.conv, unit.norm = _fold_conv_norm(unit.conv, unit.norm), nn.Identity()
         elif isinstance(unit, Block):
-            unit.convs = nn.ModuleList(_fold_conv_norm(c, n) for c, n in zip(unit.convs, unit.norms))
+            unit.convs = nn.ModuleList(_fold_conv_norm(c, n) for c, n in zip(unit.convs, unit.norms, strict=False))
             unit.norms = nn.ModuleList(nn.Identity() for _ in unit.convs)
             if unit.proj is not None:
                 unit.proj, unit.proj_norm = _fold_conv_norm(unit.proj, unit.proj_norm), nn.Identity()
     feats = folded.features
-    if isinstance(feats[0], Normalize) and isinstance(feats[1], ConvUnit):
+    first, second = feats[0], feats[1]
+    if isinstance(first, Normalize) and isinstance(second, ConvUnit):
         # conv((x - m) / s) = conv(x) / s - m/s * sum(w): exact with valid convolutions.
-        m, s, conv = feats[0].mean, feats[0].std, feats[1].conv
+        m, s, conv = first.mean, first.std, cast(nn.Conv2d, second.conv)
+        assert conv.bias is not None  # folded convolutions always carry a bias
         conv.bias.data -= conv.weight.sum(dim=(1, 2, 3)) * m / s
         conv.weight.data /= s
         feats[0] = nn.Identity()
     folded.folded = True
-    return folded.to(memory_format=torch.channels_last) if channels_last else folded
+    return folded.to(memory_format=torch.channels_last) if channels_last else folded  # type: ignore[call-overload]
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> Path:
+def export_onnx(model: ResNet, path: str | os.PathLike, opset: int = 17) -> Path:
     """Write the folded ``model`` as ONNX (input ``image`` [B,3,H,W] in [0,1], output ``logits``)."""
     net = model if getattr(model, "folded", False) else fold(model)
     rf = net.receptive_field
@@ -82,9 +86,16 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17) -> P
         warnings.simplefilter("ignore", DeprecationWarning)
         # The TorchScript-based exporter: the dynamo one needs onnxscript, not a dependency.
         torch.onnx.export(
-            net, (example,), str(tmp), input_names=["image"], output_names=["logits"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "logits": {0: "batch", 2: "out_height", 3: "out_width"}},
-            opset_version=opset, dynamo=False,
+            net,
+            (example,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={
+                "image": {0: "batch", 2: "height", 3: "width"},
+                "logits": {0: "batch", 2: "out_height", 3: "out_width"},
+            },
+            opset_version=opset,
+            dynamo=False,
         )
     return Path(path)

@@ -67,9 +67,7 @@ class GroupConv(nn.Module):
 
     def expanded_weight(self) -> torch.Tensor:
         """``[Cout*4, Cin*4, k, k]``, channel ``o*4 + r`` x ``i*4 + s`` = rot^r(W[o, i, s - r])."""
-        w = torch.stack(
-            [torch.rot90(self.weight.roll(r, dims=2), r, dims=(-2, -1)) for r in range(N_ROT)], dim=1
-        )
+        w = torch.stack([torch.rot90(self.weight.roll(r, dims=2), r, dims=(-2, -1)) for r in range(N_ROT)], dim=1)
         k = self.kernel_size
         return w.reshape(self.out_fields * N_ROT, self.in_fields * N_ROT, k, k)
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from mitodet.errors import MitodetError
-from mitodet.model.resnet import P4ResNet, PlainResNet
+from mitodet.model.resnet import P4ResNet, PlainResNet, ResNet
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ def model_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def create_model(name: str, **overrides) -> nn.Module:
+def create_model(name: str, **overrides) -> ResNet:
     """Build the registered configuration ``name`` with keyword ``overrides`` (e.g. ``width=``)."""
     spec = model_spec(name)
     try:
@@ -56,8 +54,7 @@ def create_model(name: str, **overrides) -> nn.Module:
 
 # The paper: ~70 conv layers (bottleneck blocks: 1x1-3x3-1x1), one 2x2 max-pool, 78x78 rf.
 # rf = 2 + 2*(3x3 convs before the pool) + 4*(3x3 convs after) = 2 + 2*12 + 4*13 = 78.
-_PAPER = dict(block="bottleneck", width=16, width_post=32, bottleneck=0.5,
-              stem_convs=2, blocks_pre=10, blocks_post=13)
+_PAPER = dict(block="bottleneck", width=16, width_post=32, bottleneck=0.5, stem_convs=2, blocks_pre=10, blocks_post=13)
 # CPU-sized: two 3x3 convs before the pool, 9 basic blocks (18 3x3 convs) after it:
 # rf = 2 + 2*2 + 4*18 = 78 (same field of view as the paper), ~1/6 of its FLOPs per pixel.
 _FAST = dict(block="basic", width=8, width_post=8, stem_convs=2, blocks_pre=0, blocks_post=9)

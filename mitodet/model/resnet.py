@@ -22,6 +22,8 @@ pool grid of the whole image.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,7 +74,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         last = len(self.convs) - 1
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=False)):
             h = norm(conv(h))
             if i < last:
                 h = F.relu(h)
@@ -80,12 +82,18 @@ class Block(nn.Module):
         return F.relu(h + _crop(s, self.shrink // 2))
 
 
-class _ResNet(nn.Module):
+class ResNet(nn.Module):
     """Shared layout: stem -> ``blocks_pre`` blocks -> 2x2 max-pool -> ``blocks_post`` blocks
     -> head (rotation pooling for P4) -> 1x1 conv to ``num_classes`` logits."""
 
     #: P4 fields carry 4 channels each; the plain network multiplies its widths by this.
     channel_mult = 1
+    receptive_field: int
+    stride: int
+    offset: float
+    config: dict
+    folded: bool = False
+    features: nn.Sequential
 
     def __init__(
         self,
@@ -146,7 +154,7 @@ class _ResNet(nn.Module):
             ks, widths = [1, 3, 1], [cin, inner, inner, cout]
         convs = [self._conv(widths[i], widths[i + 1], k) for i, k in enumerate(ks)]
         norms = [self._norm(widths[i + 1]) for i in range(len(ks))]
-        nn.init.zeros_(norms[-1].weight)  # zero-init residual: each block starts as identity
+        nn.init.zeros_(cast(torch.Tensor, norms[-1].weight))  # zero-init residual: each block starts as identity
         proj = proj_norm = None
         if cin != cout:
             proj, proj_norm = self._conv(cin, cout, 1), self._norm(cout)
@@ -194,7 +202,7 @@ class _ResNet(nn.Module):
         return sum(isinstance(m, (nn.Conv2d, LiftingConv, GroupConv)) for m in self.modules())
 
 
-class P4ResNet(_ResNet):
+class P4ResNet(ResNet):
     """The paper's P4 rotation-invariant ResNet; ``width`` counts P4 fields (4 channels each)."""
 
     def _lift(self, cin, cout, k):
@@ -210,7 +218,7 @@ class P4ResNet(_ResNet):
         return RotationPool(self._rotation_pool)
 
 
-class PlainResNet(_ResNet):
+class PlainResNet(ResNet):
     """Non-equivariant ablation: ordinary convs with 4x ``width`` channels (same FLOPs as P4)."""
 
     channel_mult = N_ROT

@@ -6,15 +6,19 @@ import torch
 from torch import nn
 
 from mitodet.model.export import fold
+from mitodet.model.resnet import ResNet
 
 
 def _conv_macs(module: nn.Module) -> int:
     """Multiply-accumulates per output position of all plain convs inside ``module``."""
-    return sum(m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
-               for m in module.modules() if isinstance(m, nn.Conv2d))
+    return sum(
+        m.out_channels * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        for m in module.modules()
+        if isinstance(m, nn.Conv2d)
+    )
 
 
-def flops_per_output_pixel(model: nn.Module) -> float:
+def flops_per_output_pixel(model: ResNet) -> float:
     """FLOPs (2 per multiply-add, convolutions only) per output cell of DENSE inference.
 
     A layer working at stride ``s`` runs ``(stride / s)**2`` times per output cell.
@@ -29,7 +33,7 @@ def flops_per_output_pixel(model: nn.Module) -> float:
 
 
 @torch.no_grad()
-def flops_per_patch(model: nn.Module, size: int | None = None) -> int:
+def flops_per_patch(model: ResNet, size: int | None = None) -> int:
     """FLOPs of one forward pass on a ``size x size`` patch (default: the receptive field)."""
     net = model if getattr(model, "folded", False) else fold(model)
     size = size or net.receptive_field
@@ -48,7 +52,7 @@ def flops_per_patch(model: nn.Module, size: int | None = None) -> int:
     return total
 
 
-def summarize(model: nn.Module) -> dict:
+def summarize(model: ResNet) -> dict:
     """Facts about ``model`` (as printed by ``mitodet model summary``)."""
     per_out = flops_per_output_pixel(model)
     return {

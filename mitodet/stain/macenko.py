@@ -79,9 +79,7 @@ def macenko_vectors(rgb: np.ndarray, beta: float = 0.15, alpha: float = 1.0) -> 
     n_tissue = int(mask.sum())
     fraction = n_tissue / max(len(flat), 1)
     if n_tissue < MIN_TISSUE_PIXELS or fraction < MIN_TISSUE_FRACTION:
-        raise NoTissueError(
-            f"no tissue: {n_tissue} pixels ({100 * fraction:.2f}%) have OD > {beta} in every channel"
-        )
+        raise NoTissueError(f"no tissue: {n_tissue} pixels ({100 * fraction:.2f}%) have OD > {beta} in every channel")
     idx = np.flatnonzero(mask)
     if len(idx) > MAX_FIT_PIXELS:  # a deterministic stride: percentiles need no more pixels
         idx = idx[:: -(-len(idx) // MAX_FIT_PIXELS)]

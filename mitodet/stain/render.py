@@ -35,8 +35,14 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
         Image.fromarray(rgb).save(tmp)
 
 
-def write_unmixing(out: str | os.PathLike, stem: str, rgb: np.ndarray, conc: np.ndarray,
-                   sv: StainVectors, scale: float = RESIDUAL_SCALE) -> list[Path]:
+def write_unmixing(
+    out: str | os.PathLike,
+    stem: str,
+    rgb: np.ndarray,
+    conc: np.ndarray,
+    sv: StainVectors,
+    scale: float = RESIDUAL_SCALE,
+) -> list[Path]:
     """Write ``<stem>_hematoxylin/_eosin/_residual.png`` (full size) and ``<stem>_legend.png``."""
     import matplotlib
 
@@ -45,9 +51,13 @@ def write_unmixing(out: str | os.PathLike, stem: str, rgb: np.ndarray, conc: np.
     from matplotlib.colors import Normalize
 
     out = Path(out)
-    h, e, r = stain_rgb(conc[..., 0], sv.hematoxylin), stain_rgb(conc[..., 1], sv.eosin), residual_rgb(conc[..., 2], scale)
+    h, e, r = (
+        stain_rgb(conc[..., 0], sv.hematoxylin),
+        stain_rgb(conc[..., 1], sv.eosin),
+        residual_rgb(conc[..., 2], scale),
+    )
     paths = [out / f"{stem}_{name}.png" for name in ("hematoxylin", "eosin", "residual", "legend")]
-    for p, img in zip(paths, (h, e, r)):
+    for p, img in zip(paths, (h, e, r), strict=False):
         _save_png(p, img)
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.6), constrained_layout=True)
@@ -58,26 +68,34 @@ def write_unmixing(out: str | os.PathLike, stem: str, rgb: np.ndarray, conc: np.
         (e, f"eosin {fmt(sv.eosin)}"),
         (r, f"residual {fmt(sv.residual)}"),
     ]
-    for ax, (img, title) in zip(axes, panels):
+    for ax, (img, title) in zip(axes, panels, strict=False):
         ax.imshow(img)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     # Swatches: each stain at OD concentration 1, so a reader sees which colour is which.
-    for ax, vec in zip(axes[1:3], (sv.hematoxylin, sv.eosin)):
+    for ax, vec in zip(axes[1:3], (sv.hematoxylin, sv.eosin), strict=False):
         sw = od_to_rgb(vec[None, None, :] * np.linspace(0.1, 1.5, 64)[None, :, None])
         ax.inset_axes([0.0, -0.1, 1.0, 0.06]).imshow(np.repeat(sw, 4, axis=0), aspect="auto")
         ax.child_axes[-1].set_axis_off()
     sm = plt.cm.ScalarMappable(norm=Normalize(-scale, scale), cmap="RdBu_r")
     fig.colorbar(sm, ax=axes[3], fraction=0.046, label="residual OD (outside the H-E plane)")
-    fig.suptitle(f"{stem}: Macenko unmixing, H-E angle {sv.angle_deg:.1f} deg, tissue {100 * sv.tissue_fraction:.0f}%", fontsize=10)
+    fig.suptitle(
+        f"{stem}: Macenko unmixing, H-E angle {sv.angle_deg:.1f} deg, tissue {100 * sv.tissue_fraction:.0f}%",
+        fontsize=10,
+    )
     with atomic_path(paths[3]) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return paths
 
 
-def unmix_file(image: str | os.PathLike, out: str | os.PathLike, beta: float = 0.15, alpha: float = 1.0,
-               scale: float = RESIDUAL_SCALE) -> tuple[StainVectors, np.ndarray, list[Path]]:
+def unmix_file(
+    image: str | os.PathLike,
+    out: str | os.PathLike,
+    beta: float = 0.15,
+    alpha: float = 1.0,
+    scale: float = RESIDUAL_SCALE,
+) -> tuple[StainVectors, np.ndarray, list[Path]]:
     """Unmix an image file and write its channel pictures to ``out``.
 
     Returns (stain vectors, |residual| percentiles 50/99/100, written paths); an image the

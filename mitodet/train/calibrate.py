@@ -15,9 +15,15 @@ from mitodet.model import load_checkpoint, save_checkpoint
 from mitodet.train.rundir import load_validation_set
 
 
-def calibrate_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None = None, device: str = "cpu",
-                  threads: int | None = None, limit: int | None = None, store: bool = True,
-                  on_image: Callable[[int, int], None] | None = None) -> dict:
+def calibrate_run(
+    run: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    limit: int | None = None,
+    store: bool = True,
+    on_image: Callable[[int, int], None] | None = None,
+) -> dict:
     """Search the threshold maximising pooled F1 on the run's validation images, write
     ``<run>/calibration.json`` and (``store``) the threshold into the checkpoint's metadata.
 
@@ -42,7 +48,9 @@ def calibrate_run(run: str | os.PathLike, checkpoint: str | os.PathLike | None =
     write_text(run / "calibration.json", json.dumps(result, indent=1) + "\n")
     if store:
         model, meta = load_checkpoint(ckpt)
-        meta.update(threshold=result["threshold"], calibration={k: result[k] for k in
-                    ("f1", "precision", "recall", "n_images", "n_mitoses")})
+        meta.update(
+            threshold=result["threshold"],
+            calibration={k: result[k] for k in ("f1", "precision", "recall", "n_images", "n_mitoses")},
+        )
         save_checkpoint(ckpt, model, **meta)
     return result

@@ -142,14 +142,21 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
 
 def _check_paths(cfg: Config, source: str) -> None:
     d = cfg.data
-    paths = [("data.crops", d.crops), ("data.annotations", d.annotations), ("data.images_dir", d.images_dir),
-             ("data.keep_negatives", d.keep_negatives), ("split.file", cfg.split.file),
-             ("model.init", cfg.model.init)]
+    paths = [
+        ("data.crops", d.crops),
+        ("data.annotations", d.annotations),
+        ("data.images_dir", d.images_dir),
+        ("data.keep_negatives", d.keep_negatives),
+        ("split.file", cfg.split.file),
+        ("model.init", cfg.model.init),
+    ]
     paths += [(f"data.tissue[{i}]", p) for i, p in enumerate(d.tissue)]
     paths += [(f"data.negatives[{i}]", p) for i, p in enumerate(d.negatives)]
     for key, p in paths:
         if p is not None and not Path(p).exists():
-            raise MitodetError(source, f"{key}: path {p} does not exist (relative paths are read from the cwd {os.getcwd()})")
+            raise MitodetError(
+                source, f"{key}: path {p} does not exist (relative paths are read from the cwd {os.getcwd()})"
+            )
     if d.annotations and not d.images_dir:
         raise MitodetError(source, "data.annotations needs data.images_dir (the folder of the MIDOG images)")
     if not (d.crops or d.annotations):
@@ -166,13 +173,17 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
         more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
         raise MitodetError(source, f"{where}: {e['msg']}{more}") from None
     if cfg.model.name not in list_models():
-        raise MitodetError(source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}")
+        raise MitodetError(
+            source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}"
+        )
     if check_paths:
         _check_paths(cfg, source)
     return cfg
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True
+) -> Config:
     """Read a YAML config, apply ``KEY=VALUE`` overrides, validate everything."""
     source = str(path)
     p = Path(path)

@@ -116,8 +116,11 @@ def midog_records(annotations: str, images_dir: str) -> list[ImageRecord]:
         records.append(rec)
     if missing:
         more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-        raise MitodetError(annotations, f"{len(missing)} of the images it lists are not in data.images_dir "
-                           f"{images_dir}: {', '.join(missing[:5])}{more}")
+        raise MitodetError(
+            annotations,
+            f"{len(missing)} of the images it lists are not in data.images_dir "
+            f"{images_dir}: {', '.join(missing[:5])}{more}",
+        )
     for rec in records:  # MIDOG spacings differ (0.23-0.25 µm/px): read from the TIFF tags
         rec.mpp = read_spacing(rec.path) or DEFAULT_MPP
     return records
@@ -133,7 +136,9 @@ def labelled_records(cfg) -> list[ImageRecord]:
         records += midog_records(d.annotations, d.images_dir)
     kept = [r for r in records if _domain_ok(r, d.include, d.exclude)]
     if not kept:
-        raise MitodetError("data.include/exclude", f"no labelled image left out of {len(records)} after the domain filters")
+        raise MitodetError(
+            "data.include/exclude", f"no labelled image left out of {len(records)} after the domain filters"
+        )
     return kept
 
 
@@ -148,16 +153,18 @@ def split_records(cfg, records: list[ImageRecord]) -> SplitData:
     elif s.val_fraction == 0:
         train_ids, val_ids = [r.id for r in records], []
     else:
-        train_ids, val_ids = split_dataset(Dataset("train", records), val_fraction=s.val_fraction, seed=s.seed,
-                                           stratify=tuple(s.stratify))
+        train_ids, val_ids = split_dataset(
+            Dataset("train", records), val_fraction=s.val_fraction, seed=s.seed, stratify=tuple(s.stratify)
+        )
         train_ids, val_ids = list(train_ids), list(val_ids)
     if not train_ids:
         raise MitodetError("split", "the training split is empty")
     return SplitData(records, train_ids, val_ids)
 
 
-def _regions(rec: ImageRecord, pixels: np.ndarray,
-             rng: np.random.Generator) -> Iterator[tuple[ImageRecord, np.ndarray, tuple[int, int, int] | None]]:
+def _regions(
+    rec: ImageRecord, pixels: np.ndarray, rng: np.random.Generator
+) -> Iterator[tuple[ImageRecord, np.ndarray, tuple[int, int, int] | None]]:
     """Yield (sub-record, pixels, core) pieces: the whole image if small (core None), else regions
     owning their central half: core = (row, column, side) of that half inside the piece."""
     h, w = pixels.shape[:2]
@@ -172,8 +179,11 @@ def _regions(rec: ImageRecord, pixels: np.ndarray,
                 continue
             ty0, tx0 = max(0, y0 - pad), max(0, x0 - pad)
             ty1, tx1 = min(h, y0 + core + pad), min(w, x0 + core + pad)
-            near = [Point(p.x - tx0, p.y - ty0, p.label) for p in rec.points
-                    if ty0 - pad <= p.y < ty1 + pad and tx0 - pad <= p.x < tx1 + pad]
+            near = [
+                Point(p.x - tx0, p.y - ty0, p.label)
+                for p in rec.points
+                if ty0 - pad <= p.y < ty1 + pad and tx0 - pad <= p.x < tx1 + pad
+            ]
             sub = ImageRecord(f"{rec.id}@{x0},{y0}", None, tx1 - tx0, ty1 - ty0, rec.mpp, True, rec.domain, near)
             # candidates only in the core (cores partition the image: no duplicates)
             yield sub, pixels[ty0:ty1, tx0:tx1], (y0 - ty0, x0 - tx0, core)
@@ -196,8 +206,9 @@ def _pool_images_from_records(records, cfg, seed: int, on_image: Callable[[], No
     return out
 
 
-def train_val_images(cfg, split: SplitData,
-                     on_image: Callable[[int, int], None] | None = None) -> tuple[list[PoolImage], list[PoolImage]]:
+def train_val_images(
+    cfg, split: SplitData, on_image: Callable[[int, int], None] | None = None
+) -> tuple[list[PoolImage], list[PoolImage]]:
     """Pool images of the training side (labelled + tissue + mined) and the validation side.
 
     ``on_image(done, total)`` follows the loading (one call per file read)."""
@@ -244,5 +255,7 @@ def train_val_images(cfg, split: SplitData,
 
 def validation_images(split: SplitData) -> list[ValImage]:
     """The validation images of a split (pixels read lazily)."""
-    return [ValImage(r.id, Path(r.path) if r.path else None, r.mpp or DEFAULT_MPP, list(r.mitoses), dict(r.domain))
-            for r in split.subset(split.val_ids)]
+    return [
+        ValImage(r.id, Path(r.path) if r.path else None, r.mpp or DEFAULT_MPP, list(r.mitoses), dict(r.domain))
+        for r in split.subset(split.val_ids)
+    ]

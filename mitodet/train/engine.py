@@ -25,9 +25,18 @@ def logits_center(out: torch.Tensor) -> torch.Tensor:
     return out[:, :, out.shape[2] // 2, out.shape[3] // 2]
 
 
-def train_one_epoch(model: torch.nn.Module, sampler, opt: torch.optim.Optimizer, sched, device: torch.device,
-                    steps: int, bf16: bool = False, world: int = 1, log_every: int = 10,
-                    on_step: StepCallback | None = None) -> dict:
+def train_one_epoch(
+    model: torch.nn.Module,
+    sampler,
+    opt: torch.optim.Optimizer,
+    sched,
+    device: torch.device,
+    steps: int,
+    bf16: bool = False,
+    world: int = 1,
+    log_every: int = 10,
+    on_step: StepCallback | None = None,
+) -> dict:
     """``steps`` SGD steps -> ``{"train_loss", "patches_per_s", "seconds"}`` (samples = patches or windows)."""
     model.train()
     t0 = time.perf_counter()
@@ -48,13 +57,17 @@ def train_one_epoch(model: torch.nn.Module, sampler, opt: torch.optim.Optimizer,
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"train_loss": float(loss_sum) / steps, "patches_per_s": steps * sampler.batch * world / seconds,
-            "seconds": seconds}
+    return {
+        "train_loss": float(loss_sum) / steps,
+        "patches_per_s": steps * sampler.batch * world / seconds,
+        "seconds": seconds,
+    }
 
 
 @torch.no_grad()
-def score_windows(model: torch.nn.Module, windows: torch.Tensor, rf: int, batch: int,
-                  bf16: bool = False) -> torch.Tensor:
+def score_windows(
+    model: torch.nn.Module, windows: torch.Tensor, rf: int, batch: int, bf16: bool = False
+) -> torch.Tensor:
     """Mitosis probability of each uint8 window (centre rf x rf, no augmentation), float32 CPU."""
     was = model.training
     model.eval()
@@ -77,8 +90,9 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((r[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def evaluate(model: torch.nn.Module, windows: torch.Tensor, labels: torch.Tensor, rf: int, batch: int,
-             bf16: bool = False) -> dict:
+def evaluate(
+    model: torch.nn.Module, windows: torch.Tensor, labels: torch.Tensor, rf: int, batch: int, bf16: bool = False
+) -> dict:
     """Validation windows -> class-balanced CE loss, patch F1/precision/recall at 0.5, AUC."""
     p = score_windows(model, windows, rf, batch, bf16).double().clamp(1e-7, 1 - 1e-7)
     y = labels.cpu()
@@ -89,6 +103,10 @@ def evaluate(model: torch.nn.Module, windows: torch.Tensor, labels: torch.Tensor
     tp = int((pred & (y == 1)).sum())
     fp = int((pred & (y == 0)).sum())
     fn = int((~pred & (y == 1)).sum())
-    return {"val_loss": float(loss), "val_f1": 2 * tp / max(1, 2 * tp + fp + fn),
-            "val_precision": tp / max(1, tp + fp), "val_recall": tp / max(1, tp + fn),
-            "val_auc": auc(p.numpy(), y.numpy())}
+    return {
+        "val_loss": float(loss),
+        "val_f1": 2 * tp / max(1, 2 * tp + fp + fn),
+        "val_precision": tp / max(1, tp + fp),
+        "val_recall": tp / max(1, tp + fn),
+        "val_auc": auc(p.numpy(), y.numpy()),
+    }

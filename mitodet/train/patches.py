@@ -68,8 +68,17 @@ class Pool:
 
     def to(self, device) -> Pool:
         t = lambda x: x.to(device)  # noqa: E731
-        return Pool(self.ids, self.mpp, t(self.flat), t(self.offset), t(self.height), t(self.width),
-                    t(self.pos), t(self.neg), t(self.neg_kind))
+        return Pool(
+            self.ids,
+            self.mpp,
+            t(self.flat),
+            t(self.offset),
+            t(self.height),
+            t(self.width),
+            t(self.pos),
+            t(self.neg),
+            t(self.neg_kind),
+        )
 
     def gather(self, img: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
         """Windows [B,3,size,size] uint8 centred on (cy, cx) of images ``img`` (reflect-padded)."""
@@ -86,8 +95,11 @@ def build_pool(images: list[PoolImage]) -> Pool:
     """Pack images and their candidates into a CPU :class:`Pool`."""
     sizes = [im.pixels.size for im in images]
     offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if images else np.zeros(0, np.int64)
-    flat = torch.from_numpy(np.concatenate([np.ascontiguousarray(im.pixels).reshape(-1) for im in images])) \
-        if images else torch.zeros(0, dtype=torch.uint8)
+    flat = (
+        torch.from_numpy(np.concatenate([np.ascontiguousarray(im.pixels).reshape(-1) for im in images]))
+        if images
+        else torch.zeros(0, dtype=torch.uint8)
+    )
     pos = [(i, y, x) for i, im in enumerate(images) for y, x in im.positives]
     neg = [(k, i, y, x) for i, im in enumerate(images) for y, x, k in im.negatives]
     neg.sort(key=lambda t: t[0])  # stable: grouped by kind, image order kept
@@ -126,7 +138,9 @@ def far_from(centres: np.ndarray, points: list[tuple[float, float]], radius: flo
     return (d2 >= radius**2).all(axis=1)
 
 
-def labelled_image(rec: ImageRecord, pixels: np.ndarray, mpp: float, grid: int, border: int, pid: str | None = None) -> PoolImage:
+def labelled_image(
+    rec: ImageRecord, pixels: np.ndarray, mpp: float, grid: int, border: int, pid: str | None = None
+) -> PoolImage:
     """A labelled image: MF positives, far-enough grid negatives, imposters."""
     h, w = pixels.shape[:2]
     mf = [(p.y, p.x) for p in rec.mitoses]
@@ -135,12 +149,18 @@ def labelled_image(rec: ImageRecord, pixels: np.ndarray, mpp: float, grid: int, 
     c = c[far_from(c, mf, radius)]
     im = PoolImage(pid or rec.id, pixels, mpp)
     # positives too close to the border would be mostly mirror (reflect padding): skipped
-    im.positives = [(int(round(y)), int(round(x))) for y, x in mf
-                    if min(border, (h - 1) // 2) <= y <= max(h - 1 - border, (h - 1) // 2)
-                    and min(border, (w - 1) // 2) <= x <= max(w - 1 - border, (w - 1) // 2)]
+    im.positives = [
+        (int(round(y)), int(round(x)))
+        for y, x in mf
+        if min(border, (h - 1) // 2) <= y <= max(h - 1 - border, (h - 1) // 2)
+        and min(border, (w - 1) // 2) <= x <= max(w - 1 - border, (w - 1) // 2)
+    ]
     im.negatives = [(int(y), int(x), KINDS.index("crop")) for y, x in c]
-    im.negatives += [(int(round(p.y)), int(round(p.x)), KINDS.index("imposter")) for p in rec.imposters
-                     if 0 <= p.y < h and 0 <= p.x < w]
+    im.negatives += [
+        (int(round(p.y)), int(round(p.x)), KINDS.index("imposter"))
+        for p in rec.imposters
+        if 0 <= p.y < h and 0 <= p.x < w
+    ]
     return im
 
 

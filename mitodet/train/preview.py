@@ -18,8 +18,15 @@ from mitodet.train.sampler import BatchSampler
 PROTOCOLS = {"both": ["ca-rgb", "ca-od"], "ca-rgb": ["ca-rgb"], "ca-od": ["ca-od"]}
 
 
-def augment_preview(config: str | os.PathLike, protocol: str = "both", n: int = 8, n_aug: int = 7,
-                    negatives: bool = False, seed: int = 0, overrides=()) -> tuple[np.ndarray, dict]:
+def augment_preview(
+    config: str | os.PathLike,
+    protocol: str = "both",
+    n: int = 8,
+    n_aug: int = 7,
+    negatives: bool = False,
+    seed: int = 0,
+    overrides=(),
+) -> tuple[np.ndarray, dict]:
     """A grid (HxWx3 uint8) of ``n`` real positive (or negative) windows of the config's labelled
     data and ``n_aug`` augmentations of each per protocol, and facts about it.
 

@@ -54,8 +54,9 @@ class Summary:
     stopped_early: bool
 
 
-def prepare_data(cfg: Config, run_dir: Path | None, resume: bool,
-                 on_image: Callable[[int, int], None] | None = None) -> tuple[SplitData, Pool, Pool]:
+def prepare_data(
+    cfg: Config, run_dir: Path | None, resume: bool, on_image: Callable[[int, int], None] | None = None
+) -> tuple[SplitData, Pool, Pool]:
     """Records, split (created, or read back from the run folder when resuming), pools."""
     records = labelled_records(cfg)
     if resume and run_dir is not None and (run_dir / "split.json").is_file():
@@ -77,14 +78,22 @@ def _init_model(cfg: Config, resume: bool) -> torch.nn.Module:
 
 
 def _epoch_line(row: dict) -> str:
-    val = (f"  val loss {row['val_loss']:.4f}  F1 {row['val_f1']:.3f}  AUC {row['val_auc']:.3f}"
-           if "val_loss" in row else "")
+    val = (
+        f"  val loss {row['val_loss']:.4f}  F1 {row['val_f1']:.3f}  AUC {row['val_auc']:.3f}"
+        if "val_loss" in row
+        else ""
+    )
     return f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}{val}  {row['patches_per_s']:.0f} patches/s"
 
 
-def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = False,
-          max_minutes: float | None = None, on_step: StepCallback | None = None,
-          on_image: Callable[[int, int], None] | None = None) -> Summary:
+def train(
+    cfg: Config,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    on_step: StepCallback | None = None,
+    on_image: Callable[[int, int], None] | None = None,
+) -> Summary:
     """Train (or resume) one run; returns its :class:`Summary`.
 
     Progress goes to ``on_step(step, steps, loss, samples/s)`` and ``on_image(done, total)``
@@ -103,8 +112,12 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
     rf = int(net.receptive_field)
     main = dist_info.main
     split, train_pool, val_pool = prepare_data(cfg, run_dir, resume, on_image if main else None)
-    desc = {"train": train_pool.describe(), "val": val_pool.describe(), "train_images": len(split.train_ids),
-            "val_images": len(split.val_ids)}
+    desc = {
+        "train": train_pool.describe(),
+        "val": val_pool.describe(),
+        "train_images": len(split.train_ids),
+        "val_images": len(split.val_ids),
+    }
     if main:
         write_run_files(run_dir, cfg, split, desc)
     train_pool, val_pool = train_pool.to(device), val_pool.to(device)
@@ -117,10 +130,12 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
         model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
     fwd = torch.compile(model) if cfg.train.compile else model
     o, steps = cfg.optim, cfg.train.steps_per_epoch
-    opt = torch.optim.SGD(net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                          weight_decay=o.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=o.cycle_epochs * steps,
-                                                                 T_mult=o.cycle_mult, eta_min=o.lr_min)
+    opt = torch.optim.SGD(
+        net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=o.cycle_epochs * steps, T_mult=o.cycle_mult, eta_min=o.lr_min
+    )
     start, best, rows = 0, float("inf"), []
     if resume:
         state = load_state(run_dir)
@@ -138,8 +153,20 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
     for epoch in range(start, cfg.train.epochs):
         sampler.reseed(epoch)
         row = {"epoch": epoch + 1, "steps": (epoch + 1) * steps}
-        row.update(train_one_epoch(fwd, sampler, opt, sched, device, steps, bf16, dist_info.world,
-                                   cfg.train.log_every, on_step if main else None))
+        row.update(
+            train_one_epoch(
+                fwd,
+                sampler,
+                opt,
+                sched,
+                device,
+                steps,
+                bf16,
+                dist_info.world,
+                cfg.train.log_every,
+                on_step if main else None,
+            )
+        )
         row["lr"] = opt.param_groups[0]["lr"]
         epoch_times.append(row["seconds"])
         stop = False
@@ -150,20 +177,30 @@ def train(cfg: Config, run_dir: str | os.PathLike | None = None, resume: bool = 
             vl = row.get("val_loss", row["train_loss"])
             if vl < best:
                 best = vl
-                save_checkpoint(run_dir / "best.pt", net, mpp=0.25, augmentation=cfg.augment.protocol,
-                                config=cfg.model_dump(mode="json"), epoch=epoch + 1,
-                                val={k: row.get(k) for k in ("val_loss", "val_f1", "val_auc")}, data=desc)
+                save_checkpoint(
+                    run_dir / "best.pt",
+                    net,
+                    mpp=0.25,
+                    augmentation=cfg.augment.protocol,
+                    config=cfg.model_dump(mode="json"),
+                    epoch=epoch + 1,
+                    val={k: row.get(k) for k in ("val_loss", "val_f1", "val_auc")},
+                    data=desc,
+                )
             write_metrics(run_dir, rows)
             save_state(run_dir, net, opt, sched, sampler.gen, epoch + 1, best, rows)
             plot_losses(run_dir / "loss.png", rows, cfg.name)
             log.info(_epoch_line(row))
             elapsed = time.perf_counter() - t_run
-            stop = budget is not None and elapsed + float(np.mean(epoch_times)) > budget and epoch + 1 < cfg.train.epochs
+            stop = (
+                budget is not None and elapsed + float(np.mean(epoch_times)) > budget and epoch + 1 < cfg.train.epochs
+            )
         if broadcast_flag(stop, dist_info, device):
             stopped = True
             break
     barrier(dist_info)
     with_val = [r for r in rows if "val_loss" in r]
     b = min(with_val, key=lambda r: r["val_loss"]) if with_val else None
-    return Summary(run_dir, len(rows), b["epoch"] if b else None, b["val_loss"] if b else None,
-                   b["val_f1"] if b else None, stopped)
+    return Summary(
+        run_dir, len(rows), b["epoch"] if b else None, b["val_loss"] if b else None, b["val_f1"] if b else None, stopped
+    )

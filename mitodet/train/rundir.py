@@ -27,8 +27,19 @@ from mitodet.io.atomic import atomic_open, atomic_path, write_text
 from mitodet.train.config import Config, config_from_dict, dump_config
 from mitodet.train.data import SplitData, ValImage, labelled_records, validation_images
 
-METRIC_FIELDS = ["epoch", "steps", "lr", "train_loss", "val_loss", "val_f1", "val_auc", "val_precision",
-                 "val_recall", "patches_per_s", "seconds"]
+METRIC_FIELDS = [
+    "epoch",
+    "steps",
+    "lr",
+    "train_loss",
+    "val_loss",
+    "val_f1",
+    "val_auc",
+    "val_precision",
+    "val_recall",
+    "patches_per_s",
+    "seconds",
+]
 STATE_FORMAT = "mitodet-train-state/1"
 
 
@@ -122,11 +133,19 @@ def rng_state(sampler_gen: torch.Generator) -> dict:
     """Every RNG a run draws from, as tensors and plain values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_py = random.getstate()
-    return {"torch": torch.get_rng_state(), "sampler": sampler_gen.get_state(),
-            "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "python": {"version": int(version), "internal": list(internal), "gauss": gauss_py},
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "torch": torch.get_rng_state(),
+        "sampler": sampler_gen.get_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": int(version), "internal": list(internal), "gauss": gauss_py},
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_state(s: dict, sampler_gen: torch.Generator) -> None:
@@ -140,12 +159,21 @@ def set_rng_state(s: dict, sampler_gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
-def save_state(run_dir: Path, model, opt, sched, sampler_gen: torch.Generator, epoch: int, best: float,
-               rows: list[dict], **extra) -> None:
+def save_state(
+    run_dir: Path, model, opt, sched, sampler_gen: torch.Generator, epoch: int, best: float, rows: list[dict], **extra
+) -> None:
     """``last.pt``: model, optimiser, scheduler, RNG states, epoch, metrics (atomically)."""
-    state = {"format": STATE_FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "rng": rng_state(sampler_gen), "epoch": epoch,
-             "best_val_loss": float(best), "metrics": rows, **extra}
+    state = {
+        "format": STATE_FORMAT,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": rng_state(sampler_gen),
+        "epoch": epoch,
+        "best_val_loss": float(best),
+        "metrics": rows,
+        **extra,
+    }
     with atomic_path(run_dir / "last.pt") as tmp:
         torch.save(state, tmp)
 
@@ -158,8 +186,11 @@ def load_state(run_dir: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refused (foreign code) or a damaged file
-        raise MitodetError(path, f"not a readable training state ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
+        raise MitodetError(
+            path,
+            f"not a readable training state ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'unreadable'})",
+        ) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise MitodetError(path, f"not a mitodet training state (expected format {STATE_FORMAT})")
     return state

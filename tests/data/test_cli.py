@@ -35,7 +35,17 @@ def test_stats_midog2021_and_by(monkeypatch, capsys, shared_data):
 
 def test_split_writes_json(monkeypatch, capsys, shared_data, tmp_path):
     out_path = tmp_path / "split.json"
-    code, out, _ = _run(monkeypatch, capsys, "data", "split", need(shared_data / "annotations/MIDOG++.json"), "--out", out_path, "--seed", "1")
+    code, out, _ = _run(
+        monkeypatch,
+        capsys,
+        "data",
+        "split",
+        need(shared_data / "annotations/MIDOG++.json"),
+        "--out",
+        out_path,
+        "--seed",
+        "1",
+    )
     assert code == 0 and "wrote" in out
     doc = json.loads(out_path.read_text())
     assert doc["n_train"] + doc["n_val"] == 553 and doc["stratify"] == ["tumor_type", "scanner"] and doc["seed"] == 1
@@ -75,5 +85,7 @@ def test_subprocess_exit_code(tmp_path):
     import subprocess
 
     missing = tmp_path / "nope.json"
-    res = subprocess.run([sys.executable, "-m", "mitodet.cli.main", "data", "stats", str(missing)], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "mitodet.cli.main", "data", "stats", str(missing)], capture_output=True, text=True
+    )
     assert res.returncode == 2 and res.stderr == f"error: {missing}: file or folder not found\n" and res.stdout == ""

@@ -21,7 +21,12 @@ def test_midog21_crops(shared_data):
     assert dict(ds.domains("scanner")) == {"Hamamatsu XR": 451, "Hamamatsu S360": 582, "Aperio CS2": 688}
     assert len(ds.domains("source_image")) == 135
     im = ds.by_id()["MIDOG21_7"]
-    assert im.path.exists() and im.mpp == 0.25 and im.domain["atypical"] == "True" and im.domain["source_image"] == "002.tiff"
+    assert (
+        im.path.exists()
+        and im.mpp == 0.25
+        and im.domain["atypical"] == "True"
+        and im.domain["source_image"] == "002.tiff"
+    )
     assert any(p.x == 64.0 and p.y == 64.0 and p.label == MITOTIC_FIGURE for p in im.points)
     assert all(0 <= p.x < 128 and 0 <= p.y < 128 for im in ds for p in im.points)
 
@@ -74,6 +79,8 @@ def test_load_any(shared_data, tmp_path):
 def test_crop_label_outside(tmp_path, shared_data):
     root = need(shared_data / "midog21_crops")
     (tmp_path / "crops.csv").write_text((root / "crops.csv").read_text())
-    (tmp_path / "labels_in_crops.csv").write_text("file,annotation_id,category,x,y,is_center\nimages/MIDOG21_6.png,6,mitotic figure,200.0,64.0,1\n")
+    (tmp_path / "labels_in_crops.csv").write_text(
+        "file,annotation_id,category,x,y,is_center\nimages/MIDOG21_6.png,6,mitotic figure,200.0,64.0,1\n"
+    )
     with pytest.raises(MitodetError, match=r"point \(200, 64\) lies outside the 128x128 image"):
         load_midog21_crops(tmp_path)

@@ -21,14 +21,22 @@ def midog21_doc(shared_data):
 def test_midog2021(shared_data):
     ds = load_midog_json(need(shared_data / "annotations/MIDOG.json"))
     assert len(ds) == 200 and ds.count(MITOTIC_FIGURE) == 1721 and ds.count(IMPOSTER) == 2714
-    assert dict(ds.domains("scanner")) == {"Hamamatsu XR": 50, "Hamamatsu S360": 50, "Aperio CS2": 50, "Leica GT450": 50}
+    assert dict(ds.domains("scanner")) == {
+        "Hamamatsu XR": 50,
+        "Hamamatsu S360": 50,
+        "Aperio CS2": 50,
+        "Leica GT450": 50,
+    }
     im = ds.by_id()["001.tiff"]
     assert (im.width, im.height, im.labelled) == (7215, 5412, True)
     first = next(p for p in im.points if p.id == 1)
     assert (first.x, first.y, first.label) == (4361.0, 371.0, IMPOSTER)  # bbox [4336,346,4386,396] -> centre
     gt450 = [im for im in ds if im.domain["scanner"] == "Leica GT450"]
     assert all(not im.labelled and not im.points for im in gt450)
-    per_scanner = {s: sum(len(im.mitoses) for im in ds if im.domain["scanner"] == s) for s in ("Hamamatsu XR", "Hamamatsu S360", "Aperio CS2")}
+    per_scanner = {
+        s: sum(len(im.mitoses) for im in ds if im.domain["scanner"] == s)
+        for s in ("Hamamatsu XR", "Hamamatsu S360", "Aperio CS2")
+    }
     assert per_scanner == {"Hamamatsu XR": 451, "Hamamatsu S360": 582, "Aperio CS2": 688}
 
 

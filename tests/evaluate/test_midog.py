@@ -38,9 +38,13 @@ def test_pixel_coordinates_flagged_or_rejected(eval_dir):
 def test_old_ground_truth_format_and_folder_predictions(shared_data, tmp_path):
     gt = load_ground_truth(need(shared_data / "formats" / "midog2021_2022_eval" / "ground-truth.json"))
     assert list(gt) == ["007.tiff"] and len(gt["007.tiff"].points) == 2
-    doc = {"type": "Multiple points", "points": [
-        {"name": "mitotic figure", "point": [0.374850364, 0.756961752, 0], "probability": 0.9},
-        {"name": "non-mitotic figure", "point": [0.3749, 0.7570, 0], "probability": 0.3}]}
+    doc = {
+        "type": "Multiple points",
+        "points": [
+            {"name": "mitotic figure", "point": [0.374850364, 0.756961752, 0], "probability": 0.9},
+            {"name": "non-mitotic figure", "point": [0.3749, 0.7570, 0], "probability": 0.3},
+        ],
+    }
     (tmp_path / "007.mitotic-figures.json").write_text(json.dumps(doc))
     preds = load_predictions(tmp_path, list(gt))
     assert [p[3] for p in preds["007.tiff"][0]] == [1, 0]

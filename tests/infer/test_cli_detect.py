@@ -35,8 +35,22 @@ def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     out = tmp_path / "out"
-    args = ["detect", *map(str, inputs), str(bad), "--mpp", "0.2456", "--out", str(out), "--overlay",
-            "--model", str(ckpts[0]), "--model", str(ckpts[1]), "--threshold", "0.3"]
+    args = [
+        "detect",
+        *map(str, inputs),
+        str(bad),
+        "--mpp",
+        "0.2456",
+        "--out",
+        str(out),
+        "--overlay",
+        "--model",
+        str(ckpts[0]),
+        "--model",
+        str(ckpts[1]),
+        "--threshold",
+        "0.3",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 2, r.output  # the bad file fails at the end, the others are done
     assert "broken.png" in r.output
@@ -45,7 +59,7 @@ def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
     rows = list(csv.DictReader((out / "A00_01_0.csv").open()))
     assert list(rows[0]) == ["x_px", "y_px", "x_mm", "y_mm", "probability", "label"]
     assert len(rows) == len(doc["points"])
-    for row, p in zip(rows, doc["points"]):
+    for row, p in zip(rows, doc["points"], strict=False):
         assert math.isclose(float(row["x_px"]) * 0.2456 / 1000, p["point"][0], abs_tol=1e-5)
         assert row["label"] == p["name"] and 0 <= p["point"][0] < 256 * 0.2456e-3
     gj = json.loads((out / "A00_01_0.geojson").read_text())
@@ -62,13 +76,32 @@ def test_grand_challenge_mode(shared_data, ckpts, tmp_path):
     tile, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-18-5592-01Z-00-DX1.tif"))
     (tmp_path / "in" / "images" / "roi").mkdir(parents=True)
     # a MIDOG-style TIFF with resolution tags (0.25 µm/px = 40000 px/cm), from a real tile
-    tifffile.imwrite(tmp_path / "in" / "images" / "roi" / "case.tiff", tile[:300, :400],
-                     resolution=(40000, 40000), resolutionunit="CENTIMETER")
-    r = runner.invoke(app, ["detect", "--grand-challenge", "--gc-input", str(tmp_path / "in"),
-                            "--gc-output", str(tmp_path / "out"), "--model", str(ckpts[0]), "--threshold", "0.4"])
+    tifffile.imwrite(
+        tmp_path / "in" / "images" / "roi" / "case.tiff",
+        tile[:300, :400],
+        resolution=(40000, 40000),
+        resolutionunit="CENTIMETER",
+    )
+    r = runner.invoke(
+        app,
+        [
+            "detect",
+            "--grand-challenge",
+            "--gc-input",
+            str(tmp_path / "in"),
+            "--gc-output",
+            str(tmp_path / "out"),
+            "--model",
+            str(ckpts[0]),
+            "--threshold",
+            "0.4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "out" / "mitotic-figures.json").read_text())
-    assert doc["points"] and all(p["point"][0] <= 400 * 0.25e-3 and p["point"][1] <= 300 * 0.25e-3 for p in doc["points"])
+    assert doc["points"] and all(
+        p["point"][0] <= 400 * 0.25e-3 and p["point"][1] <= 300 * 0.25e-3 for p in doc["points"]
+    )
     assert {p["name"] for p in doc["points"]} <= {"mitotic figure", "non-mitotic figure"}
 
 

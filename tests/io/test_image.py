@@ -53,7 +53,9 @@ def test_midog_sized_tiff_with_resolution_tags(tmp_path, shared_data):
     tile = read_image(need(shared_data / "tissue/monuseg/TCGA-18-5592-01Z-00-DX1.tif"))[0]
     big = np.tile(tile, (5, 7, 1))
     path = tmp_path / "001.tiff"
-    tifffile.imwrite(path, big, photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER", compression="zlib")
+    tifffile.imwrite(
+        path, big, photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER", compression="zlib"
+    )
     pixels, mpp = read_image(path)
     assert pixels.shape == (5000, 7000, 3) and mpp == pytest.approx(0.25)
     assert np.array_equal(pixels[1000:2000, 3000:4000], tile)
@@ -65,7 +67,11 @@ def test_grayscale_becomes_rgb(tmp_path, crop):
     tifffile.imwrite(tmp_path / "g.tif", gray)
     for name in ("g.png", "g.tif"):
         pixels, _ = read_image(tmp_path / name)
-        assert pixels.shape == (128, 128, 3) and np.array_equal(pixels[..., 0], gray) and np.array_equal(pixels[..., 2], gray)
+        assert (
+            pixels.shape == (128, 128, 3)
+            and np.array_equal(pixels[..., 0], gray)
+            and np.array_equal(pixels[..., 2], gray)
+        )
 
 
 def test_rgba_opaque_kept_varying_refused(tmp_path, crop):

@@ -80,7 +80,14 @@ def test_geojson_bad_input(tmp_path):
     path.write_text("{not json")
     with pytest.raises(MitodetError, match="not valid JSON"):
         read_points_geojson(path)
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []}}],
+            }
+        )
+    )
     with pytest.raises(MitodetError, match="is not a Point"):
         read_points_geojson(path)
     path.write_text(json.dumps({"hello": 1}))

@@ -63,7 +63,9 @@ def test_stack_and_images(shared_data, tmp_path):
     # A MIDOG-sized strip TIFF goes through tiffslide and keeps its resolution tags.
     tile = read_image(need(shared_data / "tissue/monuseg/TCGA-18-5592-01Z-00-DX1.tif"))[0]
     big = tmp_path / "001.tiff"
-    tifffile.imwrite(big, np.tile(tile, (5, 7, 1)), photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        big, np.tile(tile, (5, 7, 1)), photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER"
+    )
     with open_slide(big) as slide:
         assert slide.dimensions == (7000, 5000) and slide.mpp == pytest.approx(0.25)
         assert np.array_equal(slide.read_region(3000, 1000, 1000, 1000), tile)

@@ -20,8 +20,9 @@ def test_keep_hardest_keeps_highest_scores():
 def test_hard_mining_rounds_on_tiny_config(shared_data, tmp_path):
     crops = make_small_crops(shared_data, tmp_path / "crops", 25)
     base = train(config_from_dict(tiny_raw(crops, train={"epochs": 1, "steps_per_epoch": 4})), tmp_path / "run")
-    res = hard_negative_mining(base.run_dir, rounds=2, drop_quantile=0.5, patience=2,
-                               overrides=["train.epochs=1", "train.steps_per_epoch=3"])
+    res = hard_negative_mining(
+        base.run_dir, rounds=2, drop_quantile=0.5, patience=2, overrides=["train.epochs=1", "train.steps_per_epoch=3"]
+    )
     rows = list(csv.DictReader(open(res.table)))
     assert [int(r["round"]) for r in rows] == [0, 1, 2]
     n = [int(r["negatives"]) for r in rows]
@@ -48,8 +49,9 @@ def test_patience_stops_when_f1_stops_rising(shared_data, tmp_path, monkeypatch)
     base = train(config_from_dict(tiny_raw(crops, train={"epochs": 1, "steps_per_epoch": 2})), tmp_path / "run")
     real = hard._best_metrics
     monkeypatch.setattr(hard, "_best_metrics", lambda d: {**real(d), "val_f1": 0.5})  # F1 never rises
-    res = hard.hard_negative_mining(base.run_dir, rounds=4, patience=1,
-                                    overrides=["train.epochs=1", "train.steps_per_epoch=1"])
+    res = hard.hard_negative_mining(
+        base.run_dir, rounds=4, patience=1, overrides=["train.epochs=1", "train.steps_per_epoch=1"]
+    )
     assert len(res.rows) == 2 and res.best_round == 0
 
 

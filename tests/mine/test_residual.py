@@ -7,13 +7,13 @@ from typer.testing import CliRunner
 from mitodet.cli.main import app
 from mitodet.errors import MitodetError
 from mitodet.io.image import read_image
+from mitodet.io.negatives import read_negative_table, write_negative_table
 from mitodet.mine.residual import (
     ResidualParams,
     mine_residual,
 )
-from mitodet.schema import MITOTIC_FIGURE, NEGATIVE, Point
-from mitodet.io.negatives import read_negative_table, write_negative_table
 from mitodet.reflect import centred_window
+from mitodet.schema import MITOTIC_FIGURE, NEGATIVE, Point
 from tests.conftest import need
 
 PIGMENT = "tissue/monuseg/TCGA-21-5784-01Z-00-DX1.tif"  # lung: anthracotic pigment at (856, 884)
@@ -34,7 +34,7 @@ def test_finds_planted_pigment_first(planted):
     mined = mine_residual(planted, 0.25, ResidualParams(per_image=3, threshold=0.0))
     assert mined and np.hypot(mined[0].x - 530, mined[0].y - 530) < 15
     assert mined[0].score > 0.06  # above the default threshold
-    assert all(a.score >= b.score for a, b in zip(mined, mined[1:]))
+    assert all(a.score >= b.score for a, b in zip(mined, mined[1:], strict=False))
     # with the default threshold the planted pigment is the only one kept
     kept = mine_residual(planted, 0.25, ResidualParams())
     assert len(kept) >= 1 and all(np.hypot(m.x - 530, m.y - 530) < 15 for m in kept)
@@ -80,12 +80,15 @@ def test_negative_table_round_trip(tmp_path):
     assert list(read_negative_table(rel)) == [str((tmp_path / "imgs/b.png").resolve())]
 
 
-@pytest.mark.parametrize("body, problem", [
-    ("x,y\n1,2\n", "missing column"),
-    ("image,x,y,label\na.png,one,2,negative\n", "not numbers"),
-    ("image,x,y,label\na.png,1,2,mitotic figure\n", "not 'negative'"),
-    ("image,x,y,label\na.png,-1,2,negative\n", "bad point"),
-])
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        ("x,y\n1,2\n", "missing column"),
+        ("image,x,y,label\na.png,one,2,negative\n", "not numbers"),
+        ("image,x,y,label\na.png,1,2,mitotic figure\n", "not 'negative'"),
+        ("image,x,y,label\na.png,-1,2,negative\n", "bad point"),
+    ],
+)
 def test_bad_negative_tables(tmp_path, body, problem):
     bad = tmp_path / "bad.csv"
     bad.write_text(body)

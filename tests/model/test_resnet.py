@@ -104,8 +104,11 @@ def test_dense_equals_patchwise(shared_data, name):
     x = real_image(shared_data, 128)
     dense = model(x)
     n = model.output_size(128)
-    cells = [(i, j) for i in range(n) for j in range(n)] if name == "tiny" else \
-        [(0, 0), (0, n - 1), (n - 1, 0), (n - 1, n - 1), (7, 19), (n // 2, n // 3)]
+    cells = (
+        [(i, j) for i in range(n) for j in range(n)]
+        if name == "tiny"
+        else [(0, 0), (0, n - 1), (n - 1, 0), (n - 1, n - 1), (7, 19), (n // 2, n // 3)]
+    )
     patches = torch.cat([x[..., s * i : s * i + rf, s * j : s * j + rf] for i, j in cells])
     patchwise = model(patches)[:, :, 0, 0]
     expected = torch.stack([dense[0, :, i, j] for i, j in cells])

@@ -15,13 +15,20 @@ def _patches(shared_data, size):
     crops = need(shared_data / "midog21_crops" / "crops.csv")
     with open(crops) as fh:
         files = [r["file"] for r in csv.DictReader(fh)][:12]
-    pos = [np.asarray(Image.open(crops.parent / f).convert("RGB"))[64 - size // 2 : 64 + size // 2,
-                                                                    64 - size // 2 : 64 + size // 2] for f in files]
+    pos = [
+        np.asarray(Image.open(crops.parent / f).convert("RGB"))[
+            64 - size // 2 : 64 + size // 2, 64 - size // 2 : 64 + size // 2
+        ]
+        for f in files
+    ]
     table = need(shared_data / "icpr2012_patches" / "mitoses.csv")
     with open(table) as fh:
         empty = [r["patch"] for r in csv.DictReader(fh) if r["n_mitoses"] == "0"][:4]
-    neg = [np.asarray(Image.open(table.parent / "images" / f).convert("RGB"))[y : y + size, x : x + size]
-           for f in empty for y, x in ((10, 10), (120, 200), (200, 60))]
+    neg = [
+        np.asarray(Image.open(table.parent / "images" / f).convert("RGB"))[y : y + size, x : x + size]
+        for f in empty
+        for y, x in ((10, 10), (120, 200), (200, 60))
+    ]
     x = torch.from_numpy(np.stack(pos + neg)).permute(0, 3, 1, 2).float() / 255
     y = torch.tensor([1] * len(pos) + [0] * len(neg))
     return x, y
@@ -43,5 +50,4 @@ def test_tiny_fits_real_patches_and_stays_invariant(shared_data):
         logits = model(x)[:, :, 0, 0]
         assert (logits.argmax(1) == y).float().mean() >= 0.95, loss
         for k in (1, 2, 3):  # trained weights: still exactly invariant
-            torch.testing.assert_close(model(torch.rot90(x, k, (-2, -1)))[:, :, 0, 0], logits,
-                                       atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(model(torch.rot90(x, k, (-2, -1)))[:, :, 0, 0], logits, atol=1e-4, rtol=1e-4)

@@ -46,7 +46,9 @@ def small_crops(shared_data, tmp_path_factory) -> Path:
 def tiny_raw(crops: Path, **over) -> dict:
     """A tiny training config (dict) on ``crops``; ``over`` replaces top-level sections."""
     raw = {
-        "name": "t", "seed": 0, "device": "cpu",
+        "name": "t",
+        "seed": 0,
+        "device": "cpu",
         "model": {"name": "tiny"},
         "data": {"crops": str(crops), "crop_grid": 8, "border": 8},
         "split": {"val_fraction": 0.2, "seed": 0},

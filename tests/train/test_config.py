@@ -26,24 +26,29 @@ def test_shipped_configs_validate(shared_data, monkeypatch):
 def test_overrides_and_leave_one_scanner_out(shared_data, tmp_path):
     crops = shared_data / "midog21_crops"
     p = write(tmp_path, f"data: {{crops: {crops}}}\n")
-    cfg = load_config(p, ["optim.lr=0.003", "model.name=tiny", "data.exclude.scanner=[Aperio CS2, Hamamatsu XR]",
-                          "augment.elastic.p=0"])
+    cfg = load_config(
+        p,
+        ["optim.lr=0.003", "model.name=tiny", "data.exclude.scanner=[Aperio CS2, Hamamatsu XR]", "augment.elastic.p=0"],
+    )
     assert cfg.optim.lr == 0.003 and cfg.model.name == "tiny" and cfg.augment.elastic.p == 0
     assert cfg.data.exclude == {"scanner": ["Aperio CS2", "Hamamatsu XR"]}
     assert override_config(cfg, ["train.epochs=7"]).train.epochs == 7
 
 
-@pytest.mark.parametrize("text, sets, msg", [
-    ("bogus: 1\n", [], "bogus: Extra inputs are not permitted"),
-    ("optim: {lr: fast}\n", [], "optim.lr"),
-    ("optim: {lrr: 0.1}\n", [], "optim.lrr"),
-    ("data: {crops: /no/such/folder}\n", [], "data.crops: path /no/such/folder does not exist"),
-    ("data: {tissue: [/no/tiles]}\n", [], "data.tissue[0]"),
-    ("model: {name: huge}\n", [], "model.name: unknown model 'huge'"),
-    ("a: [unclosed\n", [], "not valid YAML"),
-    ("{}\n", [], "no labelled data"),
-    ("{}\n", ["optim.lr"], "expected KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "text, sets, msg",
+    [
+        ("bogus: 1\n", [], "bogus: Extra inputs are not permitted"),
+        ("optim: {lr: fast}\n", [], "optim.lr"),
+        ("optim: {lrr: 0.1}\n", [], "optim.lrr"),
+        ("data: {crops: /no/such/folder}\n", [], "data.crops: path /no/such/folder does not exist"),
+        ("data: {tissue: [/no/tiles]}\n", [], "data.tissue[0]"),
+        ("model: {name: huge}\n", [], "model.name: unknown model 'huge'"),
+        ("a: [unclosed\n", [], "not valid YAML"),
+        ("{}\n", [], "no labelled data"),
+        ("{}\n", ["optim.lr"], "expected KEY=VALUE"),
+    ],
+)
 def test_bad_config_is_one_line_error(tmp_path, text, sets, msg):
     p = write(tmp_path, text)
     with pytest.raises(MitodetError) as e:

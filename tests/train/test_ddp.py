@@ -18,8 +18,9 @@ def _free_port() -> int:
 
 def _worker_weights(rank, world, port, raw, run_dir, out):
     """Same as _worker but each rank saves its own live weights."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     import torch.distributed as dist
 
@@ -48,7 +49,9 @@ def _worker_weights(rank, world, port, raw, run_dir, out):
     finally:
         run.BatchSampler, run.create_model = orig, orig_create
     # parameters only: BN running stats are per rank (DDP re-broadcasts rank 0's at each forward)
-    torch.save({"weights": dict(captured["model"].named_parameters()), "first": captured["first"]}, f"{out}/rank{rank}.pt")
+    torch.save(
+        {"weights": dict(captured["model"].named_parameters()), "first": captured["first"]}, f"{out}/rank{rank}.pt"
+    )
     dist.barrier()
     dist.destroy_process_group()
 

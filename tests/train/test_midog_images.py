@@ -22,8 +22,8 @@ from mitodet.io.image import read_image
 from mitodet.train.config import config_from_dict
 from mitodet.train.data import REGION, labelled_records
 from mitodet.train.patches import KINDS
-from mitodet.train.rundir import load_validation_set
 from mitodet.train.run import prepare_data, train
+from mitodet.train.rundir import load_validation_set
 from tests.conftest import need
 from tests.train.conftest import tiny_raw
 
@@ -44,12 +44,17 @@ def make_midog_set(shared: Path, dest: Path) -> Path:
     with_imposter = [f for f in files if any(r["category"] != "mitotic figure" for r in labels[f])]
     plain = [f for f in files if f not in with_imposter]
     (dest / "images").mkdir(parents=True)
-    doc = {"info": {}, "licenses": [], "images": [], "annotations": [],
-           "categories": [{"id": 1, "name": "mitotic figure"}, {"id": 2, "name": "not mitotic figure"}]}
+    doc = {
+        "info": {},
+        "licenses": [],
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "mitotic figure"}, {"id": 2, "name": "not mitotic figure"}],
+    }
     ann_id = 0
     for n, (iid, nx, ny) in enumerate(LAYOUT):
         # every image gets some imposter crops, the rest of the slots plain crops
-        picks = with_imposter[n::len(LAYOUT)] + plain[n * 40 : n * 40 + nx * ny]
+        picks = with_imposter[n :: len(LAYOUT)] + plain[n * 40 : n * 40 + nx * ny]
         picks = picks[: nx * ny]
         mosaic = np.zeros((ny * CROP, nx * CROP, 3), np.uint8)
         for k, f in enumerate(picks):
@@ -58,10 +63,18 @@ def make_midog_set(shared: Path, dest: Path) -> Path:
             for r in labels[f]:
                 x, y = float(r["x"]) + ox, float(r["y"]) + oy
                 ann_id += 1
-                doc["annotations"].append({"id": ann_id, "image_id": iid, "category_id": 1 if r["category"] == "mitotic figure" else 2,
-                                           "bbox": [x - 25, y - 25, x + 25, y + 25]})
+                doc["annotations"].append(
+                    {
+                        "id": ann_id,
+                        "image_id": iid,
+                        "category_id": 1 if r["category"] == "mitotic figure" else 2,
+                        "bbox": [x - 25, y - 25, x + 25, y + 25],
+                    }
+                )
         name = f"{iid:03d}.tiff"
-        tifffile.imwrite(dest / "images" / name, mosaic, photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER")
+        tifffile.imwrite(
+            dest / "images" / name, mosaic, photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER"
+        )
         doc["images"].append({"id": iid, "file_name": name, "width": nx * CROP, "height": ny * CROP})
     (dest / "MIDOG.json").write_text(json.dumps(doc))
     return dest / "MIDOG.json"
@@ -121,8 +134,11 @@ def test_patches_from_midog_images_and_training(midog_set, tmp_path):
         found_imp[rec.id] += [tuple(q) for q in neg[kind == KINDS.index("imposter")]]
     for rid in split.train_ids:
         rec = by_id[rid]
-        want = sorted((round(p.y), round(p.x)) for p in rec.mitoses
-                      if border <= p.y <= rec.height - 1 - border and border <= p.x <= rec.width - 1 - border)
+        want = sorted(
+            (round(p.y), round(p.x))
+            for p in rec.mitoses
+            if border <= p.y <= rec.height - 1 - border and border <= p.x <= rec.width - 1 - border
+        )
         assert sorted(found_pos[rid]) == want and want  # every MF centre exactly once, nothing else
         assert sorted(found_imp[rid]) == sorted((round(p.y), round(p.x)) for p in rec.imposters)
     assert train_pool.kind_counts()["imposter"] > 0
@@ -153,8 +169,11 @@ def test_missing_image_is_one_line_error(midog_set, tmp_path):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(raw))
-    r = subprocess.run([sys.executable, "-m", "mitodet.cli.main", "train", str(cfg), "--run-dir", str(tmp_path / "run")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "mitodet.cli.main", "train", str(cfg), "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert r.stderr.startswith(f"error: {js}:") and "004.tiff" in r.stderr
     assert not (tmp_path / "run").exists()  # before any work
@@ -164,11 +183,23 @@ def test_bundled_midog_config_trains_from_the_layout(midog_set, tmp_path, monkey
     """configs/midog-ca-rgb.yaml run from the folder holding MIDOG.json + images/ (the README's layout)."""
     config = Path(__file__).resolve().parents[2] / "configs" / "midog-ca-rgb.yaml"
     monkeypatch.chdir(midog_set.parent)
-    tiny = ["model.name=tiny", "sampling.batch_size=16", "train.epochs=1", "train.steps_per_epoch=2",
-            "val.negatives=50", "data.border=8", "device=cpu", f"out={tmp_path}"]
-    r = subprocess.run([sys.executable, "-m", "mitodet.cli.main", "train", str(config), "--quiet"]
-                       + [a for s in tiny for a in ("--set", s)], capture_output=True, text=True,
-                       env={**__import__("os").environ, "PYTHONPATH": str(config.parents[1])})
+    tiny = [
+        "model.name=tiny",
+        "sampling.batch_size=16",
+        "train.epochs=1",
+        "train.steps_per_epoch=2",
+        "val.negatives=50",
+        "data.border=8",
+        "device=cpu",
+        f"out={tmp_path}",
+    ]
+    r = subprocess.run(
+        [sys.executable, "-m", "mitodet.cli.main", "train", str(config), "--quiet"]
+        + [a for s in tiny for a in ("--set", s)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(config.parents[1])},
+    )
     assert r.returncode == 0, r.stderr
     (run,) = tmp_path.glob("midog-ca-rgb-*")
     data = json.loads((run / "data.json").read_text())

@@ -15,7 +15,7 @@ def test_gather_matches_numpy_reflect_pad():
     cy = torch.tensor([0, 10, 4, 8])
     cx = torch.tensor([30, 3, 3, 0])
     win = pool.gather(img, cy, cx, 6)
-    for i, (im, y, x) in enumerate(zip([a, a, b, b], cy.tolist(), cx.tolist())):
+    for i, (im, y, x) in enumerate(zip([a, a, b, b], cy.tolist(), cx.tolist(), strict=False)):
         padded = np.pad(im, ((10, 10), (10, 10), (0, 0)), mode="reflect")
         ref = padded[y + 10 - 3 : y + 10 + 3, x + 10 - 3 : x + 10 + 3].transpose(2, 0, 1)
         assert np.array_equal(win[i].numpy(), ref)

@@ -5,8 +5,8 @@ import sys
 import torch
 
 from mitodet.train.config import config_from_dict
-from mitodet.train.rundir import load_validation_set, read_run_config
 from mitodet.train.run import train
+from mitodet.train.rundir import load_validation_set, read_run_config
 from tests.train.conftest import tiny_raw
 
 
