@@ -15,9 +15,10 @@ from mitodet.errors import MitodetError
 from mitodet.io.files import csv_errors, read_json
 from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Dataset, ImageRecord, Point
 
+# MIDOG category names (and TUPAC16's) -> schema label
 CATEGORY_LABEL = {
-    "mitotic figure": MITOTIC_FIGURE,
-    "not mitotic figure": IMPOSTER,
+    MITOTIC_FIGURE: MITOTIC_FIGURE,
+    IMPOSTER: IMPOSTER,
     "mitose": MITOTIC_FIGURE,
     "hard negative": IMPOSTER,
 }

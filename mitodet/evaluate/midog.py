@@ -22,7 +22,7 @@ from mitodet.io.atomic import write_text
 from mitodet.io.files import read_json
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, NON_MITOTIC
 
-RADIUS_MM = MATCH_RADIUS_UM * 1e-3
+RADIUS_MM = MATCH_RADIUS_UM / 1000.0  # the radius in the unit of MIDOG outputs
 ROI_TYPES = ("hotspot", "challenging", "random")
 VALID_NAMES = (MITOTIC_FIGURE, NON_MITOTIC)
 MAX_MM = 10  # the 2025 evaluator rejects larger coordinates as "pixels, not mm"

@@ -17,7 +17,7 @@ from mitodet.infer.peaks import local_maxima
 from mitodet.model import load_checkpoint
 from mitodet.model.export import fold as fold_model
 from mitodet.model.protocol import DenseNet
-from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide
+from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide, um_to_px
 
 DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
 RESAMPLE_TOLERANCE = 0.02  # spacings within 2 % are used as they are
@@ -137,7 +137,7 @@ class Detector:
     def peaks(self, pm: ProbabilityMap, floor: float | None = None) -> list[Detection]:
         """Local maxima of a :meth:`probability_map` (see :meth:`candidates`)."""
         step_model_px = self.model.stride
-        min_cells = round(self.min_distance_um / self.mpp / step_model_px)
+        min_cells = round(um_to_px(self.min_distance_um, self.mpp) / step_model_px)
         H, W = pm.shape
         # Cells centred in the reflected border are dropped BEFORE the peak search: their
         # mirror images of a peak near the edge would otherwise suppress the real one. The

@@ -24,26 +24,25 @@ from pathlib import Path
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_open
 from mitodet.io.files import csv_errors, read_json
-from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, Point
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, NON_MITOTIC, OUTPUT_NAME, Point, px_to_mm
 
-OUTPUT_NAME = {MITOTIC_FIGURE: "mitotic figure", IMPOSTER: "non-mitotic figure", NEGATIVE: "negative"}
 COLORS = {MITOTIC_FIGURE: [220, 30, 30], IMPOSTER: [30, 120, 220], NEGATIVE: [120, 120, 120]}
 
 # Every spelling a reader accepts, lower-case -> schema label.
 _LABEL_ALIASES = {
-    "mitotic figure": MITOTIC_FIGURE,
+    MITOTIC_FIGURE: MITOTIC_FIGURE,
     "mitotic_figure": MITOTIC_FIGURE,
     "mitosis": MITOTIC_FIGURE,
     "mitose": MITOTIC_FIGURE,
     "mf": MITOTIC_FIGURE,
     "1": MITOTIC_FIGURE,
-    "not mitotic figure": IMPOSTER,
-    "non-mitotic figure": IMPOSTER,
+    IMPOSTER: IMPOSTER,
+    NON_MITOTIC: IMPOSTER,
     "non mitotic figure": IMPOSTER,
     "imposter": IMPOSTER,
     "hard negative": IMPOSTER,
     "2": IMPOSTER,
-    "negative": NEGATIVE,
+    NEGATIVE: NEGATIVE,
 }
 
 
@@ -82,7 +81,7 @@ def write_points_csv(
         for i, p in enumerate(points):
             row: list = [f"{p.x:.2f}", f"{p.y:.2f}"]
             if mpp is not None:
-                row += [f"{p.x * mpp / 1000:.6f}", f"{p.y * mpp / 1000:.6f}"]
+                row += [f"{px_to_mm(p.x, mpp):.6f}", f"{px_to_mm(p.y, mpp):.6f}"]
             if scores is not None:
                 row += [f"{float(scores[i]):.6f}"]
             row += [OUTPUT_NAME[p.label]]

@@ -25,7 +25,7 @@ import torch
 
 from mitodet.io.image import images_in
 from mitodet.reflect import reflect_index
-from mitodet.schema import MATCH_RADIUS_UM, ImageRecord
+from mitodet.schema import ImageRecord, match_radius_px, um_to_px
 
 KINDS = ("crop", "imposter", "mined", "tissue")
 
@@ -144,7 +144,7 @@ def labelled_image(
     """A labelled image: MF positives, far-enough grid negatives, imposters."""
     h, w = pixels.shape[:2]
     mf = [(p.y, p.x) for p in rec.mitoses]
-    radius = MATCH_RADIUS_UM / mpp
+    radius = match_radius_px(mpp)
     c = grid_centres(h, w, grid, border)
     c = c[far_from(c, mf, radius)]
     im = PoolImage(pid or rec.id, pixels, mpp)
@@ -170,7 +170,7 @@ def tissue_image(pid: str, pixels: np.ndarray, mpp: float, grid: int, border: in
     c = grid_centres(h, w, grid, border)
     if len(c):
         grey = pixels.mean(axis=2) / 255.0
-        r = max(4, int(round(4.0 / mpp)) // 2)  # ~4 µm box around the centre
+        r = max(4, int(round(um_to_px(4.0, mpp))) // 2)  # ~4 µm box around the centre
         ii = np.cumsum(np.cumsum(np.pad(grey, ((1, 0), (1, 0))), 0), 1)
         y0, y1 = np.clip(c[:, 0] - r, 0, h), np.clip(c[:, 0] + r + 1, 0, h)
         x0, x1 = np.clip(c[:, 1] - r, 0, w), np.clip(c[:, 1] + r + 1, 0, w)
