@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from skimage.measure import label, regionprops
 
-from mitodet.data.midog import CATEGORY_LABEL, SCANNER_SPELLING, clamp_inside
+from mitodet.data.midog import CATEGORY_LABEL, SCANNER_MPP, SCANNER_SPELLING, clamp_inside
 from mitodet.errors import MitodetError
 from mitodet.io.files import csv_errors
 from mitodet.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
@@ -54,8 +54,9 @@ def load_midog21_crops(root: str | os.PathLike) -> Dataset:
             path=root / f,
             width=CROP_SIZE,
             height=CROP_SIZE,
-            mpp=DEFAULT_MPP,
+            mpp=SCANNER_MPP.get(SCANNER_SPELLING.get(r["scanner"], r["scanner"]), DEFAULT_MPP),
             domain={
+                "source": "midog21_crops",
                 "scanner": SCANNER_SPELLING.get(r["scanner"], r["scanner"]),
                 "source_image": r["source_image"],
                 "atypical": r["atypical"],
@@ -78,6 +79,43 @@ def load_midog21_crops(root: str | os.PathLike) -> Dataset:
         x, y = clamp_inside(x, y, rec.width, rec.height, 0, src, f"line {n} ({r['file']})")
         rec.points.append(Point(x, y, label, aid))
     return Dataset("MIDOG 2021 crops", list(records.values()))
+
+
+# AtNorM-MD crops come from several MIDOG++ scanners (0.23-0.26 µm/px, not stored per crop):
+# read at the middle of that range, so the scale error is at most about 5 %.
+ATNORM_MPP = 0.24
+
+
+def load_atnorm_crops(root: str | os.PathLike) -> Dataset:
+    """The AtNorM-MD crops (MIDOG++, seven tumour types): one record per 128x128 PNG whose centre
+    is a mitotic figure. Other cells are unlabelled (``domain["labels"] = "centre only"``); no
+    scanner or tumour type is known per crop. Ids are ``atnorm_<file stem>``."""
+    root = _folder(root)
+    rows = _rows(root / "crops.csv", {"file", "atypical"})
+    records, seen = [], set()
+    for n, r in enumerate(rows, start=2):
+        f = r["file"]
+        if f in seen:
+            raise MitodetError(root / "crops.csv", f"line {n}: crop {f} listed twice")
+        seen.add(f)
+        records.append(
+            ImageRecord(
+                id=f"atnorm_{Path(f).stem}",
+                path=root / f,
+                width=CROP_SIZE,
+                height=CROP_SIZE,
+                mpp=ATNORM_MPP,
+                domain={
+                    "source": "atnorm_md",
+                    "scanner": "MIDOG++ (unknown)",
+                    "tumor_type": "MIDOG++ (unknown)",
+                    "atypical": "True" if r["atypical"].strip() == "1" else "False",
+                    "labels": "centre only",
+                },
+                points=[Point(CROP_SIZE / 2, CROP_SIZE / 2)],
+            )
+        )
+    return Dataset("AtNorM-MD crops", records)
 
 
 def mask_points(mask: np.ndarray, min_area: int = ICPR2012_MIN_AREA) -> list[tuple[float, float, int]]:

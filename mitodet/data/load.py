@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mitodet.data.crops import load_icpr2012, load_midog21_crops, load_tissue
+from mitodet.data.crops import load_atnorm_crops, load_icpr2012, load_midog21_crops, load_tissue
 from mitodet.data.midog import load_annotations
 from mitodet.errors import MitodetError
 from mitodet.schema import Dataset
@@ -16,6 +16,7 @@ NATURAL_KEYS = {
     "MIDOG++": ("tumor_type", "scanner"),
     "MIDOG 2022": ("tumor_type", "scanner"),
     "MIDOG 2021 crops": ("scanner",),
+    "AtNorM-MD crops": ("atypical",),
     "ICPR 2012": ("source_image",),
 }
 
@@ -30,6 +31,8 @@ def load_any(path: str | os.PathLike) -> Dataset:
         return load_annotations(path)
     if (path / "crops.csv").exists() and (path / "labels_in_crops.csv").exists():
         return load_midog21_crops(path)
+    if (path / "crops.csv").exists() and (path / "images").is_dir():
+        return load_atnorm_crops(path)
     if (path / "images").is_dir() and (path / "masks").is_dir():
         return load_icpr2012(path)
     if (path / "monuseg_index.csv").exists() or (path / "ccmct_index.csv").exists():

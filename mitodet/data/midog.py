@@ -32,6 +32,17 @@ MIDOG21_SCANNERS = (
 )
 UNLABELLED_SCANNERS = {"Leica GT450"}  # the GT450 images carry no annotation at all
 
+# Native pixel spacing (µm/px) of the MIDOG scanners at 40x, as the MIDOG 2021 / MIDOG++ papers
+# give them (Aubreville et al., Med. Image Anal. 2023; Sci. Data 2023): 0.23 for both
+# Hamamatsu scanners, 0.25 for the Aperio CS2 and the 3D Histech, 0.26 for the Leica GT450.
+SCANNER_MPP = {
+    "Hamamatsu XR": 0.23,
+    "Hamamatsu S360": 0.23,
+    "Aperio CS2": 0.25,
+    "Leica GT450": 0.26,
+    "3D Histech": 0.25,
+}
+
 # The misspelling in datasets_xvalidation.csv, and the AMi-Br crop table's long name.
 SCANNER_SPELLING = {"Hamammatsu XR": "Hamamatsu XR", "Aperio ScanScope CS2": "Aperio CS2"}
 

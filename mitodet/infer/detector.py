@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
 from mitodet.errors import MitodetError
 from mitodet.infer.dense import DEFAULT_TILE, ProbabilityMap, dense_map
@@ -17,22 +16,10 @@ from mitodet.infer.peaks import local_maxima
 from mitodet.model import load_checkpoint
 from mitodet.model.export import fold as fold_model
 from mitodet.model.protocol import DenseNet
+from mitodet.resample import DEFAULT_INTERPOLATION, resample
 from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide, um_to_px
 
 DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
-RESAMPLE_TOLERANCE = 0.02  # spacings within 2 % are used as they are
-
-
-def resample(image: np.ndarray, mpp: float, target_mpp: float) -> tuple[np.ndarray, float, float]:
-    """Resample to ``target_mpp`` -> (image, sx, sy) with sx = input px per output px (pixel centres)."""
-    if abs(mpp / target_mpp - 1) <= RESAMPLE_TOLERANCE:
-        return image, 1.0, 1.0
-    H, W = image.shape[:2]
-    h, w = max(1, round(H * mpp / target_mpp)), max(1, round(W * mpp / target_mpp))
-    # PIL's bilinear filter widens with the reduction factor (anti-aliased when shrinking)
-    # Pillow: uint8 in, uint8 out, no float copy of a large image (skimage's resize makes one)
-    out = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
-    return out, W / w, H / h
 
 
 class Detector:
@@ -53,6 +40,7 @@ class Detector:
         min_distance_um: float = MATCH_RADIUS_UM,
         floor: float = 0.05,
         name: str = "model",
+        interpolation: str = DEFAULT_INTERPOLATION,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -62,6 +50,7 @@ class Detector:
         self.tile, self.batch_size = tile, batch_size
         self.min_distance_um, self.floor = min_distance_um, floor
         self.name = name
+        self.interpolation = interpolation
         rf = model.receptive_field
         # Reflection border so cells exist up to the image edge; even so the pool grid is kept.
         self.pad = 2 * math.ceil(model.offset / 2)
@@ -96,6 +85,7 @@ class Detector:
         model: DenseNet = OnnxModel(net, threads) if backend == "onnx" else net
         kwargs.setdefault("mpp", meta.get("mpp", DEFAULT_MPP))
         kwargs.setdefault("threshold", meta.get("threshold"))
+        kwargs.setdefault("interpolation", meta.get("interpolation", DEFAULT_INTERPOLATION))
         kwargs.setdefault("name", os.path.basename(str(path)))
         return cls(model, device=device, **kwargs)
 
@@ -107,7 +97,7 @@ class Detector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
         src = image
-        image, sx, sy = resample(image, mpp or self.mpp, self.mpp)
+        image, sx, sy = resample(image, mpp or self.mpp, self.mpp, self.interpolation)
         H, W = image.shape[:2]
         p = self.pad
         # reflection border on every side, plus enough at the bottom/right to reach the receptive

@@ -206,7 +206,9 @@ def detect_slide(
             key = f"{x},{y}"
             if key not in state:
                 w, h = min(REGION, W - x), min(REGION, H - y)
-                region = slide.read_region(x - margin, y - margin, w + 2 * margin, h + 2 * margin, model_mpp)
+                region = slide.read_region(
+                    x - margin, y - margin, w + 2 * margin, h + 2 * margin, model_mpp, detectors[0].interpolation
+                )
                 found = []
                 if _tissue(region):
                     dets = detect_image(detectors, region, model_mpp, threshold)

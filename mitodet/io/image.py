@@ -269,3 +269,21 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             return im.size
     except Exception as err:
         raise MitodetError(path, f"not a readable image: {err}") from None
+
+
+def content_box(pixels: np.ndarray, black: int = 8, fraction: float = 0.95) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of an image without the black padding bands along its edges (crops cut at
+    the border of their source region): an edge row/column is padding when at least ``fraction``
+    of its pixels are below ``black`` in every channel."""
+    dark = pixels.max(axis=2) < black
+    rows, cols = dark.mean(axis=1) >= fraction, dark.mean(axis=0) >= fraction
+    y0, y1, x0, x1 = 0, len(rows), 0, len(cols)
+    while y0 < y1 and rows[y0]:
+        y0 += 1
+    while y1 > y0 and rows[y1 - 1]:
+        y1 -= 1
+    while x0 < x1 and cols[x0]:
+        x0 += 1
+    while x1 > x0 and cols[x1 - 1]:
+        x1 -= 1
+    return y0, y1, x0, x1

@@ -24,6 +24,7 @@ from PIL import Image
 
 from mitodet.errors import MitodetError
 from mitodet.io.image import check_mpp, is_tiff, read_image, read_spacing
+from mitodet.resample import DEFAULT_INTERPOLATION, FILTERS
 from mitodet.schema import DEFAULT_MPP
 
 MAX_READ_PIXELS = 400_000_000  # Slide.read refuses more than this (about 1.2 GB of RGB)
@@ -137,7 +138,15 @@ class Slide:
                 stacklevel=3,
             )
 
-    def read_region(self, x: int, y: int, w: int, h: int, target_mpp: float = DEFAULT_MPP) -> np.ndarray:
+    def read_region(
+        self,
+        x: int,
+        y: int,
+        w: int,
+        h: int,
+        target_mpp: float = DEFAULT_MPP,
+        interpolation: str = DEFAULT_INTERPOLATION,
+    ) -> np.ndarray:
         """HxWx3 uint8 of the box (x, y, w, h) given in pixels of ``target_mpp``; white outside the slide."""
         target_mpp = check_mpp(target_mpp, "target spacing")
         w, h = int(w), int(h)
@@ -167,7 +176,7 @@ class Slide:
         if exact:
             return canvas
         box = (fx0 - ix0, fy0 - iy0, fx1 - ix0, fy1 - iy0)
-        out = Image.fromarray(canvas).resize((w, h), Image.Resampling.BILINEAR, box=box)
+        out = Image.fromarray(canvas).resize((w, h), FILTERS[interpolation], box=box)
         return np.asarray(out)
 
     def read(self, target_mpp: float = DEFAULT_MPP) -> np.ndarray:

@@ -31,6 +31,7 @@ class ModelCfg(_Strict):
 
 class DataCfg(_Strict):
     crops: str | None = None  # midog21_crops root: positives + near-miss negatives inside each crop
+    atnorm: str | None = None  # atnorm_md root: MIDOG++ multi-domain crops (centre mitosis labelled only)
     tissue: list[str] = Field(default_factory=list)  # folders/files of unlabelled tissue: random negatives
     negatives: list[str] = Field(default_factory=list)  # negative tables (residual mining)
     annotations: str | None = None  # MIDOG-format json of full images ...
@@ -38,10 +39,16 @@ class DataCfg(_Strict):
     include: dict[str, list[str]] = Field(default_factory=dict)  # keep only these domain values
     exclude: dict[str, list[str]] = Field(default_factory=dict)  # drop these (leave-one-scanner-out)
     keep_negatives: str | None = None  # hard-mining list (csv written by `mitodet mine hard`)
+    hard_negatives: list[str] = Field(default_factory=list)  # dense hard-mining anchors (`mitodet mine hard`)
     border: int = Field(16, ge=0)  # negative centres at least this far inside the image (reflect-pad beyond)
     crop_grid: int = Field(8, ge=1)  # stride (px) of candidate negative centres in labelled images
     tissue_grid: int = Field(32, ge=1)  # stride (px) of candidate negative centres in tissue tiles
     tissue_max_brightness: float = Field(0.86, gt=0, le=1)  # drop background (white) tissue centres
+    # Spacing rule shared with detection: every source is resampled from its known spacing to
+    # model_mpp with the detector's interpolation (mitodet.resample); False reads native pixels.
+    resample: bool = True
+    model_mpp: float = Field(0.25, gt=0)
+    interpolation: Literal["bilinear", "bicubic", "lanczos"] = "bilinear"
 
 
 class SplitCfg(_Strict):
@@ -55,7 +62,7 @@ class SamplingCfg(_Strict):
     batch_size: int = Field(128, ge=2)
     positive_fraction: float = Field(0.5, gt=0, lt=1)
     # share of the negative slots per negative kind (normalised over the kinds present)
-    negative_mix: dict[Literal["crop", "imposter", "mined", "tissue"], float] = Field(
+    negative_mix: dict[Literal["crop", "imposter", "mined", "tissue", "hard"], float] = Field(
         default_factory=lambda: {"crop": 0.4, "imposter": 0.1, "mined": 0.1, "tissue": 0.4}
     )
 
@@ -72,13 +79,53 @@ class ColorCfg(_Strict):
     bias: float = Field(0.05, ge=0)  # std of the additive term (RGB in [0,1] / OD units)
 
 
+class StainCfg(_Strict):
+    """Stain-vector jitter: re-mix each window's Macenko H/E concentrations with the stain vectors
+    of another training image (interpolated by a uniform fraction), then scale the concentrations."""
+
+    p: float = Field(0.0, ge=0, le=1)
+    concentration: float = Field(0.1, ge=0)  # std of the per-stain concentration gain
+
+
+class BlurCfg(_Strict):
+    p: float = Field(0.0, ge=0, le=1)
+    sigma: float = Field(1.5, gt=0)  # max Gaussian sigma, px (drawn uniformly from [0.3, sigma])
+
+
+class SharpenCfg(_Strict):
+    p: float = Field(0.0, ge=0, le=1)
+    amount: float = Field(1.5, gt=0)  # max unsharp-mask gain (drawn uniformly from [0, amount])
+
+
+class ResampleJitterCfg(_Strict):
+    """Down- then up-sampling (as a 20x slide read at 0.25 µm/px is), with a random filter."""
+
+    p: float = Field(0.0, ge=0, le=1)
+    factor: float = Field(2.2, gt=1)  # max down-sampling factor (drawn uniformly from [1.2, factor])
+
+
 class AugmentCfg(_Strict):
     protocol: Literal["ca-rgb", "ca-od", "none"] = "ca-rgb"
     shift: int = Field(8, ge=0)  # max spatial shift of the patch centre, px
     flip: bool = True
+    scale: float = Field(0.0, ge=0, lt=0.5)  # max relative zoom (scale jitter), e.g. 0.1 = +-10 %
     elastic: ElasticCfg = Field(default_factory=ElasticCfg)
     rgb: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.08, mix=0.02, bias=0.03))
     od: ColorCfg = Field(default_factory=lambda: ColorCfg(scale=0.15, mix=0.04, bias=0.015))
+    stain: StainCfg = Field(default_factory=StainCfg)
+    blur: BlurCfg = Field(default_factory=BlurCfg)
+    sharpen: SharpenCfg = Field(default_factory=SharpenCfg)
+    resample: ResampleJitterCfg = Field(default_factory=ResampleJitterCfg)
+
+
+class DenseCfg(_Strict):
+    """Fully convolutional training: whole windows, every output cell supervised."""
+
+    window: int = Field(160, ge=16)  # model input side (px); must give exactly equivariant output
+    pos_radius_um: float = Field(2.0, gt=0)  # cells this close to a mitosis are positive ...
+    ignore_radius_um: float = Field(7.5, gt=0)  # ... out to here ignored, negative beyond
+    positive_windows: float = Field(0.5, ge=0, le=1)  # share of windows anchored on a mitosis
+    unlabelled_weight: float = Field(1.0, ge=0)  # negative-cell weight in crops with only the centre labelled
 
 
 class OptimCfg(_Strict):
@@ -92,6 +139,7 @@ class OptimCfg(_Strict):
 
 
 class TrainCfg(_Strict):
+    mode: Literal["patch", "dense"] = "patch"  # the paper's 78 px patches, or dense windows
     epochs: int = Field(20, ge=1)
     steps_per_epoch: int = Field(200, ge=1)
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast (CUDA only)
@@ -103,6 +151,13 @@ class TrainCfg(_Strict):
 class ValCfg(_Strict):
     negatives: int = Field(2000, ge=1)  # fixed seeded sample of validation negatives
     batch_size: int = Field(256, ge=1)
+    # Detection on the validation images (and tissue) each epoch: sensitivity s, false detections
+    # per mm² f, and the F1 they imply at a realistic mitosis density d (per mm²).
+    detect: bool = False
+    density: float = Field(11.1, gt=0)
+    tissue: list[str] = Field(default_factory=list)  # validation tissue tiles (never trained on)
+    select: Literal["loss", "f1_density"] = "loss"  # what picks best.pt (f1_density needs detect)
+    every: int = Field(1, ge=1)  # detection validation every N epochs (and at the last)
 
 
 class Config(_Strict):
@@ -117,6 +172,7 @@ class Config(_Strict):
     augment: AugmentCfg = Field(default_factory=AugmentCfg)
     optim: OptimCfg = Field(default_factory=OptimCfg)
     train: TrainCfg = Field(default_factory=TrainCfg)
+    dense: DenseCfg = Field(default_factory=DenseCfg)
     val: ValCfg = Field(default_factory=ValCfg)
 
 
@@ -152,6 +208,9 @@ def _check_paths(cfg: Config, source: str) -> None:
     ]
     paths += [(f"data.tissue[{i}]", p) for i, p in enumerate(d.tissue)]
     paths += [(f"data.negatives[{i}]", p) for i, p in enumerate(d.negatives)]
+    paths += [(f"val.tissue[{i}]", p) for i, p in enumerate(cfg.val.tissue)]
+    paths += [("data.atnorm", d.atnorm)]
+    paths += [(f"data.hard_negatives[{i}]", p) for i, p in enumerate(d.hard_negatives)]
     for key, p in paths:
         if p is not None and not Path(p).exists():
             raise MitodetError(
@@ -159,8 +218,8 @@ def _check_paths(cfg: Config, source: str) -> None:
             )
     if d.annotations and not d.images_dir:
         raise MitodetError(source, "data.annotations needs data.images_dir (the folder of the MIDOG images)")
-    if not (d.crops or d.annotations):
-        raise MitodetError(source, "no labelled data: set data.crops or data.annotations")
+    if not (d.crops or d.annotations or d.atnorm):
+        raise MitodetError(source, "no labelled data: set data.crops, data.atnorm or data.annotations")
 
 
 def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True) -> Config:
@@ -176,6 +235,8 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
         raise MitodetError(
             source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}"
         )
+    if cfg.val.select == "f1_density" and not cfg.val.detect:
+        raise MitodetError(source, "val.select: f1_density needs val.detect: true")
     if check_paths:
         _check_paths(cfg, source)
     return cfg
@@ -223,10 +284,12 @@ def resolve_paths(cfg: Config) -> Config:
     def ab(p):
         return None if p is None else str(Path(p).resolve())
 
-    for k in ("crops", "annotations", "images_dir", "keep_negatives"):
+    for k in ("crops", "atnorm", "annotations", "images_dir", "keep_negatives"):
         d[k] = ab(d[k])
     d["tissue"] = [ab(p) for p in d["tissue"]]
+    raw["val"]["tissue"] = [ab(p) for p in raw["val"]["tissue"]]
     d["negatives"] = [ab(p) for p in d["negatives"]]
+    d["hard_negatives"] = [ab(p) for p in d["hard_negatives"]]
     raw["split"]["file"] = ab(raw["split"]["file"])
     raw["model"]["init"] = ab(raw["model"]["init"])
     raw["out"] = ab(raw["out"])

@@ -1,11 +1,13 @@
 """From a config to the training and validation patch pools of a run.
 
-Labelled images (the crop set and/or full MIDOG images) are filtered on their domain
-(``data.include`` / ``data.exclude``), split by source image into train / val, and
-turned into pools; tissue tiles and mined negatives join the training pool only.
-Full-size images are cut into overlapping regions (``REGION`` px, each owning its
-central half) so only the parts around labelled cells, plus a seeded sample of the
-rest, are held in memory.
+Labelled images (the MIDOG 2021 crops, the AtNorM-MD crops and/or full MIDOG images) are
+filtered on their domain (``data.include`` / ``data.exclude``), split by source image into
+train / val, and turned into pools; tissue tiles and mined negatives join the training pool
+only. Every image is read as detection will see it (:func:`read_for_training`): black padding
+bands cut, then resampled from its known spacing to the model spacing with the detector's own
+resampling rule (:mod:`mitodet.resample`). Full-size images are cut into overlapping regions
+(``REGION`` px, each owning its central half) so only the parts around labelled cells, plus a
+seeded sample of the rest, are held in memory.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from mitodet.data.crops import load_midog21_crops
+from mitodet.data.crops import load_atnorm_crops, load_midog21_crops
 from mitodet.data.midog import load_annotations
 from mitodet.data.split import read_split, split_dataset
 from mitodet.errors import MitodetError
-from mitodet.io.image import read_image, read_spacing
+from mitodet.io.image import content_box, read_image, read_spacing
 from mitodet.io.negatives import read_negative_table
+from mitodet.resample import resample, to_output
 from mitodet.schema import DEFAULT_MPP, Dataset, ImageRecord, Point
 from mitodet.train.patches import (
     KINDS,
     PoolImage,
+    add_hard_anchors,
     labelled_image,
     list_images,
+    read_hard_anchors,
     read_keep_list,
     restrict_negatives,
     tissue_image,
@@ -52,25 +57,65 @@ class SplitData:
 
 @dataclass
 class ValImage:
-    """One validation image for calibration/detection: ``.image`` is read on first use."""
+    """One validation image for calibration/detection at its native spacing (the detector
+    resamples it, as it would any input); black padding bands are cut and the points follow.
+    ``.image`` (and the points) are read on first use."""
 
     id: str
     path: Path | None
     mpp: float
-    points: list[Point]  # the mitotic figures
+    labelled_points: list[Point]  # the mitotic figures, in the file's pixels
     domain: dict = field(default_factory=dict)
     _pixels: np.ndarray | None = None
+    _points: list[Point] = field(default_factory=list)
+
+    def _load(self) -> None:
+        pixels = _read(self.path, self.mpp)[0]
+        y0, y1, x0, x1 = content_box(pixels)
+        self._pixels = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        self._points = [
+            Point(p.x - x0, p.y - y0, p.label) for p in self.labelled_points if x0 <= p.x < x1 and y0 <= p.y < y1
+        ]
 
     @property
     def image(self) -> np.ndarray:
         if self._pixels is None:
-            self._pixels = _read(self.path, self.mpp)[0]
-        return self._pixels
+            self._load()
+        return self._pixels  # type: ignore[return-value]
+
+    @property
+    def points(self) -> list[Point]:
+        """The mitotic figures in the pixels of :attr:`image`."""
+        if self._pixels is None:
+            self._load()
+        return self._points
 
 
 def _read(path, mpp=None):
     pixels, m = read_image(path, mpp)
     return pixels, (m or DEFAULT_MPP)
+
+
+def read_for_training(path, mpp: float | None, points: list[Point], data_cfg) -> tuple[np.ndarray, float, list[Point]]:
+    """An image as training sees it -> (pixels, spacing, points in those pixels).
+
+    Black padding bands along the edges are cut; with ``data.resample`` the image is resampled
+    from ``mpp`` (or its stored spacing) to ``data.model_mpp`` by the detector's rule, so a
+    mitosis has the same size in pixels here as in ``mitodet detect``."""
+    pixels, spacing = _read(path, mpp)
+    y0, y1, x0, x1 = content_box(pixels)
+    if (y0, y1, x0, x1) != (0, pixels.shape[0], 0, pixels.shape[1]):
+        pixels = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        points = [Point(p.x - x0, p.y - y0, p.label, p.id) for p in points if x0 <= p.x < x1 and y0 <= p.y < y1]
+    if data_cfg.resample:
+        pixels, sx, sy = resample(pixels, spacing, data_cfg.model_mpp, data_cfg.interpolation)
+        if (sx, sy) != (1.0, 1.0):
+            moved = [(to_output(p.x, p.y, sx, sy), p) for p in points]
+            points = [Point(float(x), float(y), p.label, p.id) for (x, y), p in moved]
+            spacing = data_cfg.model_mpp
+    h, w = pixels.shape[:2]
+    points = [p for p in points if -0.5 <= p.x < w - 0.5 and -0.5 <= p.y < h - 0.5]
+    return pixels, spacing, points
 
 
 def _domain_ok(rec: ImageRecord, include: dict, exclude: dict) -> bool:
@@ -132,6 +177,8 @@ def labelled_records(cfg) -> list[ImageRecord]:
     records: list[ImageRecord] = []
     if d.crops:
         records += list(load_midog21_crops(d.crops))
+    if d.atnorm:
+        records += list(load_atnorm_crops(d.atnorm))
     if d.annotations:
         records += midog_records(d.annotations, d.images_dir)
     kept = [r for r in records if _domain_ok(r, d.include, d.exclude)]
@@ -194,9 +241,12 @@ def _pool_images_from_records(records, cfg, seed: int, on_image: Callable[[], No
     rng = np.random.default_rng(seed)
     out = []
     for rec in records:
-        pixels, mpp = _read(rec.path, rec.mpp)
+        pixels, mpp, points = read_for_training(rec.path, rec.mpp, rec.points, d)
+        rec = ImageRecord(rec.id, rec.path, pixels.shape[1], pixels.shape[0], mpp, True, rec.domain, points)
         for sub, px, core in _regions(rec, pixels, rng):
-            im = labelled_image(sub, np.ascontiguousarray(px), mpp, d.crop_grid, d.border)
+            # crops with only their centre mitosis labelled: other cells are negatives with some noise
+            weight = cfg.dense.unlabelled_weight if rec.domain.get("labels") == "centre only" else 1.0
+            im = labelled_image(sub, np.ascontiguousarray(px), mpp, d.crop_grid, d.border, neg_weight=weight)
             if core is not None:
                 cy, cx, n = core
                 im.positives = [p for p in im.positives if cy <= p[0] < cy + n and cx <= p[1] < cx + n]
@@ -228,10 +278,15 @@ def train_val_images(
     train = _pool_images_from_records(train_recs, cfg, cfg.seed, tick)
     val = _pool_images_from_records(val_recs, cfg, cfg.seed + 1, tick)
     by_path: dict[str, PoolImage] = {}
+    scale: dict[str, tuple[float, float]] = {}  # tissue tile -> input px per pool px (mined points follow)
     for f in tissue_files:
-        pixels, mpp = _read(f)  # _read falls back to DEFAULT_MPP where no spacing is stored
-        im = tissue_image(str(f.resolve()), pixels, mpp, d.tissue_grid, d.border, d.tissue_max_brightness)
-        by_path[im.id] = im
+        pixels, spacing = _read(f)  # _read falls back to DEFAULT_MPP where no spacing is stored
+        sx = sy = 1.0
+        if d.resample:
+            pixels, sx, sy = resample(pixels, spacing, d.model_mpp, d.interpolation)
+            spacing = d.model_mpp if (sx, sy) != (1.0, 1.0) else spacing
+        im = tissue_image(str(f.resolve()), pixels, spacing, d.tissue_grid, d.border, d.tissue_max_brightness)
+        by_path[im.id], scale[im.id] = im, (sx, sy)
         train.append(im)
         tick()
     val_paths = {str(Path(r.path).resolve()) for r in val_recs if r.path is not None}
@@ -243,13 +298,19 @@ def train_val_images(
                 continue  # never train on validation images
             im = by_path.get(path)
             if im is None:
-                pixels, mpp = _read(path, None)
-                im = by_path[path] = PoolImage(path, pixels, mpp)
+                pixels, spacing, points = read_for_training(path, None, points, d)
+                im = by_path[path] = PoolImage(path, pixels, spacing)
                 train.append(im)
+            elif scale[path] != (1.0, 1.0):
+                points = [Point(*to_output(p.x, p.y, *scale[path]), p.label) for p in points]
             h, w = im.pixels.shape[:2]
-            im.negatives += [(int(round(p.y)), int(round(p.x)), mined_kind) for p in points if p.y < h and p.x < w]
+            im.negatives += [
+                (int(round(p.y)), int(round(p.x)), mined_kind) for p in points if 0 <= p.y < h and 0 <= p.x < w
+            ]
     if d.keep_negatives:
         restrict_negatives(train, read_keep_list(d.keep_negatives))
+    for table in d.hard_negatives:
+        add_hard_anchors(train, read_hard_anchors(table))
     return train, val
 
 

@@ -26,8 +26,12 @@ import torch
 from mitodet.io.image import images_in
 from mitodet.reflect import reflect_index
 from mitodet.schema import ImageRecord, match_radius_px, um_to_px
+from mitodet.stain import StainError, macenko_vectors
 
-KINDS = ("crop", "imposter", "mined", "tissue")
+KINDS = ("crop", "imposter", "mined", "tissue", "hard")
+FAR = 1e9  # filler coordinate of the mitosis table: farther than any window
+# Ruifrok & Johnston's H, E and residual OD vectors: the fallback stain matrix
+REFERENCE_STAIN = np.array([[0.650, 0.704, 0.286], [0.072, 0.990, 0.105], [0.268, 0.570, 0.776]], dtype=np.float32)
 
 
 @dataclass
@@ -39,6 +43,8 @@ class PoolImage:
     mpp: float
     positives: list[tuple[int, int]] = field(default_factory=list)  # (y, x)
     negatives: list[tuple[int, int, int]] = field(default_factory=list)  # (y, x, kind index)
+    mitoses: list[tuple[float, float]] = field(default_factory=list)  # every labelled MF (y, x): dense labels
+    neg_weight: float = 1.0  # weight of this image's negative cells in dense training
 
 
 @dataclass
@@ -54,6 +60,9 @@ class Pool:
     pos: torch.Tensor  # [P, 3] int64 (image, y, x)
     neg: torch.Tensor  # [Q, 3] int64 (image, y, x), sorted by kind
     neg_kind: torch.Tensor  # [Q] int64 index into KINDS
+    mitoses: torch.Tensor | None = None  # [n, K, 2] float32 (y, x) of every labelled MF, FAR-filled
+    neg_weight: torch.Tensor | None = None  # [n] float32
+    stain: torch.Tensor | None = None  # [n, 3, 3] Macenko H / E / residual OD rows (stain jitter)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +76,9 @@ class Pool:
         return {"images": len(self.ids), "positives": int(self.pos.shape[0]), "negatives": self.kind_counts()}
 
     def to(self, device) -> Pool:
-        t = lambda x: x.to(device)  # noqa: E731
+        def t(x):
+            return None if x is None else x.to(device)
+
         return Pool(
             self.ids,
             self.mpp,
@@ -78,7 +89,15 @@ class Pool:
             t(self.pos),
             t(self.neg),
             t(self.neg_kind),
+            t(self.mitoses),
+            t(self.neg_weight),
+            t(self.stain),
         )
+
+    def image(self, i: int) -> np.ndarray:
+        """Pixels of image ``i`` (HxWx3 uint8, a CPU copy)."""
+        h, w, o = int(self.height[i]), int(self.width[i]), int(self.offset[i])
+        return self.flat[o : o + h * w * 3].cpu().numpy().reshape(h, w, 3)
 
     def gather(self, img: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
         """Windows [B,3,size,size] uint8 centred on (cy, cx) of images ``img`` (reflect-padded)."""
@@ -106,6 +125,11 @@ def build_pool(images: list[PoolImage]) -> Pool:
     pos_t = torch.tensor(pos, dtype=torch.int64).reshape(-1, 3)
     neg_t = torch.tensor([t[1:] for t in neg], dtype=torch.int64).reshape(-1, 3)
     kind_t = torch.tensor([t[0] for t in neg], dtype=torch.int64)
+    k = max([1] + [len(im.mitoses) for im in images])
+    mitoses = torch.full((len(images), k, 2), FAR, dtype=torch.float32)
+    for i, im in enumerate(images):
+        if im.mitoses:
+            mitoses[i, : len(im.mitoses)] = torch.tensor(im.mitoses, dtype=torch.float32)
     return Pool(
         ids=[im.id for im in images],
         mpp=[im.mpp for im in images],
@@ -116,6 +140,8 @@ def build_pool(images: list[PoolImage]) -> Pool:
         pos=pos_t,
         neg=neg_t,
         neg_kind=kind_t,
+        mitoses=mitoses,
+        neg_weight=torch.tensor([im.neg_weight for im in images], dtype=torch.float32),
     )
 
 
@@ -139,7 +165,13 @@ def far_from(centres: np.ndarray, points: list[tuple[float, float]], radius: flo
 
 
 def labelled_image(
-    rec: ImageRecord, pixels: np.ndarray, mpp: float, grid: int, border: int, pid: str | None = None
+    rec: ImageRecord,
+    pixels: np.ndarray,
+    mpp: float,
+    grid: int,
+    border: int,
+    pid: str | None = None,
+    neg_weight: float = 1.0,
 ) -> PoolImage:
     """A labelled image: MF positives, far-enough grid negatives, imposters."""
     h, w = pixels.shape[:2]
@@ -147,7 +179,7 @@ def labelled_image(
     radius = match_radius_px(mpp)
     c = grid_centres(h, w, grid, border)
     c = c[far_from(c, mf, radius)]
-    im = PoolImage(pid or rec.id, pixels, mpp)
+    im = PoolImage(pid or rec.id, pixels, mpp, mitoses=[(float(y), float(x)) for y, x in mf], neg_weight=neg_weight)
     # positives too close to the border would be mostly mirror (reflect padding): skipped
     im.positives = [
         (int(round(y)), int(round(x)))
@@ -199,7 +231,41 @@ def read_keep_list(path: str | Path) -> set[tuple[str, int, int]]:
         return {(r["image"], int(r["y"]), int(r["x"])) for r in csv.DictReader(fh)}
 
 
+def read_hard_anchors(path: str | Path) -> dict[str, list[tuple[int, int]]]:
+    """image id -> [(y, x)] of the hard-negative anchors a dense mining round wrote."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            out.setdefault(r["image"], []).append((int(r["y"]), int(r["x"])))
+    return out
+
+
+def add_hard_anchors(images: list[PoolImage], anchors: dict[str, list[tuple[int, int]]]) -> int:
+    """Add the anchors as negatives of kind "hard" to the images they name (in place); returns the count."""
+    kind, n = KINDS.index("hard"), 0
+    for im in images:
+        for y, x in anchors.get(im.id, []):
+            im.negatives.append((y, x, kind))
+            n += 1
+    return n
+
+
 def restrict_negatives(images: list[PoolImage], keep: set[tuple[str, int, int]]) -> None:
     """Drop every negative not in ``keep`` (in place)."""
     for im in images:
         im.negatives = [n for n in im.negatives if (im.id, n[0], n[1]) in keep]
+
+
+def attach_stain_vectors(images: list[PoolImage]) -> np.ndarray:
+    """Macenko stain matrix (rows H, E, residual) of every image, for stain-vector jitter; an image
+    the unmixing cannot handle (no tissue, one stain) gets the mean of the others. Returns [n,3,3]."""
+    mats: list[np.ndarray | None] = []
+    for im in images:
+        try:
+            sv = macenko_vectors(im.pixels)
+            mats.append(np.stack([sv.hematoxylin, sv.eosin, sv.residual]).astype(np.float32))
+        except StainError:
+            mats.append(None)
+    ok = [m for m in mats if m is not None]
+    mean = np.mean(ok, axis=0) if ok else REFERENCE_STAIN
+    return np.stack([m if m is not None else mean for m in mats]) if mats else np.zeros((0, 3, 3), np.float32)

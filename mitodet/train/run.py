@@ -26,11 +26,13 @@ from mitodet.data.split import read_split
 from mitodet.errors import MitodetError
 from mitodet.model import create_model, load_checkpoint, save_checkpoint
 from mitodet.train.config import Config, resolve_paths
-from mitodet.train.data import SplitData, labelled_records, split_records, train_val_images
+from mitodet.train.data import SplitData, labelled_records, split_records, train_val_images, validation_images
+from mitodet.train.dense import DenseSampler
 from mitodet.train.device import barrier, broadcast_flag, init_dist
 from mitodet.train.engine import StepCallback, evaluate, train_one_epoch
-from mitodet.train.patches import Pool, build_pool
+from mitodet.train.patches import Pool, attach_stain_vectors, build_pool
 from mitodet.train.rundir import (
+    append_validation,
     load_state,
     new_run_dir,
     plot_losses,
@@ -40,6 +42,7 @@ from mitodet.train.rundir import (
     write_run_files,
 )
 from mitodet.train.sampler import BatchSampler, fixed_patches
+from mitodet.train.validate import detection_items, validate_detection
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class Summary:
     best_val_loss: float | None
     best_val_f1: float | None
     stopped_early: bool
+    best_val_f1_density: float | None = None
 
 
 def prepare_data(
@@ -64,7 +68,10 @@ def prepare_data(
     else:
         split = split_records(cfg, records)
     train_imgs, val_imgs = train_val_images(cfg, split, on_image)
-    return split, build_pool(train_imgs), build_pool(val_imgs)
+    train_pool = build_pool(train_imgs)
+    if cfg.augment.stain.p > 0:
+        train_pool.stain = torch.from_numpy(attach_stain_vectors(train_imgs))
+    return split, train_pool, build_pool(val_imgs)
 
 
 def _init_model(cfg: Config, resume: bool) -> torch.nn.Module:
@@ -83,7 +90,50 @@ def _epoch_line(row: dict) -> str:
         if "val_loss" in row
         else ""
     )
-    return f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}{val}  {row['patches_per_s']:.0f} patches/s"
+    if "val_f1_density" in row:
+        val += (
+            f"  | detection: s {row['val_sensitivity']:.3f}  f {row['val_fp_per_mm2']:.1f}/mm²  "
+            f"F1@density {row['val_f1_density']:.3f} (t {row['val_threshold']:.3f})"
+        )
+    return f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}{val}  {row['patches_per_s']:.0f} samples/s"
+
+
+def _score(row: dict, select: str) -> float | None:
+    """What best.pt minimises: the validation loss, or minus the density F1 (None: not measured)."""
+    if select == "f1_density":
+        return -row["val_f1_density"] if "val_f1_density" in row else None
+    return row.get("val_loss", row["train_loss"])
+
+
+def _checkpoint_meta(cfg: Config, row: dict, desc: dict, minutes: dict, detection: dict | None) -> dict:
+    """What best.pt records: the spacing and interpolation training really used, the protocol,
+    the config, the epoch's validation numbers, the minutes of training per device type, and the
+    density-F1 threshold when detection validation picked it."""
+    d = cfg.data
+    meta = {
+        "mpp": d.model_mpp,
+        "interpolation": d.interpolation,
+        "training_spacing": "resampled to mpp from each source's known spacing"
+        if d.resample
+        else "native pixels of every source (not resampled)",
+        "augmentation": cfg.augment.protocol,
+        "mode": cfg.train.mode,
+        "config": cfg.model_dump(mode="json"),
+        "epoch": row["epoch"],
+        "val": {
+            k: row.get(k)
+            for k in ("val_loss", "val_f1", "val_auc", "val_f1_density", "val_sensitivity", "val_fp_per_mm2")
+        },
+        "data": desc,
+        "training_minutes": {k: round(v, 2) for k, v in minutes.items()},
+    }
+    if detection is not None:
+        meta["threshold"] = detection["threshold"]
+        meta["calibration"] = {
+            "rule": f"max F1 at {cfg.val.density} mitoses/mm² (validation)",
+            **{k: v for k, v in detection.items() if k != "threshold"},
+        }
+    return meta
 
 
 def train(
@@ -121,7 +171,11 @@ def train(
     if main:
         write_run_files(run_dir, cfg, split, desc)
     train_pool, val_pool = train_pool.to(device), val_pool.to(device)
-    sampler = BatchSampler(train_pool, cfg, rf, rank=dist_info.rank)
+    sampler: BatchSampler | DenseSampler
+    if cfg.train.mode == "dense":
+        sampler = DenseSampler(train_pool, cfg, net, rank=dist_info.rank)
+    else:
+        sampler = BatchSampler(train_pool, cfg, rf, rank=dist_info.rank)
     val_x, val_y = fixed_patches(val_pool, rf, cfg.val.negatives, cfg.seed) if val_pool.ids else (None, None)
 
     net.to(device)
@@ -137,6 +191,7 @@ def train(
         opt, T_0=o.cycle_epochs * steps, T_mult=o.cycle_mult, eta_min=o.lr_min
     )
     start, best, rows = 0, float("inf"), []
+    minutes = {"cpu": 0.0, "cuda": 0.0}
     if resume:
         state = load_state(run_dir)
         net.load_state_dict(state["model"])
@@ -144,6 +199,8 @@ def train(
         sched.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], sampler.gen)
         start, best, rows = state["epoch"], state["best_val_loss"], state["metrics"]
+        minutes.update(state.get("minutes", {}))
+    items = detection_items(validation_images(split), cfg.val.tissue) if main and cfg.val.detect else []
 
     budget = max_minutes * 60.0 if max_minutes is not None else cfg.train.time_budget_s
     bf16 = cfg.train.amp == "bf16"
@@ -151,6 +208,7 @@ def train(
     epoch_times: list[float] = []
     stopped = False
     for epoch in range(start, cfg.train.epochs):
+        t_epoch = time.perf_counter()
         sampler.reseed(epoch)
         row = {"epoch": epoch + 1, "steps": (epoch + 1) * steps}
         row.update(
@@ -168,29 +226,35 @@ def train(
             )
         )
         row["lr"] = opt.param_groups[0]["lr"]
-        epoch_times.append(row["seconds"])
         stop = False
         if main:
             if val_x is not None and val_x.shape[0]:
                 row.update(evaluate(net, val_x, val_y, rf, cfg.val.batch_size, bf16))
-            rows.append(row)
-            vl = row.get("val_loss", row["train_loss"])
-            if vl < best:
-                best = vl
-                save_checkpoint(
-                    run_dir / "best.pt",
-                    net,
-                    mpp=0.25,
-                    augmentation=cfg.augment.protocol,
-                    config=cfg.model_dump(mode="json"),
-                    epoch=epoch + 1,
-                    val={k: row.get(k) for k in ("val_loss", "val_f1", "val_auc")},
-                    data=desc,
+            detection = None
+            last = epoch + 1 == cfg.train.epochs
+            if items and ((epoch + 1) % cfg.val.every == 0 or last):
+                detection = validate_detection(
+                    net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device
                 )
+                row.update(
+                    val_f1_density=detection["f1_density"],
+                    val_sensitivity=detection["sensitivity"],
+                    val_fp_per_mm2=detection["fp_per_mm2"],
+                    val_threshold=detection["threshold"],
+                )
+                append_validation(run_dir, epoch + 1, detection)
+            rows.append(row)
+            minutes[device.type] = minutes.get(device.type, 0.0) + (time.perf_counter() - t_epoch) / 60.0
+            score = _score(row, cfg.val.select)
+            if score is not None and score < best:
+                best = score
+                save_checkpoint(run_dir / "best.pt", net, **_checkpoint_meta(cfg, row, desc, minutes, detection))
             write_metrics(run_dir, rows)
-            save_state(run_dir, net, opt, sched, sampler.gen, epoch + 1, best, rows)
+            save_state(run_dir, net, opt, sched, sampler.gen, epoch + 1, best, rows, minutes=minutes)
             plot_losses(run_dir / "loss.png", rows, cfg.name)
             log.info(_epoch_line(row))
+        epoch_times.append(time.perf_counter() - t_epoch)
+        if main:
             elapsed = time.perf_counter() - t_run
             stop = (
                 budget is not None and elapsed + float(np.mean(epoch_times)) > budget and epoch + 1 < cfg.train.epochs
@@ -199,8 +263,14 @@ def train(
             stopped = True
             break
     barrier(dist_info)
-    with_val = [r for r in rows if "val_loss" in r]
-    b = min(with_val, key=lambda r: r["val_loss"]) if with_val else None
+    scored = [r for r in rows if _score(r, cfg.val.select) is not None and "val_loss" in r]
+    b = min(scored, key=lambda r: _score(r, cfg.val.select)) if scored else None
     return Summary(
-        run_dir, len(rows), b["epoch"] if b else None, b["val_loss"] if b else None, b["val_f1"] if b else None, stopped
+        run_dir,
+        len(rows),
+        b["epoch"] if b else None,
+        b["val_loss"] if b else None,
+        b["val_f1"] if b else None,
+        stopped,
+        b.get("val_f1_density") if b else None,
     )

@@ -37,6 +37,10 @@ METRIC_FIELDS = [
     "val_auc",
     "val_precision",
     "val_recall",
+    "val_f1_density",
+    "val_sensitivity",
+    "val_fp_per_mm2",
+    "val_threshold",
     "patches_per_s",
     "seconds",
 ]
@@ -94,6 +98,15 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in METRIC_FIELDS})
+
+
+def append_validation(run_dir: Path, epoch: int, detection: dict) -> None:
+    """Add an epoch's detection validation (threshold, s, f, F1 at density, per group) to
+    ``validation.json`` (a list, rewritten atomically)."""
+    path = run_dir / "validation.json"
+    doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    doc = [d for d in doc if d.get("epoch") != epoch] + [{"epoch": epoch, **detection}]
+    write_text(path, json.dumps(doc, indent=1, default=float) + "\n")
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

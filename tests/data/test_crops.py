@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from mitodet.data.crops import load_icpr2012, load_midog21_crops, load_tissue
+from mitodet.data.crops import ATNORM_MPP, load_atnorm_crops, load_icpr2012, load_midog21_crops, load_tissue
 from mitodet.data.load import load_any
 from mitodet.errors import MitodetError
-from mitodet.schema import IMPOSTER, MITOTIC_FIGURE
+from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Point
 from tests.conftest import need
 
 
@@ -23,12 +23,27 @@ def test_midog21_crops(shared_data):
     im = ds.by_id()["MIDOG21_7"]
     assert (
         im.path.exists()
-        and im.mpp == 0.25
+        and im.mpp == 0.23  # Hamamatsu XR (MIDOG 2021 paper); Aperio CS2 crops are 0.25
         and im.domain["atypical"] == "True"
         and im.domain["source_image"] == "002.tiff"
     )
     assert any(p.x == 64.0 and p.y == 64.0 and p.label == MITOTIC_FIGURE for p in im.points)
     assert all(0 <= p.x < 128 and 0 <= p.y < 128 for im in ds for p in im.points)
+
+
+def test_crop_spacing_follows_the_scanner(shared_data):
+    ds = load_midog21_crops(need(shared_data / "midog21_crops"))
+    by_scanner = {(im.domain["scanner"], im.mpp) for im in ds}
+    assert by_scanner == {("Hamamatsu XR", 0.23), ("Hamamatsu S360", 0.23), ("Aperio CS2", 0.25)}
+
+
+def test_atnorm_crops(shared_data):
+    ds = load_atnorm_crops(need(shared_data / "atnorm_md"))
+    assert len(ds) == 1475 and ds.count(MITOTIC_FIGURE) == 1475 and ds.count(IMPOSTER) == 0
+    assert all(im.mpp == ATNORM_MPP and im.domain["source"] == "atnorm_md" for im in ds)
+    assert all(im.points == [Point(64.0, 64.0)] and im.path.is_file() for im in ds.images[:50])
+    assert set(ds.domains("atypical")) == {"True", "False"}
+    assert load_any(shared_data / "atnorm_md").name == "AtNorM-MD crops"
 
 
 def test_icpr2012_points_match_source_table(shared_data):

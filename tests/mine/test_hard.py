@@ -1,4 +1,5 @@
 import csv
+import json
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from mitodet.errors import MitodetError
 from mitodet.mine.hard import hard_negative_mining, keep_hardest
 from mitodet.train.config import config_from_dict
 from mitodet.train.run import train
+from mitodet.train.rundir import read_run_config
 from tests.train.conftest import make_small_crops, tiny_raw
 
 
@@ -33,7 +35,6 @@ def test_hard_mining_rounds_on_tiny_config(shared_data, tmp_path):
     r1 = {(r["image"], r["x"], r["y"]) for r in csv.DictReader(open(base.run_dir / "round1" / "negatives.csv"))}
     assert {(r["image"], r["x"], r["y"]) for r in kept} <= r1  # round 2 only drops from round 1's set
     # the retrained round used exactly the kept negatives, and the same validation split
-    import json
 
     d = json.load(open(base.run_dir / "round2" / "data.json"))
     assert sum(d["train"]["negatives"].values()) == n[2]
@@ -48,7 +49,7 @@ def test_patience_stops_when_f1_stops_rising(shared_data, tmp_path, monkeypatch)
     crops = make_small_crops(shared_data, tmp_path / "crops", 25)
     base = train(config_from_dict(tiny_raw(crops, train={"epochs": 1, "steps_per_epoch": 2})), tmp_path / "run")
     real = hard._best_metrics
-    monkeypatch.setattr(hard, "_best_metrics", lambda d: {**real(d), "val_f1": 0.5})  # F1 never rises
+    monkeypatch.setattr(hard, "_best_metrics", lambda d, s="loss": {**real(d, s), "score": 0.5})  # never rises
     res = hard.hard_negative_mining(
         base.run_dir, rounds=4, patience=1, overrides=["train.epochs=1", "train.steps_per_epoch=1"]
     )
@@ -58,3 +59,26 @@ def test_patience_stops_when_f1_stops_rising(shared_data, tmp_path, monkeypatch)
 def test_bad_arguments(tmp_path):
     with pytest.raises(MitodetError, match="not a finished training run"):
         hard_negative_mining(tmp_path)
+
+
+def test_dense_rounds_mine_false_detections_as_hard_anchors(shared_data, tmp_path):
+    crops = make_small_crops(shared_data, tmp_path / "crops", 12)
+    raw = tiny_raw(
+        crops,
+        train={"mode": "dense", "epochs": 1, "steps_per_epoch": 3},
+        sampling={"batch_size": 4},
+        dense={"window": 32},
+    )
+    base = train(config_from_dict(raw), tmp_path / "run")
+    res = hard_negative_mining(
+        base.run_dir, rounds=1, drop_quantile=0.5, patience=1, overrides=["train.epochs=1", "train.steps_per_epoch=2"]
+    )
+    rows = list(csv.DictReader(open(base.run_dir / "round1" / "negatives.csv")))
+    assert rows and {r["kind"] for r in rows} == {"hard"}
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.1
+    cfg = read_run_config(base.run_dir / "round1")
+    assert cfg.data.hard_negatives and cfg.sampling.negative_mix["hard"] > 0
+    data = json.load(open(base.run_dir / "round1" / "data.json"))
+    assert data["train"]["negatives"]["hard"] == len(rows)
+    assert len(res.rows) == 2

@@ -59,7 +59,7 @@ def test_domain_filter_and_validation_set(small_crops, tmp_path):
     val = load_validation_set(s.run_dir)
     assert val and all(v.domain["scanner"] != "Aperio CS2" for v in val)
     v = val[0]
-    assert v.image.shape == (128, 128, 3) and v.mpp == 0.25 and v.points and v.id
+    assert v.image.shape[2] == 3 and v.mpp in (0.23, 0.25) and v.points and v.id  # native spacing
 
 
 def test_cli_bad_config_one_line(tmp_path):

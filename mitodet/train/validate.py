@@ -1,0 +1,132 @@
+"""Detection on the validation side during training: sensitivity, false detections per mm², and
+the F1 they imply at a realistic mitosis density (:mod:`mitodet.evaluate.density`).
+
+The network runs exactly as ``mitodet detect`` runs it (a :class:`~mitodet.infer.Detector` on
+each validation image at its native spacing, local maxima, the 7.5 µm radius), on the validation
+crops (their mitoses give the sensitivity, the rest of each crop counts for false detections)
+and on validation tissue tiles that training never sees (false detections only). The threshold
+maximising the density F1 is returned, with s / f / F1 per source and scanner at that threshold.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mitodet.evaluate.density import best_density_threshold, density_scores
+from mitodet.infer.detector import Detector
+from mitodet.io.image import read_image
+from mitodet.model.export import fold
+from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Point
+
+CANDIDATE_FLOOR = 0.01  # candidates below this never win the threshold search
+TISSUE_GROUP = "tissue"
+
+
+@dataclass
+class DetectionItem:
+    """One validation image: pixels at their native spacing, mitoses (px), its report group."""
+
+    id: str
+    image: np.ndarray
+    mpp: float
+    points: list[Point]
+    group: str
+    area_mm2: float = field(default=0.0)
+
+
+def tissue_area_mm2(pixels: np.ndarray, mpp: float, max_brightness: float = 0.86, box_um: float = 8.0) -> float:
+    """Area (mm²) of the pixels whose mean grey level over a ``box_um`` square is at most
+    ``max_brightness`` (the background rule training uses for tissue windows)."""
+    from scipy.ndimage import uniform_filter
+
+    grey = pixels.mean(axis=2, dtype=np.float32) / 255.0
+    size = max(1, int(round(box_um / mpp)))
+    return float((uniform_filter(grey, size=size) <= max_brightness).sum() * (mpp / 1000.0) ** 2)
+
+
+def group_of(domain: dict) -> str:
+    """Report group of a validation image: its source, and its scanner where one is known."""
+    source = domain.get("source", "labelled")
+    scanner = domain.get("scanner")
+    return f"{source}: {scanner}" if scanner and "unknown" not in scanner else source
+
+
+def detection_items(val_images: Sequence, tissue: Sequence[str | os.PathLike] = ()) -> list[DetectionItem]:
+    """Validation images (objects with ``.id .image .mpp .points .domain``) and tissue tiles as items."""
+    items = []
+    for v in val_images:
+        img = v.image
+        items.append(
+            DetectionItem(
+                v.id,
+                img,
+                v.mpp,
+                list(v.points),
+                group_of(v.domain),
+                img.shape[0] * img.shape[1] * (v.mpp / 1000.0) ** 2,
+            )
+        )
+    for t in tissue:
+        pixels, mpp = read_image(t)
+        mpp = mpp or DEFAULT_MPP
+        items.append(
+            DetectionItem(f"tissue:{Path(t).name}", pixels, mpp, [], TISSUE_GROUP, tissue_area_mm2(pixels, mpp))
+        )
+    return items
+
+
+@torch.no_grad()
+def detect_items(
+    model, items: Sequence[DetectionItem], model_mpp: float, interpolation: str, device="cpu"
+) -> tuple[dict, dict, dict]:
+    """Candidates of a (training) network on every item -> (truth, pred, area) keyed by item id,
+    coordinates in µm so that images of different spacings pool."""
+    net = fold(copy.deepcopy(model).float().eval().to(device), channels_last=torch.device(device).type == "cpu")
+    det = Detector(
+        net, mpp=model_mpp, threshold=0.5, device=device, interpolation=interpolation, tile=1024, batch_size=8
+    )
+    truth, pred, area = {}, {}, {}
+    for it in items:
+        cands = det.candidates(it.image, it.mpp, floor=CANDIDATE_FLOOR)
+        truth[it.id] = [(p.x * it.mpp, p.y * it.mpp) for p in it.points]
+        pred[it.id] = [(d.x * it.mpp, d.y * it.mpp, d.probability) for d in cands]
+        area[it.id] = it.area_mm2
+    return truth, pred, area
+
+
+def density_report(
+    truth: dict, pred: dict, area: dict, groups: dict[str, str], density: float, threshold: float | None = None
+) -> dict:
+    """The density-F1 threshold (or the given one) and s / f / F1 overall and per group there."""
+    if threshold is None:
+        best = best_density_threshold(truth, pred, area, MATCH_RADIUS_UM, density)
+        threshold = best["threshold"]
+    else:
+        best = {"threshold": threshold, **density_scores(truth, pred, area, MATCH_RADIUS_UM, threshold, density)}
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for k, g in groups.items():
+        by_group[g].append(k)
+    best["groups"] = {}
+    for g, keys in sorted(by_group.items()):
+        sc = density_scores(truth, pred, {k: area[k] for k in keys}, MATCH_RADIUS_UM, threshold, density)
+        best["groups"][g] = {
+            k: sc[k] for k in ("sensitivity", "fp_per_mm2", "f1_density", "tp", "fn", "fp", "area_mm2")
+        }
+    best.pop("curve", None)
+    return best
+
+
+def validate_detection(
+    model, items: Sequence[DetectionItem], model_mpp: float, interpolation: str, density: float, device="cpu"
+) -> dict:
+    """Detection validation of ``model``: the best density-F1 threshold and the scores there."""
+    truth, pred, area = detect_items(model, items, model_mpp, interpolation, device)
+    return density_report(truth, pred, area, {it.id: it.group for it in items}, density)
