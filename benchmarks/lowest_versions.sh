@@ -12,8 +12,8 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # the lower bounds of [project.dependencies] (torch's own CUDA libraries come with the PyPI wheel)
 "$VENV/bin/python" -m pip install -q "torch==2.3.1" "numpy==1.26.4" "scipy==1.11.4" "scikit-image==0.22.0" \
-    "tifffile==2024.1.30" "imagecodecs==2024.6.1" "pillow==10.0.1" "typer==0.12.0" "rich==13.0.0" \
-    "pydantic==2.5.0" "pyyaml==6.0.1" "matplotlib==3.8.0" "openslide-python==1.3.1" "openslide-bin==4.0.0.2" \
+    "tifffile==2024.1.30" "imagecodecs==2024.6.1" "pillow==10.1.0" "typer==0.16.0" "rich==13.0.0" \
+    "pydantic==2.5.0" "pyyaml==6.0.1" "matplotlib==3.8.0" "openslide-python==1.4.0" "openslide-bin==4.0.0.2" \
     "tiffslide==2.3.0" "onnx==1.15.0" "onnxruntime==1.17.0" "pytest>=8" "pytest-xdist>=3.5"
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 {

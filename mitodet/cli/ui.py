@@ -19,8 +19,31 @@ out_console = Console(soft_wrap=True)  # results (stdout)
 err_console = Console(stderr=True, soft_wrap=True)  # progress, notes, warnings, errors (stderr)
 
 
-def progress(transient: bool = False, disable: bool = False) -> Progress:
-    """A progress bar on stderr: description, bar, done/total, elapsed, remaining."""
+class _NoProgress:
+    """What :func:`progress` returns when nothing is shown: the Progress calls we use, doing nothing
+    (a disabled rich Progress still writes a newline on exit with some rich releases)."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        return None
+
+    def advance(self, *args, **kwargs) -> None:
+        return None
+
+
+def progress(transient: bool = False, disable: bool = False) -> Progress | _NoProgress:
+    """A progress bar on stderr (description, bar, done/total, elapsed, remaining); nothing when
+    ``disable`` or when stderr is not a terminal."""
+    if disable or not err_console.is_terminal:
+        return _NoProgress()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -29,7 +52,6 @@ def progress(transient: bool = False, disable: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=transient,
-        disable=disable or not err_console.is_terminal,
     )
 
 

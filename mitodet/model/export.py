@@ -11,6 +11,7 @@ and ``config``, so inference code can use it in place of the original.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import warnings
 from pathlib import Path
@@ -84,7 +85,9 @@ def export_onnx(model: ResNet, path: str | os.PathLike, opset: int = 17) -> Path
     example = torch.rand(1, 3, rf + 2 * net.stride, rf + 2 * net.stride)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        # The TorchScript-based exporter: the dynamo one needs onnxscript, not a dependency.
+        # The TorchScript-based exporter: the dynamo one needs onnxscript, not a dependency. Torch
+        # releases before 2.5 have only that exporter and no ``dynamo`` argument.
+        extra: dict[str, Any] = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
         torch.onnx.export(
             net,
             (example,),
@@ -96,6 +99,6 @@ def export_onnx(model: ResNet, path: str | os.PathLike, opset: int = 17) -> Path
                 "logits": {0: "batch", 2: "out_height", 3: "out_width"},
             },
             opset_version=opset,
-            dynamo=False,
+            **extra,
         )
     return Path(path)

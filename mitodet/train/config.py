@@ -21,7 +21,7 @@ from mitodet.model import list_models
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())  # allow "model_mpp"
 
 
 class ModelCfg(_Strict):
