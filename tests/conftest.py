@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# The real data: ../shared/data beside the checkout, or wherever MITODET_DATA points.
+SHARED = Path(os.environ.get("MITODET_DATA", ROOT.parent / "shared" / "data"))
 
 # Two xdist workers share 2 cores: one thread each keeps them from fighting.
 torch.set_num_threads(1)

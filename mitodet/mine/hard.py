@@ -180,7 +180,7 @@ def hard_negative_mining(
     for need in ("config.yaml", "split.json", "best.pt", "metrics.csv"):
         if not (base / need).is_file():
             raise MitodetError(base, f"not a finished training run (no {need})")
-    cfg0 = read_run_config(base)
+    cfg0 = override_config(read_run_config(base), list(overrides), str(base / "config.yaml"))  # e.g. device=cpu
     device = pick_device(cfg0.device)
     bf16 = cfg0.train.amp == "bf16"
     dense = cfg0.train.mode == "dense"

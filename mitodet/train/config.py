@@ -126,6 +126,7 @@ class DenseCfg(_Strict):
     ignore_radius_um: float = Field(7.5, gt=0)  # ... out to here ignored, negative beyond
     positive_windows: float = Field(0.5, ge=0, le=1)  # share of windows anchored on a mitosis
     unlabelled_weight: float = Field(1.0, ge=0)  # negative-cell weight in crops with only the centre labelled
+    hard_negative_fraction: float = Field(1.0, gt=0, le=1)  # share of the hardest negative cells in the loss
 
 
 class OptimCfg(_Strict):

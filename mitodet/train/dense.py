@@ -17,7 +17,8 @@ ignored: detection reflects the same border for context but never reports a cell
 Loss: ``0.5 * mean CE over positive cells + 0.5 * weighted mean CE over negative cells`` of the
 batch, i.e. the paper's class-balanced patch loss in expectation (each cell is a patch drawn
 from its class); negative cells of crops with only their centre labelled are weighted by
-``dense.unlabelled_weight``.
+``dense.unlabelled_weight``. ``dense.hard_negative_fraction`` < 1 keeps only the hardest share
+of the negative cells in the negative term (online hard-negative mining within the batch).
 """
 
 from __future__ import annotations
@@ -114,12 +115,24 @@ class DenseSampler(AnchorSampler):
         weights = torch.where(labels == 0, self.pool.neg_weight[img][:, None, None], (labels == 1).to(d.dtype))
         return labels, weights
 
-    @staticmethod
-    def loss(out: torch.Tensor, target) -> torch.Tensor:
+    def loss(self, out: torch.Tensor, target) -> torch.Tensor:
         """Class-balanced cross-entropy over the supervised cells (see the module docstring)."""
-        labels, weights = target
-        ce = F.cross_entropy(out, labels.clamp_min(0), reduction="none")
-        pos, neg = (labels == 1), (labels == 0)
-        wneg = weights * neg
+        return balanced_loss(out, target, self.cfg.dense.hard_negative_fraction)
+
+
+def balanced_loss(out: torch.Tensor, target, hard_fraction: float = 1.0) -> torch.Tensor:
+    """0.5 * mean CE of the positive cells + 0.5 * weighted mean CE of the negative cells; with
+    ``hard_fraction`` < 1 only that share of the negative cells with the highest (weighted) loss
+    counts (online hard-negative mining inside the batch)."""
+    labels, weights = target
+    ce = F.cross_entropy(out, labels.clamp_min(0), reduction="none")
+    pos, neg = (labels == 1), (labels == 0)
+    wneg = weights * neg
+    if hard_fraction < 1.0:
+        values = (ce * wneg).flatten()
+        k = max(1, int(hard_fraction * int(neg.sum())))
+        top = torch.topk(values, k)
+        neg_term = top.values.sum() / wneg.flatten()[top.indices].sum().clamp_min(1e-6)
+    else:
         neg_term = (ce * wneg).sum() / wneg.sum().clamp_min(1e-6)
-        return 0.5 * (ce * pos).sum() / pos.sum().clamp_min(1) + 0.5 * neg_term  # no device sync
+    return 0.5 * (ce * pos).sum() / pos.sum().clamp_min(1) + 0.5 * neg_term

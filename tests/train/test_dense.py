@@ -7,7 +7,7 @@ import torch
 
 from mitodet.model import create_model
 from mitodet.train.config import config_from_dict
-from mitodet.train.dense import IGNORE, DenseSampler, reflect_coord
+from mitodet.train.dense import IGNORE, DenseSampler, balanced_loss, reflect_coord
 from mitodet.train.patches import KINDS, PoolImage, build_pool
 from mitodet.train.run import train
 from tests.train.conftest import tiny_raw
@@ -92,7 +92,9 @@ def test_loss_is_class_balanced():
     )
     ce = torch.nn.functional.cross_entropy(out, labels.clamp_min(0), reduction="none")
     expected = 0.5 * ce[0, 0, 0] + 0.5 * (ce[0, 0, 1] + ce[0, 1, 0]) / 2
-    assert torch.isclose(DenseSampler.loss(out, (labels, weights)), expected)
+    assert torch.isclose(balanced_loss(out, (labels, weights)), expected)
+    hardest = 0.5 * ce[0, 0, 0] + 0.5 * torch.maximum(ce[0, 0, 1], ce[0, 1, 0])
+    assert torch.isclose(balanced_loss(out, (labels, weights), hard_fraction=0.5), hardest)
 
 
 def test_tiny_dense_training_runs_and_learns(small_crops, tmp_path):
