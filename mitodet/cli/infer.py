@@ -1,4 +1,4 @@
-"""``mitodet detect`` and ``mitodet calibrate``: dense detection and threshold calibration."""
+"""``mitodet detect``: dense detection on images, folders and whole slides."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mitodet.cli.ui import err_console, out_console, print_table, progress
-from mitodet.cli.ui import table as ui_table
+from mitodet.cli.ui import err_console, out_console, progress
 from mitodet.errors import MitodetError
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -94,48 +93,6 @@ def detect_cmd(
         raise typer.Exit(2)  # bad input, as for every other command
 
 
-def calibrate_cmd(
-    run: Path = typer.Argument(..., help="Training run folder (runs/NAME) with best.pt and its validation split."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Checkpoint to calibrate (default RUN/best.pt)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
-    limit: int = typer.Option(None, "--limit", help="Use only the first N validation images (quick checks)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Report the threshold without storing it."),
-) -> None:
-    """Find the threshold maximising pooled F1 on the run's validation split and store it in the checkpoint."""
-    from mitodet.train.calibrate import calibrate_run
-
-    with progress() as bar:
-        task = bar.add_task("calibrating", total=None)
-        result = calibrate_run(
-            run,
-            checkpoint,
-            device=device,
-            threads=threads,
-            limit=limit,
-            store=not dry_run,
-            on_image=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    table = ui_table(
-        f"calibration of {result['checkpoint']}",
-        ["images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"],
-        right={"images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"},
-    )
-    table.add_row(
-        str(result["n_images"]),
-        str(result["n_mitoses"]),
-        str(result["n_candidates"]),
-        f"{result['threshold']:.4f}",
-        f"{result['precision']:.4f}",
-        f"{result['recall']:.4f}",
-        f"{result['f1']:.4f}",
-    )
-    print_table(table)
-    if not dry_run:
-        out_console.print(f"stored threshold {result['threshold']:.4f} in {result['checkpoint']}")
-
-
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     app.command("detect")(detect_cmd)
-    app.command("calibrate")(calibrate_cmd)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mitodet.cli.ui import out_console, progress, setup_logging
+from mitodet.cli.ui import out_console, print_table, progress, setup_logging, table
 from mitodet.errors import MitodetError
 
 
@@ -67,6 +67,74 @@ def train_cmd(
     out_console.print(f"run {summary.run_dir}: {summary.epochs} epochs{stop}; {best}")
 
 
+def calibrate_cmd(
+    run: Path = typer.Argument(..., help="Training run folder (runs/NAME) with best.pt and its validation split."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Checkpoint to calibrate (default RUN/best.pt)."),
+    rule: str = typer.Option(
+        None,
+        "--rule",
+        help="pooled_f1 (the paper) or f1_density (F1 at the run's val.density "
+        "mitoses/mm²; the default for runs that validated by detection).",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    limit: int = typer.Option(None, "--limit", help="Use only the first N validation images (quick checks)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report the threshold without storing it."),
+) -> None:
+    """Choose the decision threshold on the run's validation side and store it in the checkpoint."""
+    from mitodet.train.calibrate import calibrate_run
+
+    setup_logging()
+    with progress() as bar:
+        task = bar.add_task("calibrating", total=None)
+        r = calibrate_run(
+            run,
+            checkpoint,
+            device=device,
+            threads=threads,
+            limit=limit,
+            store=not dry_run,
+            rule=rule,
+            on_image=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if r["rule"] == "f1_density":
+        cols = ["group", "mitoses", "sensitivity", "false det./mm²", "F1 at density"]
+        t = table(
+            f"calibration of {r['checkpoint']}: threshold {r['threshold']:.4f} "
+            f"(max F1 at {r['density']:g} mitoses/mm²)",
+            cols,
+            right=set(cols[1:]),
+        )
+        for g, v in [*r["groups"].items(), ("all", r)]:
+            t.add_row(
+                g,
+                str(v["tp"] + v["fn"]),
+                _num(v["sensitivity"]),
+                _num(v["fp_per_mm2"], "{:.1f}"),
+                _num(v["f1_density"]),
+            )
+    else:
+        cols = ["images", "mitoses", "candidates", "threshold", "precision", "recall", "F1"]
+        t = table(f"calibration of {r['checkpoint']} (max pooled F1)", cols, right=set(cols))
+        t.add_row(
+            str(r["n_images"]),
+            str(r["n_mitoses"]),
+            str(r["n_candidates"]),
+            f"{r['threshold']:.4f}",
+            f"{r['precision']:.4f}",
+            f"{r['recall']:.4f}",
+            f"{r['f1']:.4f}",
+        )
+    print_table(t)
+    if not dry_run:
+        out_console.print(f"stored threshold {r['threshold']:.4f} in {r['checkpoint']}")
+
+
+def _num(v: float, fmt: str = "{:.3f}") -> str:
+    return "n/a" if v != v else fmt.format(v)  # NaN: nothing to measure in that group
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train`` to the root app."""
+    """Add ``train`` and ``calibrate`` to the root app."""
     app.command("train")(train_cmd)
+    app.command("calibrate")(calibrate_cmd)

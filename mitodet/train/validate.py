@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +85,12 @@ def detection_items(val_images: Sequence, tissue: Sequence[str | os.PathLike] = 
 
 @torch.no_grad()
 def detect_items(
-    model, items: Sequence[DetectionItem], model_mpp: float, interpolation: str, device="cpu"
+    model,
+    items: Sequence[DetectionItem],
+    model_mpp: float,
+    interpolation: str,
+    device="cpu",
+    on_item: Callable[[int, int], None] | None = None,
 ) -> tuple[dict, dict, dict]:
     """Candidates of a (training) network on every item -> (truth, pred, area) keyed by item id,
     coordinates in µm so that images of different spacings pool."""
@@ -99,6 +104,8 @@ def detect_items(
         truth[it.id] = [(p.x * it.mpp, p.y * it.mpp) for p in it.points]
         pred[it.id] = [(d.x * it.mpp, d.y * it.mpp, d.probability) for d in cands]
         area[it.id] = it.area_mm2
+        if on_item is not None:
+            on_item(len(area), len(items))
     return truth, pred, area
 
 
