@@ -17,8 +17,11 @@ from tests.train.conftest import tiny_raw
 
 def test_density_rule_stores_threshold_and_groups(shared_data, small_crops, tmp_path):
     tile = need(shared_data / "tissue/monuseg/TCGA-49-4488-01Z-00-DX1.tif")
-    raw = tiny_raw(small_crops, train={"epochs": 1, "steps_per_epoch": 3},
-                   val={"negatives": 200, "detect": True, "select": "f1_density", "tissue": [str(tile)]})
+    raw = tiny_raw(
+        small_crops,
+        train={"epochs": 1, "steps_per_epoch": 3},
+        val={"negatives": 200, "detect": True, "select": "f1_density", "tissue": [str(tile)]},
+    )
     s = train(config_from_dict(raw), tmp_path / "run")
     _, meta = load_checkpoint(s.run_dir / "best.pt")
     assert meta["calibration"]["rule"].startswith("max F1 at 11.1") and 0 < meta["threshold"] <= 1
