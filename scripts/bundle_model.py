@@ -1,11 +1,12 @@
 """Copy a calibrated training checkpoint into mitodet/weights/ with its model-card metadata.
 
 Usage: python scripts/bundle_model.py RUN_DIR NAME
-  e.g. python scripts/bundle_model.py runs/gpu2/ca-rgb default-ca-rgb
+  e.g. python scripts/bundle_model.py runs/gpu/ca-rgb/round1 default-ca-rgb
 
-The run must have been calibrated (`mitodet calibrate RUN`). Absolute paths of
-the machine it was trained on are rewritten to the ../shared/data layout, and the
-data licences travel inside the weights (see mitodet/weights/MODEL_CARD.md).
+The run must have been calibrated (`mitodet calibrate RUN`, F1 at 11.1 mitoses/mm²). Stored with
+the weights: the run's validation side (crop ids and tissue tiles, so the model report can
+re-measure it), the CPU and GPU minutes of every run in its ``model.init`` chain, the data
+licences, and paths of the training machine rewritten to the ../shared/data layout.
 """
 
 from __future__ import annotations
@@ -15,20 +16,34 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from mitodet.model import load_checkpoint, save_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 LICENCES = {
     "midog21_crops": "MIDOG 2021 (CC BY-NC-ND 4.0) - research / non-commercial use",
+    "atnorm_md": "AtNorM-MD (MIT) of MIDOG++ (CC0)",
     "tissue/monuseg": "MoNuSeg 2018 / TCGA (research use, CC BY-NC-SA 4.0 per the challenge site)",
 }
 
 
 def _portable(value):
-    """Rewrite training-machine paths (…/.device/data/…, /work/…/shared/data/…) as ../shared/data/…."""
+    """Rewrite training-machine paths (…/.device/shared/data/…, /work/shared/data/…) as ../shared/data/…."""
     text = json.dumps(value)
-    for prefix in ("/work/main/.device/data/", "/work/shared/data/"):
+    for prefix in ("/work/main/.device/shared/data/", "/work/shared/data/"):
         text = text.replace(prefix, "../shared/data/")
     return json.loads(text)
+
+
+def chain(run: Path) -> list[Path]:
+    """The run and the runs its weights started from (config model.init), newest first."""
+    out = [run]
+    while True:
+        init = yaml.safe_load((out[-1] / "config.yaml").read_text())["model"].get("init")
+        if not init or not Path(init).is_file():
+            return out
+        out.append(Path(init).parent)
 
 
 def main() -> None:
@@ -36,20 +51,30 @@ def main() -> None:
         sys.exit(__doc__)
     run, name = Path(sys.argv[1]), sys.argv[2]
     model, meta = load_checkpoint(run / "best.pt")
-    if "threshold" not in meta:
-        sys.exit(f"{run}/best.pt: not calibrated; run `mitodet calibrate {run}` first")
+    calibration = json.loads((run / "calibration.json").read_text()) if (run / "calibration.json").is_file() else {}
+    if "threshold" not in meta or calibration.get("rule") != "f1_density":
+        sys.exit(f"{run}: not calibrated by F1 at density; run `mitodet calibrate {run}` first")
+    minutes = {"cpu": 0.0, "cuda": 0.0}
+    runs = chain(run)
+    for r in runs:
+        for k, v in load_checkpoint(r / "best.pt")[1].get("training_minutes", {}).items():
+            minutes[k] = minutes.get(k, 0.0) + v
+    split = json.loads((run / "split.json").read_text())
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
     meta = _portable(meta)
-    meta.pop("calibration", None)  # the full PR curve stays in the run folder
     meta.update(
         name=name,
         bundled=datetime.date.today().isoformat(),
         licences=LICENCES,
         card="mitodet/weights/MODEL_CARD.md",
-        trained_with="scripts/train_bundled.sh (H200), continued with mitodet train --set model.init=...",
+        training_minutes={k: round(v, 1) for k, v in minutes.items()},
+        training_chain=[str(r) for r in runs],
+        validation={"ids": split["val"], "tissue": [Path(p).name for p in cfg["val"]["tissue"]]},
     )
-    dst = Path(__file__).resolve().parents[1] / "mitodet" / "weights" / f"{name}.pt"
+    meta["calibration"] = _portable({k: v for k, v in calibration.items() if k not in ("checkpoint", "curve")})
+    dst = ROOT / "mitodet" / "weights" / f"{name}.pt"
     save_checkpoint(dst, model, **meta)
-    print(f"{dst}: {dst.stat().st_size / 1024:.0f} KiB, threshold {meta['threshold']:.4f}")
+    print(f"{dst}: {dst.stat().st_size / 1024:.0f} KiB, threshold {meta['threshold']:.4f}, minutes {minutes}")
 
 
 if __name__ == "__main__":

@@ -231,7 +231,11 @@ def train(
             if val_x is not None and val_x.shape[0]:
                 row.update(evaluate(net, val_x, val_y, rf, cfg.val.batch_size, bf16))
             detection = None
-            last = epoch + 1 == cfg.train.epochs
+            # the last epoch is always validated: the final one, or the one the time budget will end on
+            this = time.perf_counter() - t_epoch
+            last = epoch + 1 == cfg.train.epochs or (
+                budget is not None and time.perf_counter() - t_run + float(np.mean([*epoch_times, this])) > budget
+            )
             if items and ((epoch + 1) % cfg.val.every == 0 or last):
                 detection = validate_detection(
                     net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device
