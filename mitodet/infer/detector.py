@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -13,13 +14,79 @@ from mitodet.errors import MitodetError
 from mitodet.infer.dense import DEFAULT_TILE, ProbabilityMap, dense_map
 from mitodet.infer.onnx import OnnxModel
 from mitodet.infer.peaks import local_maxima
+from mitodet.io.image import check_mpp
 from mitodet.model import load_checkpoint
 from mitodet.model.export import fold as fold_model
 from mitodet.model.protocol import DenseNet
-from mitodet.resample import DEFAULT_INTERPOLATION, resample
+from mitodet.resample import DEFAULT_INTERPOLATION, FILTERS, check_resampled_size, resample
 from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide, um_to_px
 
 DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
+MIN_TILE, MAX_TILE = 128, 8192  # tile side (input px): at least a receptive field; at most ~1 GB per batch
+MAX_BATCH_SIZE = 256
+MAX_THREADS = 1024
+
+
+# -- settings checks: one-line errors naming the setting (the CLI validates its options with these) --
+def check_threshold(value, source: str = "--threshold") -> float | None:
+    """A decision threshold: a finite probability in [0, 1] (None: the calibrated one)."""
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise MitodetError(source, f"threshold {value!r} is not a number") from None
+    if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+        raise MitodetError(source, f"threshold {value!r} is not a probability (expected 0 <= t <= 1)")
+    return t
+
+
+def _int_in(value, lo: int, hi: int, source: str, what: str) -> int:
+    """``value`` as an int in [lo, hi]; one-line error otherwise (bools, fractions, NaN included)."""
+    try:
+        n = int(value)
+        whole = not isinstance(value, bool) and float(value) == n
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise MitodetError(source, f"{what} {value!r} is not a whole number")
+    if not lo <= n <= hi:
+        raise MitodetError(source, f"{what} {n} is out of range (expected {lo} <= n <= {hi})")
+    return n
+
+
+def check_tile(value, source: str = "--tile") -> int:
+    """Tile side in input pixels: MIN_TILE .. MAX_TILE."""
+    return _int_in(value, MIN_TILE, MAX_TILE, source, "tile side")
+
+
+def check_batch_size(value, source: str = "--batch-size") -> int:
+    """Tiles per forward pass: 1 .. MAX_BATCH_SIZE."""
+    return _int_in(value, 1, MAX_BATCH_SIZE, source, "batch size")
+
+
+def check_threads(value, source: str = "--threads") -> int | None:
+    """CPU threads for torch: 1 .. MAX_THREADS (None: torch's default)."""
+    return None if value is None else _int_in(value, 1, MAX_THREADS, source, "thread count")
+
+
+_DEVICE = re.compile(r"^(cpu|cuda|cuda:\d+|mps)$")
+
+
+def check_device(value, source: str = "--device") -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` (present on this machine) or ``mps``."""
+    name = str(value).strip().lower()
+    if not _DEVICE.match(name):
+        raise MitodetError(source, f"unknown device {value!r}; use cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MitodetError(source, f"{name}: CUDA is not available on this machine; use --device cpu")
+        index = int(name.split(":")[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise MitodetError(source, f"{name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MitodetError(source, "mps: Apple GPU support is not available on this machine; use --device cpu")
+    return name
 
 
 class Detector:
@@ -42,12 +109,18 @@ class Detector:
         name: str = "model",
         interpolation: str = DEFAULT_INTERPOLATION,
     ):
-        self.device = torch.device(device)
+        self.device = torch.device(check_device(device) if isinstance(device, str) else device)
         self.model = model.to(self.device).eval()
-        self.mpp = float(mpp)
-        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        model_mpp = check_mpp(mpp, "model spacing")
+        if model_mpp is None:
+            raise MitodetError("model spacing", "missing (give the model's µm/px)")
+        self.mpp: float = model_mpp
+        checked = check_threshold(threshold, "threshold")
+        self.threshold = DEFAULT_THRESHOLD if checked is None else checked
         self.calibrated = threshold is not None
-        self.tile, self.batch_size = tile, batch_size
+        self.tile, self.batch_size = check_tile(tile, "tile"), check_batch_size(batch_size, "batch size")
+        if interpolation not in FILTERS:
+            raise MitodetError("interpolation", f"unknown interpolation {interpolation!r}; use {', '.join(FILTERS)}")
         self.min_distance_um, self.floor = min_distance_um, floor
         self.name = name
         self.interpolation = interpolation
@@ -72,14 +145,18 @@ class Detector:
         ``backend="onnx"`` runs the exported network with ONNX Runtime (CPU only).
         """
         if backend not in ("torch", "onnx"):
-            raise MitodetError(backend, "unknown backend; use torch or onnx")
+            raise MitodetError("--backend", f"unknown backend {backend!r}; use torch or onnx")
+        device = check_device(device)
+        threads = check_threads(threads)
         if backend == "onnx" and device != "cpu":
             raise MitodetError(device, "the onnx backend runs on the CPU; use --backend torch for CUDA")
+        if "tile" in kwargs:
+            check_tile(kwargs["tile"])
+        if "batch_size" in kwargs:
+            check_batch_size(kwargs["batch_size"])
         if threads:
-            torch.set_num_threads(int(threads))
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise MitodetError(device, "CUDA is not available on this machine; use --device cpu")
-        net, meta = load_checkpoint(path)
+            torch.set_num_threads(threads)
+        net, meta = load_checkpoint(path)  # meta["mpp"], meta["threshold"], ... are checked there
         if fold:
             net = fold_model(net)
         model: DenseNet = OnnxModel(net, threads) if backend == "onnx" else net
@@ -97,6 +174,7 @@ class Detector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
         src = image
+        check_resampled_size(image.shape, mpp or self.mpp, self.mpp)  # a wrong spacing must not exhaust memory
         image, sx, sy = resample(image, mpp or self.mpp, self.mpp, self.interpolation)
         H, W = image.shape[:2]
         p = self.pad
@@ -153,7 +231,8 @@ class Detector:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[Detection]:
         """Candidates labelled "mitotic figure" at probability >= ``threshold`` (None: calibrated)."""
-        t = self.threshold if threshold is None else float(threshold)
+        checked = check_threshold(threshold)
+        t = self.threshold if checked is None else checked
         return [
             Detection(d.x, d.y, d.probability, decide(d.probability, t))
             for d in self.candidates(image, mpp, min(self.floor, t), progress)
