@@ -2,7 +2,7 @@
 
 Every callback raises :class:`~mitodet.errors.MitodetError` naming the option, so ``mitodet``
 prints ``error: --tile: ...`` and exits 2 before any work starts. The checks themselves live
-in the library where the values are used (:mod:`mitodet.infer.detector` for detection settings,
+in the library (:mod:`mitodet.settings` for detection settings,
 :mod:`mitodet.io.image` for pixel spacings, :mod:`mitodet.io.files` for output paths); these
 wrappers only attach them to options::
 
@@ -130,35 +130,35 @@ def mpp(param: typer.CallbackParam, value: Any) -> Any:
 
 def threshold(param: typer.CallbackParam, value: Any) -> Any:
     """A decision threshold: a probability in [0, 1]."""
-    from mitodet.infer.detector import check_threshold
+    from mitodet.settings import check_threshold
 
     return check_threshold(value, _name(param))
 
 
 def tile(param: typer.CallbackParam, value: Any) -> Any:
     """A dense-inference tile side (see :data:`mitodet.infer.detector.MIN_TILE`)."""
-    from mitodet.infer.detector import check_tile
+    from mitodet.settings import check_tile
 
     return None if value is None else check_tile(value, _name(param))
 
 
 def batch_size(param: typer.CallbackParam, value: Any) -> Any:
     """Tiles per forward pass."""
-    from mitodet.infer.detector import check_batch_size
+    from mitodet.settings import check_batch_size
 
     return None if value is None else check_batch_size(value, _name(param))
 
 
 def threads(param: typer.CallbackParam, value: Any) -> Any:
     """CPU threads for torch (unset: torch's default)."""
-    from mitodet.infer.detector import check_threads
+    from mitodet.settings import check_threads
 
     return check_threads(value, _name(param))
 
 
 def device(param: typer.CallbackParam, value: Any) -> Any:
     """cpu, cuda, cuda:N (present here) or mps."""
-    from mitodet.infer.detector import check_device
+    from mitodet.settings import check_device
 
     return None if value is None else check_device(value, _name(param))
 

@@ -80,5 +80,8 @@ def check_output_file(path: str | os.PathLike, source: str | None = None) -> Pat
         raise MitodetError(where, "is a folder; give a file name")
     if path.name in ("", ".", ".."):
         raise MitodetError(where, "is not a file name")
-    check_output_dir(path.parent, source)
+    try:
+        check_output_dir(path.parent)
+    except MitodetError as err:  # name the file the user gave, not only its folder
+        raise MitodetError(where, err.problem) from None
     return path
