@@ -107,12 +107,12 @@ def check_stored_mpp(mpp: float | None, source: str | os.PathLike) -> float | No
 def check_image_size(width: int, height: int, source: str | os.PathLike) -> None:
     """Refuse an image too large to decode whole (see :data:`MAX_IMAGE_PIXELS`)."""
     if width * height > MAX_IMAGE_PIXELS:
-        raise MitodetError(source, _too_large(f"{width}x{height} px ({width * height / 1e6:.4g} Mpx)"))
+        raise MitodetError(source, _too_large(f"{width}x{height} px ({width * height / 1e6:.6g} Mpx)"))
 
 
 def _too_large(size: str) -> str:
     return (
-        f"image of {size} is too large to read whole (limit {MAX_IMAGE_PIXELS / 1e6:.4g} Mpx = 12000x12000 px); "
+        f"image of {size} is too large to read whole (limit {MAX_IMAGE_PIXELS / 1e6:.6g} Mpx = 12000x12000 px); "
         "save it as a tiled pyramidal TIFF or a slide format, which are read region by region"
     )
 
@@ -127,7 +127,7 @@ def _open_pillow(path: Path):
             im = Image.open(path)
         except Image.DecompressionBombError as err:
             m = re.search(r"\((\d+) pixels\)", str(err))
-            raise MitodetError(path, _too_large(f"{int(m.group(1)) / 1e6:.0f} Mpx" if m else "this size")) from None
+            raise MitodetError(path, _too_large(f"{int(m.group(1)) / 1e6:.6g} Mpx" if m else "this size")) from None
         with im:
             yield im
 

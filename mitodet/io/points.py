@@ -90,6 +90,8 @@ def write_points_csv(
 
 
 def _number(text: str, source, where: str) -> float:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        raise MitodetError(source, f"{where}a number is missing")
     try:
         value = float(text)
     except (TypeError, ValueError):

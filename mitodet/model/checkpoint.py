@@ -31,14 +31,22 @@ def safe_load(path: str | os.PathLike, what: str = "checkpoint", map_location="c
     (a pickled object: possibly code) or a damaged file is a one-line MitodetError naming it."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refused an object: never unpickle it
-        raise MitodetError(
-            path, f"refused: not a {what} of tensors and plain values (it holds Python objects, which could run code)"
-        ) from None
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():  # weights_only refused an object: never unpickle it
+            raise MitodetError(
+                path,
+                f"refused: not a {what} of tensors and plain values (it holds Python objects, which could run code)",
+            ) from None
+        raise MitodetError(path, f"not a {what} (not a torch file: {_first_line(err)})") from None
     except Exception as err:  # torch raises many types for a damaged file
-        lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
-        why = lines[0] if lines else "unreadable"
-        raise MitodetError(path, f"not a readable {what} ({type(err).__name__}: {why})") from None
+        raise MitodetError(
+            path, f"not a readable {what} (damaged or truncated? {type(err).__name__}: {_first_line(err)})"
+        ) from None
+
+
+def _first_line(err: Exception) -> str:
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()  # torch colours its text
+    return lines[0] if lines else "unreadable"
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta) -> Path:

@@ -185,7 +185,8 @@ def icpr(shared_data, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("icpr")
     images = need(shared_data / "icpr2012_patches" / "images")
     files = sorted(images.glob("*.jpg"))
-    detectors = load_detectors([WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"])
+    pair = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]
+    detectors = load_detectors(pair, backend="onnx")  # ONNX Runtime: ~2x faster on the CPU, same maps
     assert run_inputs(detectors, files, root / "det", mpp=ICPR_MPP) == 0
     rows = list(csv.DictReader(open(need(shared_data / "icpr2012_patches" / "mitoses.csv"), newline="")))
     by = {f.name: [(float(r["cx"]), float(r["cy"])) for r in rows if r["patch"] == f.name and r["cx"]] for f in files}
