@@ -63,11 +63,14 @@ def residual_cmd(
     ),
 ) -> None:
     """Mine negatives where the stain residual is high (pigment, ink, non-H&E absorbers) and write a point table."""
+    from mitodet.io.atomic import remove_stale_temps
     from mitodet.io.image import expand_images
     from mitodet.io.points import read_mitoses_for
     from mitodet.mine.residual import ResidualParams, mine_files
 
     files = expand_images(images)
+    for folder in {out.parent, *([sheet.parent] if sheet is not None else [])}:
+        remove_stale_temps(folder)  # hidden temporary files of a killed earlier run
     exclude = read_mitoses_for(labels, files) if labels is not None else {}
     if labels is not None and not exclude:
         err_console.print(
@@ -139,11 +142,13 @@ def hard_cmd(
 ) -> None:
     """Hard-negative mining: score every training negative, keep the hardest, retrain; repeat while val F1 rises."""
     from mitodet.cli.train import train_progress
+    from mitodet.io.atomic import remove_stale_temps
     from mitodet.mine.hard import hard_negative_mining
     from mitodet.model import load_checkpoint
 
     if (run / "best.pt").is_file():
         load_checkpoint(run / "best.pt")  # checked (weights only, no code) before the data loads
+        remove_stale_temps(run)  # hidden temporary files of a killed earlier run
 
     with train_progress(quiet) as (on_step, _on_image):
         result = hard_negative_mining(
