@@ -2160,10 +2160,12 @@ def _summary(r: Result) -> str:
     """The lines that say something: warnings first, then output without table rules; of a
     table, its title and its 'overall' row (cells joined by '|')."""
     warn = [line for line in r.err_lines if line.startswith("warning:")]
-    text = [line for line in r.out_lines if not set(line) <= BOX]
-    overall = [line for line in text if "overall" in line]
-    if overall:
-        text = [text[0], " | ".join(c.strip() for c in re.split("[│┃]", overall[0]) if c.strip())]
+    text = [line for line in r.out_lines if not set(line) <= BOX and not line.lstrip().startswith("┃")]
+    rows = [i for i, line in enumerate(text) if line.lstrip().startswith("│")]
+    if rows:  # a table: its title and its 'overall' row (else its first row), cells joined by '|'
+        pick = next((i for i in rows if "overall" in text[i]), rows[0])
+        cells = " | ".join(c.strip() for c in text[pick].split("│") if c.strip())
+        text = [line for i, line in enumerate(text) if i not in rows and i < pick][:1] + [cells]
     return " ⏎ ".join((warn + text)[:2]) or " ⏎ ".join(r.err_lines[:1])
 
 
@@ -2232,7 +2234,9 @@ def write_markdown(outcomes: list[Outcome], seconds: float, jobs: int) -> str:
         "",
         f"**{n} cases: {passed} pass, {n - passed} fail** "
         f"({len(failed_b)} of part B, {len(failed_a)} others). "
-        f"Measured in {seconds / 60:.1f} min with {jobs} at a time, {time.strftime('%Y-%m-%d')}.",
+        f"Measured in {seconds / 60:.1f} min with {jobs} at a time on {os.cpu_count()} CPU cores "
+        f"(load average {os.getloadavg()[0]:.1f} at the end: other work shared the machine), "
+        f"{time.strftime('%Y-%m-%d')}.",
         "",
         "| # | item | part | case | command | what the user sees | result |",
         "| --- | --- | --- | --- | --- | --- | --- |",
