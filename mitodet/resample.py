@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from mitodet.errors import MitodetError
+
 RESAMPLE_TOLERANCE = 0.02  # spacings within 2 % of the target are used as they are
 FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -22,6 +24,29 @@ FILTERS = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 DEFAULT_INTERPOLATION = "bilinear"
+# An image resampled in memory may hold at most this many pixels (432 MB as RGB): a wrong spacing
+# (e.g. 20 µm/px given for a 0.25 µm/px image) must end in one line, not in a MemoryError.
+MAX_RESAMPLED_PIXELS = 12_000 * 12_000
+
+
+def resampled_size(height: int, width: int, mpp: float, target_mpp: float) -> tuple[int, int]:
+    """(height, width) of an image of ``height x width`` px at ``mpp`` once resampled to ``target_mpp``."""
+    if not needs_resampling(mpp, target_mpp):
+        return height, width
+    f = mpp / target_mpp
+    return max(1, round(height * f)), max(1, round(width * f))
+
+
+def check_resampled_size(shape, mpp: float, target_mpp: float, source=None) -> None:
+    """Refuse a resampling whose result would exceed :data:`MAX_RESAMPLED_PIXELS` (one line)."""
+    H, W = int(shape[0]), int(shape[1])
+    h, w = resampled_size(H, W, mpp, target_mpp)
+    if h * w > MAX_RESAMPLED_PIXELS:
+        raise MitodetError(
+            source,
+            f"a {W}x{H} px image at {mpp:g} µm/px becomes {w}x{h} px at the model's {target_mpp:g} µm/px "
+            f"(x{mpp / target_mpp:.3g}; limit {MAX_RESAMPLED_PIXELS / 1e6:.0f} Mpx): check the pixel spacing (--mpp)",
+        )
 
 
 def needs_resampling(mpp: float, target_mpp: float) -> bool:
@@ -37,7 +62,7 @@ def resample(
     if not needs_resampling(mpp, target_mpp):
         return image, 1.0, 1.0
     H, W = image.shape[:2]
-    h, w = max(1, round(H * mpp / target_mpp)), max(1, round(W * mpp / target_mpp))
+    h, w = resampled_size(H, W, mpp, target_mpp)
     out = np.asarray(Image.fromarray(image).resize((w, h), FILTERS[interpolation]))
     return out, W / w, H / h
 

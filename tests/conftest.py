@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,40 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data file {path} is absent")
     return path
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``mitodet ARGS`` run in this process as the console entry point runs it (one-line errors,
+    exit codes, quieted third parties), at 80 columns -> (exit code, stdout, stderr)."""
+    from mitodet.cli.main import run
+
+    monkeypatch.setenv("COLUMNS", "80")
+
+    def call(*args) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with warnings.catch_warnings():  # run() sets the warning filters of a CLI process
+            try:
+                run([str(a) for a in args])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call
+
+
+def one_error_line(code: int, err: str, *words: str) -> str:
+    """Assert the CLI's answer to bad input: exit 2 and exactly one ``error:`` line (besides notes
+    and detect's "N of M input(s) failed") containing ``words``; returns that line."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    others = [
+        line for line in lines if not line.startswith(("error: ", "note: ")) and not line.endswith("input(s) failed")
+    ]
+    assert code == 2, err
+    assert len(errors) == 1 and not others, err
+    for w in words:
+        assert w in errors[0], errors[0]
+    return errors[0]

@@ -88,9 +88,9 @@ def test_no_cycle_between_stages():
 def test_the_ground_floor_imports_nothing_of_the_package_but_errors():
     g = import_graph()
     assert g["mitodet.schema"] <= {"mitodet.errors"} and g["mitodet.reflect"] == set()
-    assert not any(
-        d.startswith("mitodet.cli") for m, deps in g.items() if not m.startswith("mitodet.cli") for d in deps
-    )
+    # only the CLI (and ``python -m mitodet``, its entry point) may import the CLI
+    above = ("mitodet.cli", "mitodet.__main__")
+    assert not any(d.startswith("mitodet.cli") for m, deps in g.items() if not m.startswith(above) for d in deps)
 
 
 def test_the_checker_finds_a_cycle():

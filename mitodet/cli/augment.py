@@ -6,29 +6,34 @@ from pathlib import Path
 
 import typer
 
+from mitodet.cli import options
 from mitodet.cli.ui import out_console
 
-augment_app = typer.Typer(help="Augmentation protocol of the paper (CA-RGB / CA-OD).", no_args_is_help=True)
+augment_app = options.group("Augmentation protocol of the paper (CA-RGB / CA-OD).")
 
 
 @augment_app.command("preview")
 def preview(
-    config: Path = typer.Option(
-        Path("configs/default-ca-rgb.yaml"), help="training config (its augment section and labelled data)"
+    config: str = typer.Option(
+        "default-ca-rgb",
+        help="training config: a YAML file or a bundled config name (its augment section and labelled data)",
     ),
     protocol: str = typer.Option("both", help="ca-rgb, ca-od or both"),
-    out: Path = typer.Option(Path("augment_preview.png"), help="PNG to write"),
-    n: int = typer.Option(8, help="number of real patches (rows)"),
-    n_aug: int = typer.Option(7, help="augmented versions per patch and protocol"),
+    out: Path = typer.Option(Path("augment_preview.png"), help="PNG to write", callback=options.out_file),
+    n: int = typer.Option(8, help="number of real patches (rows), 1-64", callback=options.number(1, 64, integer=True)),
+    n_aug: int = typer.Option(
+        7, help="augmented versions per patch and protocol, 1-32", callback=options.number(1, 32, integer=True)
+    ),
     negatives: bool = typer.Option(False, help="show negative patches instead of mitoses"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="random seed (>= 0)", callback=options.count),
     set_: list[str] = typer.Option([], "--set", help="override a config setting, e.g. augment.rgb.scale=0.2"),
 ) -> None:
     """Write a PNG grid: each row a real patch (first column) and its augmentations per protocol."""
     from mitodet.augment.preview import write_png
+    from mitodet.resources import config_path
     from mitodet.train.preview import augment_preview
 
-    img, facts = augment_preview(config, protocol, n, n_aug, negatives, seed, set_)
+    img, facts = augment_preview(config_path(config), protocol, n, n_aug, negatives, seed, set_)
     write_png(out, img)
     out_console.print(
         f"wrote {out}: {facts['patches']} patches x (1 + {n_aug}) x {', '.join(facts['protocols'])}"

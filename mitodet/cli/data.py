@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, print_table
+from mitodet.cli.ui import table as ui_table
 
-data_app = typer.Typer(
-    help="Inspect annotation files, crop sets and images; write train/validation splits.", no_args_is_help=True
-)
+data_app = options.group("Inspect annotation files, crop sets and images; write train/validation splits.")
 
 
 def _keys(by: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -29,10 +29,8 @@ def _check_keys(ds, keys) -> None:
 
 
 def _count_table(title: str, key: str, rows, extra: dict | None = None) -> Table:
-    table = Table(title=title)
-    table.add_column(key)
-    for col in ("images", "labelled", "mitotic figures", "imposters"):
-        table.add_column(col, justify="right")
+    counts = ("images", "labelled", "mitotic figures", "imposters")
+    table = ui_table(title, [key, *counts], right=set(counts))
     for r in rows:
         style = "bold" if r.domain == "total" else None
         table.add_row(r.domain, str(r.images), str(r.labelled), str(r.mitoses), str(r.imposters), style=style)
@@ -68,9 +66,13 @@ def stats(
 @data_app.command("split")
 def split(
     path: Path = typer.Argument(..., help="Annotation file or data folder (as for `mitodet data stats`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Split JSON to write."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of image groups for validation."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (the split is deterministic for a seed)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Split JSON to write.", callback=options.out_file),
+    val_fraction: float = typer.Option(
+        0.2, "--val-fraction", help="Share of image groups for validation (0 < f < 1).", callback=options.fraction
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed >= 0 (the split is deterministic for a seed).", callback=options.count
+    ),
     by: str = typer.Option(
         None, "--by", help="Domain key(s) to stratify by, comma-separated (default: the source's natural domain)."
     ),
@@ -87,9 +89,12 @@ def split(
     train, val = split_dataset(ds, val_fraction=val_fraction, seed=seed, stratify=keys)
     tr = {r.domain: r for r in domain_counts(ds, keys[0], train)}
     va = {r.domain: r for r in domain_counts(ds, keys[0], val)}
-    table = Table(title=f"{ds.name} split (seed {seed}, stratified by {', '.join(keys)} and mitosis count)")
-    for col in (keys[0], "train images", "val images", "train MF", "val MF", "val MF %"):
-        table.add_column(col, justify="left" if col == keys[0] else "right")
+    counts = ("train images", "val images", "train MF", "val MF", "val MF %")
+    table = ui_table(
+        f"{ds.name} split (seed {seed}, stratified by {', '.join(keys)} and mitosis count)",
+        [keys[0], *counts],
+        right=set(counts),
+    )
     names = [k for k in sorted(set(tr) | set(va)) if k != "total"] + ["total"]
     for name in names:
         t, v = tr.get(name), va.get(name)
@@ -123,8 +128,12 @@ def split(
 @data_app.command("image")
 def image(
     path: Path = typer.Argument(..., help="Image or whole-slide file (TIFF, SVS, NDPI, PNG, JPEG)."),
-    mpp: float = typer.Option(None, "--mpp", help="Pixel spacing in µm/px (required when the file stores none)."),
-    target_mpp: float = typer.Option(0.25, "--target-mpp", help="Spacing the pipeline reads at."),
+    mpp: float = typer.Option(
+        None, "--mpp", help="Pixel spacing in µm/px (required when the file stores none).", callback=options.mpp
+    ),
+    target_mpp: float = typer.Option(
+        0.25, "--target-mpp", help="Spacing the pipeline reads at (µm/px).", callback=options.mpp
+    ),
 ) -> None:
     """Show an image's size, pixel spacing and pyramid levels, and how it is read at the target spacing."""
     import warnings
@@ -132,9 +141,8 @@ def image(
     from mitodet.io.slide import open_slide
 
     with open_slide(path, mpp=mpp) as slide:
-        table = Table(title=f"{path.name} ({slide.backend})")
-        for col in ("level", "width", "height", "downsample", "µm/px"):
-            table.add_column(col, justify="right")
+        cols = ("level", "width", "height", "downsample", "µm/px")
+        table = ui_table(f"{path.name} ({slide.backend})", cols, right=set(cols))
         for i, ((w, h), ds) in enumerate(zip(slide.level_dimensions, slide.level_downsamples, strict=False)):
             table.add_row(str(i), str(w), str(h), f"{ds:.3f}", f"{slide.mpp * ds:.4f}")
         print_table(table)

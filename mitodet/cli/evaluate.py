@@ -6,35 +6,55 @@ import math
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
+from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, print_table
 from mitodet.cli.ui import table as ui_table
 
 
 def evaluate_cmd(
-    truth: Path = typer.Option(..., "--truth", "-t", help="MIDOG ground-truth JSON (2021/2022 or 2025 format)."),
+    truth: Path = typer.Option(
+        ...,
+        "--truth",
+        "-t",
+        help="MIDOG ground-truth JSON (2021/2022 or 2025 format, mm); or QuPath GeoJSON / CSV point files: "
+        "a folder of <image>.geojson or <image>.csv, one CSV table with an image column, or one file "
+        "for one image (pixels: give --mpp).",
+    ),
     pred: Path = typer.Option(
         ...,
         "--pred",
         "-p",
-        help="predictions.json (grand-challenge), a folder of "
-        "<image>.mitotic-figures.json files, or one mitotic-figures.json.",
+        help="predictions.json (grand-challenge), a folder of <image>.mitotic-figures.json "
+        "(or <image>.geojson / <image>.csv, as detect writes them), or one such file.",
     ),
-    out: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Folder for metrics.json and pr_froc.png."),
+    out: Path = typer.Option(
+        Path("evaluation"), "--out", "-o", help="Folder for metrics.json and pr_froc.png.", callback=options.out_dir
+    ),
+    mpp: float = typer.Option(
+        None,
+        "--mpp",
+        help="Pixel spacing (µm/px) of the images, to convert point files in pixels (GeoJSON, CSV x,y) to mm.",
+        callback=options.mpp,
+    ),
     strict: bool = typer.Option(
         False,
-        "--strict",
+        "--strict/--no-strict",
         help="Apply the 2025 input checks (reject pixel coordinates, require name/probability) instead of warning.",
     ),
 ) -> None:
     """Score predictions exactly as the official MIDOG evaluator: pooled and per-domain precision,
     recall, F1 (7.5 µm radius, only "mitotic figure" points), AP and FROC; writes JSON and a PR/FROC plot."""
     from mitodet.evaluate.midog import evaluate, write_evaluation
+    from mitodet.io.atomic import remove_stale_temps
 
-    result = evaluate(truth, pred, strict=strict)
+    result = evaluate(truth, pred, strict=strict, mpp=mpp)
+    for w in result["warnings"]:
+        err_console.print(f"[yellow]warning[/]: {escape(w)}", highlight=False)
     for r in result["results"]:
         for w in r["warnings"]:
-            err_console.print(f"[yellow]warning[/]: {r['image']}: {w}", highlight=False)
+            err_console.print(f"[yellow]warning[/]: {escape(r['image'])}: {escape(w)}", highlight=False)
     agg = result["aggregates"]
     cols = ["group", "TP", "FP", "FN", "precision", "recall", "F1", "AP", "FROC-AUC"]
     table = ui_table(f"MIDOG evaluation ({len(result['results'])} images)", cols, right=set(cols[1:]))
@@ -54,6 +74,7 @@ def evaluate_cmd(
             "n/a" if math.isnan(froc) else f"{froc:.3f}",
         )
     print_table(table)
+    remove_stale_temps(out)  # hidden temporary files of a killed earlier run
     metrics, plot = write_evaluation(result, out)
     out_console.print(f"wrote {metrics} and {plot}")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, progress
 from mitodet.errors import MitodetError
 
@@ -15,7 +16,9 @@ DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]
 
 def detect_cmd(
     inputs: list[Path] = typer.Argument(
-        None, help="Images (TIFF/PNG/JPEG), folders of them, or whole slides (SVS/NDPI/pyramidal TIFF)."
+        None,
+        help="Images (TIFF/PNG/JPEG), folders of them, or whole slides (SVS/NDPI/pyramidal TIFF).",
+        callback=options.inputs,
     ),
     out: Path = typer.Option(Path("detections"), "--out", "-o", help="Output folder."),
     model: list[Path] = typer.Option(
@@ -24,18 +27,31 @@ def detect_cmd(
         "-m",
         help="Checkpoint; give two for the agreement ensemble (default: the bundled CA-RGB + CA-OD weights).",
     ),
-    mpp: float = typer.Option(None, "--mpp", help="Pixel spacing (µm/px) of the inputs; overrides the stored one."),
-    threshold: float = typer.Option(None, "--threshold", help="Decision threshold (default: the calibrated one)."),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png with detections circled."),
-    force: bool = typer.Option(False, "--force", help="Redo inputs whose outputs already exist."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
+    mpp: float = typer.Option(
+        None,
+        "--mpp",
+        help="Pixel spacing (µm/px) of the inputs, 0.05-20; overrides the stored one.",
+        callback=options.mpp,
+    ),
+    threshold: float = typer.Option(
+        None, "--threshold", help="Decision threshold, 0-1 (default: the calibrated one).", callback=options.threshold
+    ),
+    overlay: bool = typer.Option(
+        False, "--overlay/--no-overlay", help="Also write <name>.overlay.png with detections circled."
+    ),
+    force: bool = typer.Option(False, "--force/--no-force", help="Redo inputs whose outputs already exist."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.", callback=options.device),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch (>= 1).", callback=options.threads),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, CPU, faster)."),
-    tile: int = typer.Option(1024, "--tile", help="Tile side in pixels (bounds memory)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass."),
+    tile: int = typer.Option(
+        1024, "--tile", help="Tile side in pixels, 128-8192 (bounds memory).", callback=options.tile
+    ),
+    batch_size: int = typer.Option(
+        4, "--batch-size", help="Tiles per forward pass, 1-256.", callback=options.batch_size
+    ),
     grand_challenge: bool = typer.Option(
         False,
-        "--grand-challenge",
+        "--grand-challenge/--no-grand-challenge",
         help="Container mode: read <gc-input>/images/**/*.tif[f], write <gc-output>/mitotic-figures.json.",
     ),
     gc_input: Path = typer.Option(Path("/input"), "--gc-input", help="Grand-challenge input folder."),

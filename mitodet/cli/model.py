@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 import yaml
-from rich.table import Table
 
+from mitodet.cli import options
 from mitodet.cli.ui import out_console as console
 from mitodet.cli.ui import print_table
+from mitodet.cli.ui import table as ui_table
 from mitodet.errors import MitodetError
 
-model_app = typer.Typer(help="The P4 rotation-invariant ResNet: configurations, summary, export.", no_args_is_help=True)
+model_app = options.group("The P4 rotation-invariant ResNet: configurations, summary, export.")
 
 
 def _parse_overrides(items: list[str] | None) -> dict:
@@ -21,7 +22,10 @@ def _parse_overrides(items: list[str] | None) -> dict:
         if "=" not in item:
             raise MitodetError("--set", f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise MitodetError("--set", f"{item!r}: not a valid value ({str(err).splitlines()[0]})") from None
     return out
 
 
@@ -31,9 +35,11 @@ def list_cmd() -> None:
     from mitodet.model import create_model, list_models
     from mitodet.model.registry import model_spec
 
-    table = Table(title="registered models")
-    for col in ("name", "params", "conv layers", "rf", "stride", "description"):
-        table.add_column(col, justify="right" if col in ("params", "conv layers", "rf", "stride") else "left")
+    table = ui_table(
+        "registered models",
+        ["name", "params", "conv layers", "rf", "stride", "description"],
+        right={"params", "conv layers", "rf", "stride"},
+    )
     for name in list_models():
         m = create_model(name)
         table.add_row(
@@ -57,7 +63,7 @@ def summary_cmd(
     from mitodet.model.summary import summarize
 
     s = summarize(model_from(name, **_parse_overrides(set_)))
-    table = Table(title=f"model {s['name']} ({s['class']})", show_header=False)
+    table = ui_table(f"model {s['name']} ({s['class']})", ["", ""], show_header=False)
     rows = [
         ("parameters", f"{s['params']:,}"),
         ("convolution layers", str(s["conv_layers"])),
@@ -76,7 +82,7 @@ def summary_cmd(
 @model_app.command("export")
 def export_cmd(
     name: str = typer.Argument(..., help="checkpoint file (or a configuration name: random weights)"),
-    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write"),
+    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write", callback=options.out_file),
     set_: list[str] = typer.Option(None, "--set", help="override KEY=VALUE for a configuration name"),
 ) -> None:
     """Fold P4 filters and batch norm into plain convolutions, write ONNX and check it."""
@@ -95,7 +101,11 @@ def export_cmd(
 def check_cmd(
     name: str = typer.Argument(..., help="checkpoint file or configuration name (random weights)"),
     image: Path = typer.Option(..., "--image", help="an RGB image (PNG/JPEG/TIFF) to check on"),
-    size: int = typer.Option(256, help="crop the image to at most SIZE x SIZE (top-left)"),
+    size: int = typer.Option(
+        256,
+        help="crop the image to at most SIZE x SIZE (top-left), 16-4096",
+        callback=options.number(16, 4096, integer=True),
+    ),
 ) -> None:
     """Check on a real image: 90° rotations rotate the output map, dense == patch-wise, folded == original."""
     import numpy as np
@@ -115,11 +125,11 @@ def check_cmd(
     rows, scale = run_checks(model, x)
     h, w = x.shape[-2:]
     cells = model.output_size(h), model.output_size(w)
-    table = Table(title=f"{name} on {image.name} ({h}x{w} -> {cells[0]}x{cells[1]} cells; max |logit| {scale:.3g})")
-    table.add_column("check")
-    table.add_column("max |difference|", justify="right")
-    table.add_column("relative", justify="right")
-    table.add_column("result")
+    table = ui_table(
+        f"{name} on {image.name} ({h}x{w} -> {cells[0]}x{cells[1]} cells; max |logit| {scale:.3g})",
+        ["check", "max |difference|", "relative", "result"],
+        right={"max |difference|", "relative"},
+    )
     for label, d, rel, ok in rows:
         table.add_row(label, f"{d:.2e}", f"{rel:.1e}", "ok" if ok else "FAILED")
     print_table(table)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mitodet.cli.ui import out_console, print_table, progress, setup_logging, table
+from mitodet.cli import options
+from mitodet.cli.ui import err_console, out_console, print_table, progress, setup_logging, table
 from mitodet.errors import MitodetError
 
 
@@ -33,27 +34,38 @@ def train_progress(quiet: bool):
 
 
 def train_cmd(
-    config: Path = typer.Argument(None, help="YAML config (see configs/); paths in it are relative to the cwd"),
+    config: str = typer.Argument(
+        None,
+        help="YAML config file, or the name of a bundled config (default-ca-rgb, default-ca-od, dense-ca-rgb, ...; "
+        "see configs/); paths inside it are relative to the cwd",
+    ),
     set_: list[str] = typer.Option(
         [], "--set", help="override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2]"
     ),
     resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last.pt"),
     run_dir: Path = typer.Option(None, "--run-dir", help="run folder (default: <out>/<name>-<timestamp>)"),
-    max_minutes: float = typer.Option(None, "--max-minutes", help="stop after the epoch that would cross this budget"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+    max_minutes: float = typer.Option(
+        None, "--max-minutes", help="stop after the epoch that would cross this budget (> 0)", callback=options.minutes
+    ),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bar"),
 ) -> None:
     """Train the P4 ResNet as in the paper; writes a run folder (config, metrics.csv, loss.png, best.pt, last.pt)."""
+    from mitodet.io.atomic import remove_stale_temps
+    from mitodet.resources import config_path
     from mitodet.train.config import load_config, override_config
     from mitodet.train.run import train
-    from mitodet.train.rundir import read_run_config
+    from mitodet.train.rundir import load_state, read_run_config
 
     if resume is not None:
         cfg = override_config(read_run_config(resume), set_, str(resume / "config.yaml"))
+        load_state(resume)  # last.pt checked (weights only, no code) before the data loads
+        for p in remove_stale_temps(resume):
+            err_console.print(f"removed {p.name} (left by an interrupted run)", highlight=False, markup=False)
         run_dir = resume
     elif config is None:
         raise MitodetError("mitodet train", "give a CONFIG.yaml or --resume RUN")
     else:
-        cfg = load_config(config, set_)
+        cfg = load_config(config_path(config), set_)
     with train_progress(quiet) as (on_step, on_image):
         summary = train(
             cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes, on_step=on_step, on_image=on_image
@@ -76,10 +88,12 @@ def calibrate_cmd(
         help="pooled_f1 (the paper) or f1_density (F1 at the run's val.density "
         "mitoses/mm²; the default for runs that validated by detection).",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch."),
-    limit: int = typer.Option(None, "--limit", help="Use only the first N validation images (quick checks)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Report the threshold without storing it."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.", callback=options.device),
+    threads: int = typer.Option(None, "--threads", help="CPU threads for torch (>= 1).", callback=options.threads),
+    limit: int = typer.Option(
+        None, "--limit", help="Use only the first N validation images (quick checks).", callback=options.positive_int
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run/--no-dry-run", help="Report the threshold without storing it."),
 ) -> None:
     """Choose the decision threshold on the run's validation side and store it in the checkpoint."""
     from mitodet.train.calibrate import calibrate_run

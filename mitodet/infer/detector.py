@@ -13,11 +13,23 @@ from mitodet.errors import MitodetError
 from mitodet.infer.dense import DEFAULT_TILE, ProbabilityMap, dense_map
 from mitodet.infer.onnx import OnnxModel
 from mitodet.infer.peaks import local_maxima
+from mitodet.io.image import check_mpp
 from mitodet.model import load_checkpoint
 from mitodet.model.export import fold as fold_model
 from mitodet.model.protocol import DenseNet
-from mitodet.resample import DEFAULT_INTERPOLATION, resample
+from mitodet.resample import DEFAULT_INTERPOLATION, FILTERS, check_resampled_size, resample
 from mitodet.schema import DEFAULT_MPP, MATCH_RADIUS_UM, Detection, decide, um_to_px
+from mitodet.settings import (  # noqa: F401  (re-exported: the checks of the detector's settings)
+    MAX_BATCH_SIZE,
+    MAX_THREADS,
+    MAX_TILE,
+    MIN_TILE,
+    check_batch_size,
+    check_device,
+    check_threads,
+    check_threshold,
+    check_tile,
+)
 
 DEFAULT_THRESHOLD = 0.5  # used only when a checkpoint was never calibrated
 
@@ -42,12 +54,18 @@ class Detector:
         name: str = "model",
         interpolation: str = DEFAULT_INTERPOLATION,
     ):
-        self.device = torch.device(device)
+        self.device = torch.device(check_device(device) if isinstance(device, str) else device)
         self.model = model.to(self.device).eval()
-        self.mpp = float(mpp)
-        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        model_mpp = check_mpp(mpp, "model spacing")
+        if model_mpp is None:
+            raise MitodetError("model spacing", "missing (give the model's µm/px)")
+        self.mpp: float = model_mpp
+        checked = check_threshold(threshold, "threshold")
+        self.threshold = DEFAULT_THRESHOLD if checked is None else checked
         self.calibrated = threshold is not None
-        self.tile, self.batch_size = tile, batch_size
+        self.tile, self.batch_size = check_tile(tile, "tile"), check_batch_size(batch_size, "batch size")
+        if interpolation not in FILTERS:
+            raise MitodetError("interpolation", f"unknown interpolation {interpolation!r}; use {', '.join(FILTERS)}")
         self.min_distance_um, self.floor = min_distance_um, floor
         self.name = name
         self.interpolation = interpolation
@@ -72,14 +90,18 @@ class Detector:
         ``backend="onnx"`` runs the exported network with ONNX Runtime (CPU only).
         """
         if backend not in ("torch", "onnx"):
-            raise MitodetError(backend, "unknown backend; use torch or onnx")
+            raise MitodetError("--backend", f"unknown backend {backend!r}; use torch or onnx")
+        device = check_device(device)
+        threads = check_threads(threads)
         if backend == "onnx" and device != "cpu":
             raise MitodetError(device, "the onnx backend runs on the CPU; use --backend torch for CUDA")
+        if "tile" in kwargs:
+            check_tile(kwargs["tile"])
+        if "batch_size" in kwargs:
+            check_batch_size(kwargs["batch_size"])
         if threads:
-            torch.set_num_threads(int(threads))
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise MitodetError(device, "CUDA is not available on this machine; use --device cpu")
-        net, meta = load_checkpoint(path)
+            torch.set_num_threads(threads)
+        net, meta = load_checkpoint(path)  # meta["mpp"], meta["threshold"], ... are checked there
         if fold:
             net = fold_model(net)
         model: DenseNet = OnnxModel(net, threads) if backend == "onnx" else net
@@ -97,6 +119,7 @@ class Detector:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
         src = image
+        check_resampled_size(image.shape, mpp or self.mpp, self.mpp)  # a wrong spacing must not exhaust memory
         image, sx, sy = resample(image, mpp or self.mpp, self.mpp, self.interpolation)
         H, W = image.shape[:2]
         p = self.pad
@@ -153,7 +176,8 @@ class Detector:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[Detection]:
         """Candidates labelled "mitotic figure" at probability >= ``threshold`` (None: calibrated)."""
-        t = self.threshold if threshold is None else float(threshold)
+        checked = check_threshold(threshold)
+        t = self.threshold if checked is None else checked
         return [
             Detection(d.x, d.y, d.probability, decide(d.probability, t))
             for d in self.candidates(image, mpp, min(self.floor, t), progress)

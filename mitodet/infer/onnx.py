@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mitodet.errors import MitodetError
-from mitodet.model.export import export_onnx
+from mitodet.model.export import EXPORT_EXTRA, export_onnx
 
 
 class OnnxModel(nn.Module):
@@ -30,7 +30,10 @@ class OnnxModel(nn.Module):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise MitodetError("onnxruntime", "not installed; use --backend torch") from None
+            raise MitodetError(
+                "onnxruntime",
+                f"not installed; the onnx backend needs the extra ({EXPORT_EXTRA}), or use --backend torch",
+            ) from None
         self.receptive_field, self.stride, self.offset = model.receptive_field, model.stride, model.offset
         self._output_size = model.output_size
         opts = ort.SessionOptions()

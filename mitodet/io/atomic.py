@@ -1,7 +1,9 @@
 """Atomic output: write to a temporary file beside the target, then rename.
 
 A crash or Ctrl-C never leaves a half-written output behind, and an existing
-file is only replaced once the new one is complete.
+file is only replaced once the new one is complete. Only ``kill -9`` (or a power cut)
+can leave the hidden temporary file itself behind: :func:`remove_stale_temps` clears
+those of an output folder, and commands call it on the folders they write.
 """
 
 from __future__ import annotations
@@ -9,12 +11,56 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from mitodet.errors import MitodetError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+# Temporary names of atomic_path: "." + target stem + "." + mkstemp's 8 random characters
+# [a-z0-9_] + target suffix, e.g. ".img.mitotic-figures.k2j_x9ab.json" for img.mitotic-figures.json.
+TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<rand>[a-z0-9_]{8})(?P<suffix>\.[^.]+)?$")
+STALE_AFTER_S = 60.0  # a temp file untouched this long belongs to no running writer
+
+
+def temp_target(name: str) -> str | None:
+    """The output a temporary file name of :func:`atomic_path` stands for, or None for other names."""
+    m = TEMP_NAME.match(name)
+    return None if m is None else m["stem"] + (m["suffix"] or "")
+
+
+def remove_stale_temps(folder: str | os.PathLike, min_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_path` leaves when its process is killed
+    (``kill -9`` between creating and renaming one), in ``folder`` only (not below it).
+
+    Only hidden files of exactly that naming pattern, not modified for ``min_age_s`` seconds
+    (so a concurrent writer's file in progress is left alone), are removed. Returns them;
+    a missing folder or a file that cannot be removed is skipped silently."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(".") or temp_target(entry.name) is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat().st_mtime < min_age_s:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return sorted(removed)
 
 
 @contextlib.contextmanager
@@ -25,8 +71,13 @@ def atomic_path(path: str | os.PathLike):
     The temporary name keeps the target's suffix so format detection still works.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise MitodetError(path, "cannot write: a file is in the way of its folder") from None
+    except OSError as err:  # read-only folder, disk full, ...: name the output, not the temporary file
+        raise MitodetError(path, f"cannot write ({err.strerror or err})") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:

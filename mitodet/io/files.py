@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from mitodet.errors import MitodetError
@@ -37,3 +38,50 @@ def csv_errors(path: str | os.PathLike):
         raise MitodetError(path, "not a text CSV file") from None
     except csv.Error as err:
         raise MitodetError(path, f"malformed CSV: {err}") from None
+
+
+def check_output_dir(path: str | os.PathLike, source: str | None = None, create: bool = False) -> Path:
+    """An output folder that exists or can be created, and that this process may write into.
+
+    A file in its place (or in place of a parent), a parent that is not writable, or a folder
+    that is not writable is a one-line MitodetError naming the folder (and ``source``, e.g.
+    ``--out``), raised before any work is done. ``create`` makes the folder (with parents)."""
+    path = Path(path)
+    where = f"{source} {path}" if source else path
+    if path.exists() and not path.is_dir():
+        raise MitodetError(where, "exists and is not a folder")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise MitodetError(where, "a file is in the way of this folder (or of one of its parents)") from None
+        except OSError as err:
+            raise MitodetError(where, f"cannot create the folder ({err.strerror or err})") from None
+    existing = path.absolute()
+    while not existing.exists():  # the nearest existing ancestor must be a writable folder
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MitodetError(where, f"{existing} is a file, not a folder")
+    try:  # a real probe: os.access says yes to root on read-only places such as /sys
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        what = "the folder" if existing == path.absolute() else str(existing)
+        raise MitodetError(where, f"cannot write into {what} ({err.strerror or err})") from None
+    return path
+
+
+def check_output_file(path: str | os.PathLike, source: str | None = None) -> Path:
+    """An output file that can be written: not a folder, and its folder existing or creatable and
+    writable (it is replaced atomically, which needs the folder only)."""
+    path = Path(path)
+    where = f"{source} {path}" if source else path
+    if path.is_dir():
+        raise MitodetError(where, "is a folder; give a file name")
+    if path.name in ("", ".", ".."):
+        raise MitodetError(where, "is not a file name")
+    try:
+        check_output_dir(path.parent)
+    except MitodetError as err:  # name the file the user gave, not only its folder
+        raise MitodetError(where, err.problem) from None
+    return path

@@ -11,13 +11,26 @@ Pixel formats are converted where the meaning is clear and refused otherwise:
   257 (exact 8->16-bit expansion) -> divided by 257; anything else -> refused (no
   single clear mapping: a scanner's 16-bit range is not known here);
 - float, CMYK, more than 4 channels -> refused.
+
+Limits (one-line errors naming the file, never a traceback or a library's warning):
+
+- pixel spacing: :data:`MIN_MPP` .. :data:`MAX_MPP` µm/px (0.05-20: from a 100x oil objective to a
+  low-power overview), whether given (``--mpp``) or stored; a stored value outside it is refused
+  ("pass --mpp"), except resolution tags above :data:`MAX_PLAUSIBLE_MPP`, which are screen-dpi
+  placeholders (72 dpi = 353 µm/px) and count as "no spacing stored";
+- size: an image decoded whole holds at most :data:`MAX_IMAGE_PIXELS` (12000 x 12000, 432 MB as
+  RGB); larger ones (and decompression bombs: headers claiming billions of pixels) are refused
+  before any pixel is decoded. Whole slides and large pyramidal TIFFs are read by regions
+  (:mod:`mitodet.io.slide`; ``mitodet detect`` sends TIFFs above the limit there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +41,11 @@ from mitodet.errors import MitodetError
 
 # A resolution tag above this (µm/px) is a screen-dpi placeholder (72 dpi = 353 µm/px), not a microscope spacing.
 MAX_PLAUSIBLE_MPP = 50.0
+# Pixel spacings accepted for an image (µm/px), given or stored: 100x oil immersion is ~0.06,
+# a 1.25x overview ~8; outside this range a value is a typo or a wrong unit.
+MIN_MPP, MAX_MPP = 0.05, 20.0
+# Images decoded whole hold at most this many pixels (432 MB as RGB uint8).
+MAX_IMAGE_PIXELS = 12_000 * 12_000
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -56,19 +74,62 @@ def expand_images(paths: list[Path]) -> list[Path]:
     return out
 
 
-def check_mpp(mpp: float | None, source: str = "--mpp") -> float | None:
-    """Validate a user-given spacing (µm/px)."""
+def check_mpp(mpp: float | None, source: str = "--mpp", lo: float = MIN_MPP, hi: float = MAX_MPP) -> float | None:
+    """Validate a pixel spacing (µm/px): a finite number in [lo, hi] (default MIN_MPP..MAX_MPP)."""
     if mpp is None:
         return None
     try:
+        if isinstance(mpp, bool):
+            raise TypeError
         value = float(mpp)
     except (TypeError, ValueError):
         raise MitodetError(source, f"pixel spacing {mpp!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0 or value > MAX_PLAUSIBLE_MPP:
+    if not (math.isfinite(value) and lo <= value <= hi):
         raise MitodetError(
-            source, f"pixel spacing {mpp!r} µm/px is not plausible (expected 0 < mpp <= {MAX_PLAUSIBLE_MPP:g})"
+            source, f"pixel spacing {mpp!r} µm/px is not plausible (expected {lo:g} <= mpp <= {hi:g} µm/px)"
         )
     return value
+
+
+def check_stored_mpp(mpp: float | None, source: str | os.PathLike) -> float | None:
+    """A spacing read from a file: None stays None; outside MIN_MPP..MAX_MPP is an error naming the file."""
+    if mpp is None:
+        return None
+    if not (math.isfinite(mpp) and MIN_MPP <= mpp <= MAX_MPP):
+        raise MitodetError(
+            source,
+            f"stored pixel spacing {mpp:.3g} µm/px is not plausible (expected {MIN_MPP:g}-{MAX_MPP:g} µm/px); "
+            "pass the real spacing with --mpp",
+        )
+    return mpp
+
+
+def check_image_size(width: int, height: int, source: str | os.PathLike) -> None:
+    """Refuse an image too large to decode whole (see :data:`MAX_IMAGE_PIXELS`)."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise MitodetError(source, _too_large(f"{width}x{height} px ({width * height / 1e6:.6g} Mpx)"))
+
+
+def _too_large(size: str) -> str:
+    return (
+        f"image of {size} is too large to read whole (limit {MAX_IMAGE_PIXELS / 1e6:.6g} Mpx = 12000x12000 px); "
+        "save it as a tiled pyramidal TIFF or a slide format, which are read region by region"
+    )
+
+
+@contextlib.contextmanager
+def _open_pillow(path: Path):
+    """``Image.open`` with Pillow's decompression-bomb warning silenced and its error turned into
+    one line (our own limit, :data:`MAX_IMAGE_PIXELS`, is stricter and checked by the callers)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as err:
+            m = re.search(r"\((\d+) pixels\)", str(err))
+            raise MitodetError(path, _too_large(f"{int(m.group(1)) / 1e6:.6g} Mpx" if m else "this size")) from None
+        with im:
+            yield im
 
 
 def _existing(path: str | os.PathLike) -> Path:
@@ -118,9 +179,10 @@ def read_spacing(path: str | os.PathLike) -> float | None:
         return None
     try:
         with tifffile.TiffFile(path) as tif:
-            return _spacing_from_page(tif.pages[0])
+            spacing = _spacing_from_page(tif.pages[0])
     except Exception as err:  # tifffile raises many types for damaged files
         raise MitodetError(path, f"corrupt TIFF: {err}") from None
+    return check_stored_mpp(spacing, path)
 
 
 def to_rgb8(arr: np.ndarray, source: str | os.PathLike, colormap: np.ndarray | None = None) -> np.ndarray:
@@ -178,6 +240,7 @@ def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
             photometric = int(pg.photometric)
             if photometric == 5:  # SEPARATED (CMYK)
                 raise MitodetError(path, "CMYK TIFF; convert to RGB first")
+            check_image_size(int(pg.imagewidth), int(pg.imagelength), path)  # before decoding anything
             arr = pg.asarray()
             if int(pg.planarconfig) == 2 and arr.ndim == 3 and arr.shape[0] <= 4:  # channels first
                 arr = np.moveaxis(arr, 0, -1)
@@ -194,7 +257,8 @@ def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
 
 def _read_pillow(path: Path) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with _open_pillow(path) as im:
+            check_image_size(*im.size, path)  # from the header, before decoding
             im.load()  # decode now: a truncated file fails here, not later
             if im.mode == "P":
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -221,16 +285,25 @@ def _read_pillow(path: Path) -> np.ndarray:
     return to_rgb8(arr, path)
 
 
-def read_image(path: str | os.PathLike, mpp: float | None = None, page: int = 0) -> tuple[np.ndarray, float | None]:
+def read_image(
+    path: str | os.PathLike, mpp: float | None = None, page: int = 0, check_spacing: bool = True
+) -> tuple[np.ndarray, float | None]:
     """Read an image as (HxWx3 uint8 RGB, µm/px or None).
 
     ``mpp`` (when given) overrides the stored spacing; PNG/JPEG carry none of their own.
-    ``page`` selects the page of a multi-page TIFF (default the first).
+    ``page`` selects the page of a multi-page TIFF (default the first). An implausible stored
+    spacing (outside MIN_MPP..MAX_MPP) is an error unless ``mpp`` overrides it (``check_spacing=False``,
+    for uses that ignore the spacing: it reads as None); an image above MAX_IMAGE_PIXELS is refused
+    before decoding.
     """
     mpp = check_mpp(mpp)
     path = _existing(path)
     if is_tiff(path):
         pixels, stored = _read_tiff(path, page)
+        if mpp is None and check_spacing:
+            stored = check_stored_mpp(stored, path)
+        elif stored is not None and not (MIN_MPP <= stored <= MAX_MPP):
+            stored = None
     else:
         if page != 0:
             raise MitodetError(path, f"page {page} requested but the file is not a multi-page TIFF")
@@ -263,10 +336,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         if is_tiff(path):
             with tifffile.TiffFile(path) as tif:
+                if len(tif.pages) == 0:
+                    raise MitodetError(path, "corrupt or truncated TIFF: no readable image page")
                 pg = tif.pages[0]
                 return int(pg.imagewidth), int(pg.imagelength)
-        with Image.open(path) as im:
+        with _open_pillow(path) as im:
             return im.size
+    except MitodetError:
+        raise
     except Exception as err:
         raise MitodetError(path, f"not a readable image: {err}") from None
 

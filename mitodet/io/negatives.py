@@ -3,6 +3,10 @@
 CSV columns ``image,x,y,label,score``: ``image`` is a path (a relative one is read relative to
 the table's folder), x/y are pixels of that image, ``label`` is ``negative``, ``score`` is the
 miner's score. Written by ``mitodet mine residual``, read by training (``data.negatives``).
+
+Paths are written relative to the table's folder, as the user's paths spell them (symbolic links
+are not resolved: a table stays valid when the project and its data move together, and shows
+no machine-specific absolute paths); both sides normalise ``..`` the same way, by spelling.
 """
 
 from __future__ import annotations
@@ -23,11 +27,21 @@ TABLE_COLUMNS = ["image", "x", "y", "label", "score"]
 
 def write_negative_table(path: str | os.PathLike, rows: Iterable[tuple[str | os.PathLike, float, float, float]]) -> int:
     """Write ``(image path, x, y, score)`` rows (atomically); returns the row count."""
+    base = os.path.abspath(Path(path).parent)
     return write_csv(
         path,
         TABLE_COLUMNS,
-        ([str(Path(image).resolve()), f"{x:.1f}", f"{y:.1f}", NEGATIVE, f"{score:.5f}"] for image, x, y, score in rows),
+        ([_relative(image, base), f"{x:.1f}", f"{y:.1f}", NEGATIVE, f"{score:.5f}"] for image, x, y, score in rows),
     )
+
+
+def _relative(image: str | os.PathLike, base: str) -> str:
+    """``image`` relative to the folder ``base``, by spelling (no symbolic link resolved)."""
+    absolute = os.path.abspath(image)
+    try:
+        return Path(os.path.relpath(absolute, base)).as_posix()
+    except ValueError:  # another drive (Windows): keep it absolute
+        return absolute
 
 
 def read_negative_table(path: str | os.PathLike) -> dict[str, list[Point]]:
@@ -52,6 +66,6 @@ def read_negative_table(path: str | os.PathLike) -> dict[str, list[Point]]:
             if not row["image"]:
                 raise MitodetError(path, f"line {n}: empty image path")
             image = Path(row["image"])
-            image = image if image.is_absolute() else (path.parent / image)
+            image = Path(os.path.abspath(image if image.is_absolute() else path.parent / image))  # ".." by spelling
             out.setdefault(str(image.resolve()), []).append(Point(x, y, NEGATIVE))
     return out

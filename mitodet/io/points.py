@@ -19,6 +19,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mitodet.errors import MitodetError
@@ -89,6 +90,8 @@ def write_points_csv(
 
 
 def _number(text: str, source, where: str) -> float:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        raise MitodetError(source, f"{where}a number is missing")
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -171,6 +174,29 @@ def write_points_geojson(
 
 def read_points_geojson(path: str | os.PathLike) -> list[Point]:
     """Read Point (and MultiPoint) features; the class comes from ``properties.classification.name``."""
+    return [Point(p.x, p.y, p.label, p.id) for p in read_geojson_points(path)]
+
+
+@dataclass(frozen=True)
+class TablePoint:
+    """A point as a table or a GeoJSON file gives it, with what else it carries.
+
+    ``unit`` is ``"px"`` (image pixels) or ``"mm"`` (CSV ``x_mm, y_mm`` columns, as ``mitodet
+    detect`` writes them); ``probability`` comes from a ``probability`` (or ``score``) column or
+    the GeoJSON ``measurements``; ``image`` from an ``image`` column."""
+
+    x: float
+    y: float
+    label: str = MITOTIC_FIGURE
+    unit: str = "px"
+    probability: float | None = None
+    image: str | None = None
+    id: int | None = None
+
+
+def read_geojson_points(path: str | os.PathLike) -> list[TablePoint]:
+    """Point and MultiPoint features of a GeoJSON file (QuPath export) in pixels, with their class
+    (``properties.classification.name``; none: mitotic figure) and ``measurements.probability``."""
     path = Path(path)
     doc = read_json(path)
     if isinstance(doc, list):  # QuPath also exports a bare list of features
@@ -192,19 +218,81 @@ def read_points_geojson(path: str | os.PathLike) -> list[Point]:
         elif geom.get("type") == "MultiPoint":
             coords = geom.get("coordinates") or []
         else:
-            raise MitodetError(path, f"{where}geometry {geom.get('type')!r} is not a Point")
+            raise MitodetError(
+                path, f"{where}geometry {geom.get('type')!r} is not a Point (export the point annotations only)"
+            )
         props = feat.get("properties") or {}
+        if not isinstance(props, dict):
+            raise MitodetError(path, f"{where}properties is not an object")
         cls = props.get("classification")
         name = cls.get("name") if isinstance(cls, dict) else cls
         label = parse_label(name, path, where) if name else MITOTIC_FIGURE
+        meas = props.get("measurements")
+        prob = None
+        if isinstance(meas, dict) and meas.get("probability") is not None:
+            prob = _number(meas["probability"], path, f"{where}probability: ")
         fid = feat.get("id")
         for c in coords:
             if not isinstance(c, list | tuple) or len(c) < 2:
                 raise MitodetError(path, f"{where}bad coordinates {c!r}")
             x, y = _number(c[0], path, where), _number(c[1], path, where)
             pid = int(fid) if isinstance(fid, int | str) and str(fid).isdigit() and len(coords) == 1 else None
-            points.append(Point(x, y, label, pid))
+            points.append(TablePoint(x, y, label, "px", prob, None, pid))
     return points
+
+
+_IMAGE_COLUMNS = ("image", "file", "filename")
+_SCORE_COLUMNS = ("probability", "score")
+
+
+def read_point_table(path: str | os.PathLike) -> tuple[list[TablePoint], list[str]]:
+    """A CSV point table: ``x_mm, y_mm`` (millimetres), else ``x_px, y_px`` or ``x, y`` (pixels);
+    optional ``label``, ``probability`` (or ``score``) and ``image`` (or ``file``) columns.
+
+    Returns (points, images): ``images`` lists the image names in order of appearance, including
+    those of rows whose coordinates are empty (an image listed with no point in it). Every number
+    must be finite; a bad row is a one-line error naming the file and line."""
+    path = Path(path)
+    points: list[TablePoint] = []
+    images: list[str] = []
+    with csv_errors(path):
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in (reader.fieldnames or []) if f is not None]
+            reader.fieldnames = fields
+            if "x_mm" in fields and "y_mm" in fields:
+                xk, yk, unit = "x_mm", "y_mm", "mm"
+            elif "x_px" in fields and "y_px" in fields:
+                xk, yk, unit = "x_px", "y_px", "px"
+            else:
+                xk, yk, unit = "x", "y", "px"
+            if xk not in fields or yk not in fields:
+                raise MitodetError(
+                    path,
+                    "not a point table: needs columns x,y (or x_px,y_px / x_mm,y_mm), "
+                    f"found {','.join(fields) or 'none'}",
+                )
+            ik = next((c for c in _IMAGE_COLUMNS if c in fields), None)
+            sk = next((c for c in _SCORE_COLUMNS if c in fields), None)
+            for n, row in enumerate(reader, start=2):
+                where = f"line {n}: "
+                image = (row.get(ik) or "").strip() if ik else None
+                if ik and not image:
+                    raise MitodetError(path, f"{where}empty {ik}")
+                if image is not None and "\x00" in image:
+                    raise MitodetError(path, f"{where}the {ik} name holds NUL bytes (a binary file?)")
+                if image is not None and image not in images:
+                    images.append(image)
+                xs, ys = (row.get(xk) or "").strip(), (row.get(yk) or "").strip()
+                if image is not None and not xs and not ys:
+                    continue  # an image listed without points
+                x, y = _number(xs, path, where), _number(ys, path, where)
+                if x < 0 or y < 0:
+                    raise MitodetError(path, f"{where}point ({x}, {y}) has a negative coordinate")
+                label = parse_label(row["label"], path, where) if row.get("label") not in (None, "") else MITOTIC_FIGURE
+                prob = _number(row[sk], path, f"{where}{sk}: ") if sk and row.get(sk) not in (None, "") else None
+                points.append(TablePoint(x, y, label, unit, prob, image))
+    return points, images
 
 
 def read_mitoses_for(labels: str | os.PathLike, images: Sequence[Path]) -> dict[Path, list[Point]]:
@@ -232,6 +320,8 @@ def read_mitoses_for(labels: str | os.PathLike, images: Sequence[Path]) -> dict[
         if "image" not in fields or xk not in fields or yk not in fields:
             raise MitodetError(labels, f"needs columns image,x,y[,label] (found {','.join(fields) or 'none'})")
         for n, row in enumerate(reader, start=2):
+            if "\x00" in (row["image"] or ""):
+                raise MitodetError(labels, f"line {n}: the image name holds NUL bytes (a binary file?)")
             ref = Path(row["image"] or "")
             ref_abs = ref if ref.is_absolute() else labels.parent / ref
             im = by_path.get(ref_abs.resolve()) or by_name.get(ref.name)

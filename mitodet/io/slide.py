@@ -23,11 +23,12 @@ import numpy as np
 from PIL import Image
 
 from mitodet.errors import MitodetError
-from mitodet.io.image import check_mpp, is_tiff, read_image, read_spacing
+from mitodet.io.image import check_mpp, check_stored_mpp, is_tiff, read_image, read_spacing
 from mitodet.resample import DEFAULT_INTERPOLATION, FILTERS
 from mitodet.schema import DEFAULT_MPP
 
 MAX_READ_PIXELS = 400_000_000  # Slide.read refuses more than this (about 1.2 GB of RGB)
+THUMBNAIL_MAX_MPP = 1000.0  # coarsest spacing a region may be read at (overviews of very large slides)
 
 
 class UpsamplingWarning(UserWarning):
@@ -148,7 +149,7 @@ class Slide:
         interpolation: str = DEFAULT_INTERPOLATION,
     ) -> np.ndarray:
         """HxWx3 uint8 of the box (x, y, w, h) given in pixels of ``target_mpp``; white outside the slide."""
-        target_mpp = check_mpp(target_mpp, "target spacing")
+        target_mpp = check_mpp(target_mpp, "target spacing", hi=THUMBNAIL_MAX_MPP)
         w, h = int(w), int(h)
         if w <= 0 or h <= 0:
             raise ValueError(f"region size must be positive, got {w}x{h}")
@@ -181,7 +182,7 @@ class Slide:
 
     def read(self, target_mpp: float = DEFAULT_MPP) -> np.ndarray:
         """The whole slide resampled to ``target_mpp`` (for small slides and ROIs)."""
-        w, h = self.size_at(check_mpp(target_mpp, "target spacing"))
+        w, h = self.size_at(check_mpp(target_mpp, "target spacing", hi=THUMBNAIL_MAX_MPP))
         if w * h > MAX_READ_PIXELS:
             raise MitodetError(
                 self.path, f"too large to read whole at {target_mpp} µm/px ({w}x{h} px); read it by regions"
@@ -221,12 +222,16 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
             pass
         except Exception as err:
             errors.append(f"tiffslide: {err}")
-        if stored is None and backend is not None:
-            stored = read_spacing(path)
+        if stored is None and backend is not None and mpp is None:
+            try:
+                stored = read_spacing(path)
+            except MitodetError:
+                backend.close()
+                raise
     if backend is None:
         # PNG/JPEG, a TIFF neither library takes (multi-page stack: page 0), or no slide library installed
         try:
-            pixels, stored = read_image(path)
+            pixels, stored = read_image(path, mpp)
         except MitodetError as err:
             if errors:
                 raise MitodetError(
@@ -234,7 +239,11 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
                 ) from None
             raise
         backend, name = _ArrayBackend(pixels), "memory"
-    spacing = mpp if mpp is not None else stored
+    try:
+        spacing = mpp if mpp is not None else check_stored_mpp(stored, path)
+    except MitodetError:
+        backend.close()
+        raise
     if spacing is None:
         backend.close()
         raise MitodetError(path, "no pixel spacing stored; pass --mpp")

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 
+from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_path
 from mitodet.io.image import read_image
 from mitodet.io.negatives import write_negative_table
@@ -161,7 +162,8 @@ def mine_files(
 ) -> ResidualRun:
     """Residual-mine every image and write the negative table ``out`` (and a contact sheet).
 
-    ``mpp`` overrides the stored spacing (PNG/JPEG store none: 0.25 µm/px is assumed);
+    ``mpp`` overrides the stored spacing; an image with none (PNG/JPEG, TIFF without resolution
+    tags) needs it, as in ``mitodet detect`` (one-line error otherwise: no spacing is assumed).
     ``exclude`` maps an image to its labelled mitoses. An image the unmixing cannot handle
     (no tissue, one stain only) is skipped and listed in ``skipped``.
     """
@@ -170,8 +172,10 @@ def mine_files(
     run = ResidualRun(Path(out), 0, len(files))
     for f in files:
         rgb, spacing = read_image(f, mpp=mpp)
+        if spacing is None:
+            raise MitodetError(f, "no pixel spacing stored in the file; pass --mpp (µm/px)")
         try:
-            mined = mine_residual(rgb, spacing or DEFAULT_MPP, params, (exclude or {}).get(f, ()))
+            mined = mine_residual(rgb, spacing, params, (exclude or {}).get(f, ()))
         except StainError as err:
             run.skipped.append(f"{f}: {err.problem}")
             mined = []

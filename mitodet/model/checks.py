@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mitodet.errors import MitodetError
-from mitodet.model.export import export_onnx, fold
+from mitodet.model.export import EXPORT_EXTRA, export_onnx, fold
 from mitodet.model.resnet import ResNet
 
 TOLERANCE = 1e-4  # relative to max(1, max |logit|)
@@ -67,7 +67,9 @@ def check_onnx(model: ResNet, path: str | os.PathLike, x: torch.Tensor) -> tuple
     try:
         import onnxruntime as ort  # optional: the [export] extra
     except ImportError:
-        raise MitodetError("onnxruntime", "not installed; pip install 'mitodet[export]'") from None
+        raise MitodetError(
+            "onnxruntime", f"not installed; checking the ONNX file needs the extra: {EXPORT_EXTRA}"
+        ) from None
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = torch.from_numpy(sess.run(None, {"image": x.numpy()})[0])
     return "ONNX Runtime == original", float((out - model(x)).abs().max())

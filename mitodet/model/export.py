@@ -20,9 +20,12 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_path
 from mitodet.model.p4 import N_ROT, GroupConv, LiftingConv, P4BatchNorm
 from mitodet.model.resnet import Block, ConvUnit, Normalize, ResNet
+
+EXPORT_EXTRA = "pip install 'mitodet[export]'"  # onnx + onnxruntime
 
 
 def _conv_weight(conv: Any) -> torch.Tensor:
@@ -79,7 +82,13 @@ def fold(model: ResNet, channels_last: bool = True) -> ResNet:
 
 
 def export_onnx(model: ResNet, path: str | os.PathLike, opset: int = 17) -> Path:
-    """Write the folded ``model`` as ONNX (input ``image`` [B,3,H,W] in [0,1], output ``logits``)."""
+    """Write the folded ``model`` as ONNX (input ``image`` [B,3,H,W] in [0,1], output ``logits``).
+
+    Needs the ``onnx`` package (the ``[export]`` extra); without it, a one-line MitodetError says so."""
+    try:
+        import onnx  # noqa: F401  (torch's exporter imports it; fail here with the remedy instead)
+    except ImportError:
+        raise MitodetError("onnx", f"not installed; ONNX export needs the extra: {EXPORT_EXTRA}") from None
     net = model if getattr(model, "folded", False) else fold(model)
     rf = net.receptive_field
     example = torch.rand(1, 3, rf + 2 * net.stride, rf + 2 * net.stride)

@@ -100,7 +100,7 @@ def unmix_file(
 
     Returns (stain vectors, |residual| percentiles 50/99/100, written paths); an image the
     unmixing cannot handle is a one-line error naming the file."""
-    rgb, _ = read_image(image)
+    rgb, _ = read_image(image, check_spacing=False)  # the spacing plays no part here
     try:
         sv = macenko_vectors(rgb, beta=beta, alpha=alpha)
     except MitodetError as err:

@@ -47,20 +47,23 @@ def calibrate_run(
     if rule not in RULES:
         raise MitodetError("--rule", f"{rule!r}: expected one of {', '.join(RULES)}")
     ckpt = Path(checkpoint) if checkpoint else run / "best.pt"
-    images = load_validation_set(run)[:limit] if limit else load_validation_set(run)
-    if not images:
-        raise MitodetError(run, "the validation split is empty")
+    # the checkpoint is read (and an unsafe one refused) before anything else about the run
     if rule == "f1_density":
         if threads:
             torch.set_num_threads(int(threads))
         model, _ = load_checkpoint(ckpt)
+    else:
+        det = Detector.from_checkpoint(ckpt, device=device, threads=threads)
+    images = load_validation_set(run)[:limit] if limit else load_validation_set(run)
+    if not images:
+        raise MitodetError(run, "the validation split is empty")
+    if rule == "f1_density":
         items = detection_items(images, cfg.val.tissue)
         truth, pred, area = detect_items(model, items, cfg.data.model_mpp, cfg.data.interpolation, device, on_image)
         result = density_report(truth, pred, area, {it.id: it.group for it in items}, cfg.val.density)
         result.update(rule=rule, density=cfg.val.density, checkpoint=str(ckpt))
         _store(run, ckpt, result, store, {k: v for k, v in result.items() if k != "threshold"})
         return result
-    det = Detector.from_checkpoint(ckpt, device=device, threads=threads)
     done = 0
 
     def tick(_key: str) -> None:

@@ -24,6 +24,7 @@ import yaml
 from mitodet.data.split import read_split, write_split
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_open, atomic_path, write_text
+from mitodet.model.checkpoint import safe_load
 from mitodet.train.config import Config, config_from_dict, dump_config
 from mitodet.train.data import SplitData, ValImage, labelled_records, validation_images
 
@@ -196,14 +197,7 @@ def load_state(run_dir: Path) -> dict:
     path = Path(run_dir) / "last.pt"
     if not path.is_file():
         raise MitodetError(run_dir, "nothing to resume (no last.pt)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling refused (foreign code) or a damaged file
-        raise MitodetError(
-            path,
-            f"not a readable training state ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else 'unreadable'})",
-        ) from None
+    state = safe_load(path, "training state")  # weights only: no code runs from the file
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise MitodetError(path, f"not a mitodet training state (expected format {STATE_FORMAT})")
     return state

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from mitodet.io.atomic import atomic_open, atomic_path
@@ -32,3 +34,60 @@ def test_atomic_output_gets_usual_permissions(tmp_path):
     with atomic_open(tmp_path / "a.txt") as fh:
         fh.write("x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_kill_9_leftovers_are_removed_by_the_next_run(tmp_path):
+    """A process killed with SIGKILL inside an atomic write leaves its hidden temporary file;
+    remove_stale_temps (called by the commands on their output folders) removes it once it is
+    stale, and nothing else: not a writer's fresh file, not other hidden files, not outputs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from mitodet.io.atomic import remove_stale_temps, temp_target
+
+    code = (
+        "import os, signal, sys\n"
+        "from mitodet.io.atomic import atomic_open\n"
+        "with atomic_open(sys.argv[1]) as fh:\n"
+        "    fh.write('half'); fh.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "img.mitotic-figures.json")], env=env)
+    assert r.returncode == -9
+    left = [p for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].name.startswith(".img.mitotic-figures.")
+    assert temp_target(left[0].name) == "img.mitotic-figures.json"
+    keep = [tmp_path / ".bashrc", tmp_path / ".notes.txt", tmp_path / "img.csv", tmp_path / ".x.abcd1234.json.bak"]
+    for p in keep:
+        p.write_text("mine")
+    fresh = tmp_path / ".other.zzzz9999.png"
+    fresh.write_text("")
+    assert remove_stale_temps(tmp_path) == []  # all fresh: could belong to a running writer
+    old = time.time() - 3600
+    for p in [left[0], *keep]:
+        os.utime(p, (old, old))
+    assert remove_stale_temps(tmp_path) == [left[0]]
+    assert all(p.exists() for p in keep) and fresh.exists()
+    assert remove_stale_temps(tmp_path / "missing") == []
+
+
+def test_commands_clear_their_output_folder(cli, tmp_path, shared_data):
+    """evaluate removes a stale temporary file (of a killed earlier run) from --out."""
+    import os
+    import time
+
+    from tests.conftest import need
+
+    gt = need(shared_data / "formats" / "midog2025_t1_eval")
+    (tmp_path / "ev").mkdir()
+    stale = tmp_path / "ev" / ".metrics.a1b2c3d4.json"
+    stale.write_text("")
+    os.utime(stale, (time.time() - 3600,) * 2)
+    code, out, err = cli(
+        "evaluate", "-t", gt / "ground_truth.json", "-p", gt / "predictions.json", "-o", tmp_path / "ev"
+    )
+    assert code == 0, err
+    assert not stale.exists() and (tmp_path / "ev" / "metrics.json").is_file()

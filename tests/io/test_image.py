@@ -129,3 +129,110 @@ def test_missing_file_and_bad_mpp(tmp_path):
         read_image(tmp_path / "nope.tiff")
     with pytest.raises(MitodetError, match="not plausible"):
         read_image(tmp_path / "nope.tiff", mpp=-1)
+
+
+# -- issue 12, item 4: decompression bombs and images too large to read whole -----------------------
+def png_claiming(shared_data, width: int, height: int) -> bytes:
+    """A real 128x128 PNG whose IHDR header claims ``width x height`` (CRC fixed up)."""
+    import struct
+    import zlib
+
+    b = need(shared_data / "midog21_crops/images/MIDOG21_6.png").read_bytes()
+    ihdr = bytearray(b[16:29])
+    ihdr[0:8] = struct.pack(">II", width, height)
+    return b[:16] + bytes(ihdr) + struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)) & 0xFFFFFFFF) + b[33:]
+
+
+@pytest.mark.parametrize("width, height", [(100_000, 100_000), (12_000, 12_001), (1, 200_000_000)])
+def test_png_bombs_are_refused_before_decoding_without_pillow_warnings(tmp_path, shared_data, width, height):
+    import warnings
+
+    from mitodet.io.image import image_size
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(shared_data, width, height))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would raise here
+        with pytest.raises(MitodetError, match="too large to read whole") as err:
+            read_image(bomb, mpp=0.25)
+        assert "\n" not in str(err.value) and "bomb.png" in str(err.value)
+        if width * height < 2 * Image.MAX_IMAGE_PIXELS:  # Pillow still gives the size: slides can be routed
+            assert image_size(bomb) == (width, height)
+
+
+def test_at_the_limit_no_pillow_warning(tmp_path, shared_data):
+    """12000 x 12000 (the limit, above Pillow's warning threshold): the header is read silently."""
+    import warnings
+
+    from mitodet.io.image import MAX_IMAGE_PIXELS, image_size
+
+    edge = tmp_path / "edge.png"
+    edge.write_bytes(png_claiming(shared_data, 12_000, 12_000))
+    assert 12_000 * 12_000 == MAX_IMAGE_PIXELS > Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert image_size(edge) == (12_000, 12_000)
+        with pytest.raises(MitodetError, match="truncated"):  # the real data is 128x128: decoding fails
+            read_image(edge, mpp=0.25)
+
+
+def test_jpeg_and_tiff_headers_claiming_huge_sizes(tmp_path, shared_data):
+    import struct
+
+    b = bytearray(need(shared_data / "icpr2012_patches/images/A00_01_0.jpg").read_bytes())
+    i = 2
+    while b[i + 1] not in (0xC0, 0xC1, 0xC2):
+        i += 2 + struct.unpack(">H", b[i + 2 : i + 4])[0]
+    b[i + 5 : i + 9] = struct.pack(">HH", 60_000, 60_000)
+    (tmp_path / "bomb.jpg").write_bytes(bytes(b))
+    with pytest.raises(MitodetError, match="bomb.jpg.*too large"):
+        read_image(tmp_path / "bomb.jpg", mpp=0.25)
+    tile = read_image(need(shared_data / "tissue/monuseg/TCGA-18-5592-01Z-00-DX1.tif"), check_spacing=False)[0]
+    tifffile.imwrite(tmp_path / "bomb.tif", tile[:64, :64])
+    t = bytearray((tmp_path / "bomb.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "bomb.tif") as tf:
+        offsets = [tf.pages[0].tags[c].valueoffset for c in (256, 257)]
+    for off in offsets:
+        t[off : off + 4] = struct.pack("<I", 100_000)
+    (tmp_path / "bomb.tif").write_bytes(bytes(t))
+    with pytest.raises(MitodetError, match="bomb.tif.*too large"):
+        read_image(tmp_path / "bomb.tif", mpp=0.25)
+
+
+def test_a_bomb_in_a_folder_run_fails_alone(cli, tmp_path, shared_data):
+    """detect on a folder holding a bomb and a real patch: one line for the bomb, the patch done, exit 2."""
+    import shutil
+
+    from tests.conftest import one_error_line
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bomb.png").write_bytes(png_claiming(shared_data, 100_000, 100_000))
+    shutil.copy(need(shared_data / "icpr2012_patches/images/A00_01_0.jpg"), tmp_path / "in" / "a.jpg")
+    code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "out")
+    one_error_line(code, err, "bomb.png", "too large")
+    assert "a.jpg: 1 mitotic figure(s)" in out and (tmp_path / "out" / "a.mitotic-figures.json").is_file()
+
+
+# -- issue 12, item 7: implausible spacings ------------------------------------------------------------
+@pytest.mark.parametrize("mpp", [2.5e-6, 0.01, 25.0])
+def test_implausible_resolution_tags_are_refused(tmp_path, crop, mpp):
+    from mitodet.io.image import check_stored_mpp
+
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, crop, resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER")
+    with pytest.raises(MitodetError, match="t.tif: stored pixel spacing .* not plausible"):
+        read_image(path)
+    with pytest.raises(MitodetError, match="not plausible"):
+        read_spacing(path)
+    assert read_image(path, mpp=0.25)[1] == 0.25  # the user's value overrides the tag
+    assert read_image(path, check_spacing=False)[1] is None  # for uses that ignore the spacing
+    assert check_stored_mpp(0.25, path) == 0.25
+
+
+@pytest.mark.parametrize("value", [1e-9, 0, -1, float("nan"), float("inf"), 20.5, 50, "abc", True])
+def test_check_mpp_bounds(value):
+    from mitodet.io.image import check_mpp
+
+    with pytest.raises(MitodetError, match="--mpp"):
+        check_mpp(value)
+    assert check_mpp(0.05) == 0.05 and check_mpp(20) == 20.0

@@ -110,13 +110,16 @@ def test_cli_mine_residual_end_to_end(shared_data, tmp_path):
     labels.write_text(f"image,x,y,label\n{pig.name},856,884,mitotic figure\n")
     out, sheet = tmp_path / "neg.csv", tmp_path / "sheet.png"
     runner = CliRunner()
-    res = runner.invoke(app, ["mine", "residual", str(pig), str(clean), "--out", str(out), "--sheet", str(sheet)])
+    args = ["mine", "residual", str(pig), str(clean), "--out", str(out), "--sheet", str(sheet), "--mpp", "0.25"]
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     table = read_negative_table(out)
     assert str(pig.resolve()) in table and sheet.stat().st_size > 1000
     assert any(np.hypot(p.x - 856, p.y - 884) < 20 for p in table[str(pig.resolve())])
     assert all(len(v) <= 5 for v in table.values())
-    res = runner.invoke(app, ["mine", "residual", str(pig), "--out", str(out), "--labels", str(labels)])
+    res = runner.invoke(
+        app, ["mine", "residual", str(pig), "--out", str(out), "--labels", str(labels), "--mpp", "0.25"]
+    )
     assert res.exit_code == 0, res.output
     kept = read_negative_table(out).get(str(pig.resolve()), [])
     assert all(np.hypot(p.x - 856, p.y - 884) > 60 for p in kept)
@@ -143,3 +146,78 @@ def test_true_mitoses_are_not_residual(shared_data):
         peaks.append(intensity[60:68, 60:68].max())
     assert len(peaks) >= 40
     assert np.mean(np.array(peaks) > ResidualParams().threshold) <= 0.05, sorted(peaks)[-5:]
+
+
+# -- issue 12, item 8: mine residual --labels is checked --------------------------------------------
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, ["labels.csv"]),  # a binary file: a real PNG named .csv
+        ("image,x,y,label\n{name},nan,3,mitotic figure\n", ["labels.csv", "line 2", "finite"]),
+        ("image,x,y\n{name},5,inf\n", ["labels.csv", "line 2", "finite"]),
+        ("image,x,y\n{name},-inf,1\n", ["labels.csv", "line 2"]),
+        ("image,x,y\n{name},five,3\n", ["labels.csv", "line 2", "not a number"]),
+        ("image,x,y\n{name},5\n", ["labels.csv", "line 2"]),
+        ("x,y\n5,3\n", ["labels.csv", "image"]),
+        ("image,x,y\n\x00\x00,1,2\n", ["labels.csv", "NUL"]),
+        ("image,x,y,label\n{name},1,2,cat\n", ["labels.csv", "cat"]),
+    ],
+)
+def test_mine_residual_bad_labels_are_one_line(cli, shared_data, tmp_path, content, words):
+    from tests.conftest import one_error_line
+
+    tile = need(shared_data / PIGMENT)
+    labels = tmp_path / "labels.csv"
+    if content is None:
+        labels.write_bytes(need(shared_data / "midog21_crops/images/MIDOG21_6.png").read_bytes())
+    else:
+        labels.write_text(content.format(name=tile.name))
+    code, out, err = cli("mine", "residual", tile, "--mpp", "0.25", "--out", tmp_path / "n.csv", "--labels", labels)
+    one_error_line(code, err, *words)
+    assert not (tmp_path / "n.csv").exists()
+
+
+def test_mine_residual_labels_folder_with_nan_geojson(cli, shared_data, tmp_path):
+    from tests.conftest import one_error_line
+
+    tile = need(shared_data / PIGMENT)
+    (tmp_path / "lab").mkdir()
+    bad = '{"type": "Feature", "geometry": {"type": "Point", "coordinates": [NaN, 2]}}'
+    (tmp_path / "lab" / f"{tile.stem}.geojson").write_text(bad)
+    code, out, err = cli(
+        "mine", "residual", tile, "--mpp", "0.25", "--out", tmp_path / "n.csv", "--labels", tmp_path / "lab"
+    )
+    one_error_line(code, err, ".geojson", "finite")
+
+
+def test_mine_residual_labels_matching_nothing_are_reported(cli, shared_data, tmp_path):
+    tile = need(shared_data / CLEAN)
+    (tmp_path / "labels.csv").write_text("image,x,y\nother.tif,5,3\n")
+    code, out, err = cli(
+        "mine", "residual", tile, "--mpp", "0.25", "--out", tmp_path / "n.csv", "--labels", tmp_path / "labels.csv"
+    )
+    assert code == 0, err
+    assert err.startswith("warning: --labels") and "no labelled mitosis matches" in err
+
+
+# -- issue 12, item 10: paths as given, no assumed spacing ----------------------------------------------
+def test_mined_table_keeps_paths_as_given(cli, shared_data, tmp_path, monkeypatch):
+    """Written relative to the table, as the user spelled them: no absolute, symlink-resolved paths
+    (the table is read back to the same files)."""
+    (tmp_path / "data").symlink_to(need(shared_data))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("mine", "residual", f"data/{PIGMENT}", "--mpp", "0.25", "--out", "runs/mined/n.csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(open(tmp_path / "runs/mined/n.csv")))
+    assert rows and {r["image"] for r in rows} == {f"../../data/{PIGMENT}"}
+    table = read_negative_table(tmp_path / "runs/mined/n.csv")
+    assert list(table) == [str((shared_data / PIGMENT).resolve())]
+
+
+def test_mine_residual_needs_a_spacing_as_detect_does(cli, shared_data, tmp_path):
+    from tests.conftest import one_error_line
+
+    code, out, err = cli("mine", "residual", need(shared_data / CLEAN), "--out", tmp_path / "n.csv")
+    one_error_line(code, err, CLEAN.split("/")[-1], "--mpp")
+    code, out, err = cli("detect", need(shared_data / CLEAN), "--out", tmp_path / "d")
+    one_error_line(code, err, CLEAN.split("/")[-1], "--mpp")

@@ -1,0 +1,39 @@
+"""Files that ship with the package: the training configs and the bundled weights.
+
+``configs/`` of the source tree ships as ``mitodet/configs/`` (a symlink in the checkout, real
+files in a wheel), so a config can be named instead of given as a path: ``mitodet train
+default-ca-rgb`` works in a checkout and after ``pip install .`` alike. Paths inside a config
+stay relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mitodet.errors import MitodetError
+
+PACKAGE = Path(__file__).resolve().parent
+CONFIGS = PACKAGE / "configs"
+WEIGHTS = PACKAGE / "weights"
+
+
+def bundled_configs() -> dict[str, Path]:
+    """Name (file stem) -> path of every config shipped with the package."""
+    return {p.stem: p for p in sorted(CONFIGS.glob("*.yaml"))} if CONFIGS.is_dir() else {}
+
+
+def config_path(name_or_path: str | os.PathLike) -> Path:
+    """An existing config file as given, else the bundled config of that name (``default-ca-rgb``,
+    ``default-ca-rgb.yaml`` or ``configs/default-ca-rgb.yaml``); else a one-line error listing them."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise MitodetError(path, "is a folder, not a config file")
+    bundled = bundled_configs()
+    stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if stem in bundled and (len(path.parts) == 1 or path.parent.name == "configs"):
+        return bundled[stem]
+    names = ", ".join(bundled) or "none installed"
+    raise MitodetError(path, f"config file not found (bundled configs: {names})")
