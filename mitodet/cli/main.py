@@ -28,6 +28,9 @@ for _stage in STAGES:
 
 def run() -> None:
     """Console entry point."""
+    from mitodet.cli.infer import normalize_argv
+
+    sys.argv[1:] = normalize_argv(sys.argv[1:])
     try:
         app()
     except MitodetError as err:
