@@ -132,8 +132,8 @@ def detect_cmd(
             per_input: dict[Path, int] = {}
 
             def on_regions(path: Path, done: int, total: int) -> None:
-                if path not in per_input:
-                    per_input[path] = bar.add_task(f"  {path.name[:36]} regions", total=total)
+                if path not in per_input:  # regions done before (a resumed run) do not count for the ETA
+                    per_input[path] = bar.add_task(f"  {path.name[:36]} regions", total=total, completed=done)
                 bar.update(per_input[path], completed=done, total=total)
 
             def on_result(path: Path, n: int | None, err: Exception | None) -> None:

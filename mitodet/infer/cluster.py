@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -73,8 +74,10 @@ class RayExecutor:
             try:
                 if address:
                     ray.init(address=address, **kw)
-                else:
-                    ray.init(num_cpus=num_cpus, **kw)
+                else:  # local workers import the mitodet this process runs (a checkout, or installed)
+                    here = str(Path(__file__).resolve().parents[2])
+                    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+                    ray.init(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}}, **kw)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise MitodetError(address or "--ray", f"cannot start or join Ray: {err}".splitlines()[0]) from None
             self.started = True

@@ -106,12 +106,20 @@ def run_boxes(
     in_h, in_w = rf + stride * (th - 1), rf + stride * (tw - 1)
     dev = torch.device(device)
     dtype = next(model.parameters(), torch.zeros(0)).dtype  # float32 for parameter-free backends (ONNX)
+    np_dtype: type[np.floating] = np.float64 if dtype == torch.float64 else np.float32
+    run_numpy = getattr(model, "run_numpy", None)  # ONNX Runtime: no torch tensors on the way
     with torch.no_grad():
         for k in range(0, len(boxes), batch_size):
             chunk = boxes[k : k + batch_size]
             x = np.stack([padded_window(image, stride * i - top, stride * j - left, in_h, in_w) for i, j in chunk])
-            xt = torch.from_numpy(x).to(dev).permute(0, 3, 1, 2).to(dtype).div_(255)
-            p = probability(model(xt).float().cpu().numpy())
+            # NHWC uint8 -> NCHW in [0, 1], in numpy (30x faster than torch's strided permute + div)
+            xf: np.ndarray = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np_dtype)
+            np.divide(xf, np_dtype(255), out=xf)
+            if run_numpy is not None:
+                logits = run_numpy(xf)
+            else:
+                logits = model(torch.from_numpy(xf).to(device=dev, dtype=dtype)).float().cpu().numpy()
+            p = probability(logits)
             for (i, j), pm in zip(chunk, p, strict=True):
                 out[i : i + th, j : j + tw] = pm
             if progress:

@@ -89,15 +89,15 @@ def heat_picture(thumb: np.ndarray, tissue: np.ndarray, heat: np.ndarray) -> tup
     """Grey thumbnail with the heat map in colour (magma) where it is above zero; returns (image, max)."""
     from matplotlib import colormaps
 
-    grey = thumb.astype(np.float32).mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.6 + 255 * 0.4
-    grey[~tissue] = grey[~tissue] * 0.5 + 255 * 0.5
+    grey = thumb.mean(axis=2, dtype=np.float32) * np.float32(0.6) + np.float32(255 * 0.4)
+    grey[~tissue] = grey[~tissue] * np.float32(0.5) + np.float32(255 * 0.5)
+    out = np.repeat(grey[..., None], 3, axis=2)
     top = float(heat.max())
-    out = grey
     if top > 0:
-        colours = colormaps["magma"](np.linspace(0.15, 1.0, 256))[:, :3] * 255
-        lut = colours[np.clip((heat / top * 255).astype(int), 0, 255)]
-        alpha = np.where(heat > 0, 0.75, 0.0)[..., None]
-        out = grey * (1 - alpha) + lut * alpha
+        colours = (colormaps["magma"](np.linspace(0.15, 1.0, 256))[:, :3] * 255).astype(np.float32)
+        hot = heat > 0
+        lut = colours[np.clip((heat[hot] / top * 255).astype(int), 0, 255)]
+        out[hot] = out[hot] * np.float32(0.25) + lut * np.float32(0.75)
     return out.clip(0, 255).astype(np.uint8), top
 
 
