@@ -57,16 +57,24 @@ def model_for(backend: str, threads: int):
     return OnnxModel(fold(net), threads) if backend == "onnx" else fold(net)
 
 
+def _hwm_kb() -> int:
+    """Peak resident memory of this process image (VmHWM; ru_maxrss would include the parent's
+    peak before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def memory_probe(backend: str, tile: int, batch: int, size: int, threads: int) -> None:
-    """Child process: peak RSS rise of one dense map (printed as JSON)."""
+    """Child process: peak RSS, and its rise over the loaded models and image, of one dense map."""
     from mitodet.infer.dense import dense_map
 
     img = real_image(size)
     model = model_for(backend, threads)
-    dense_map(model, img[:600, :600], tile=tile, batch_size=batch)  # warm-up (sessions, allocators)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _hwm_kb()
     dense_map(model, img, tile=tile, batch_size=batch)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _hwm_kb()
     print(json.dumps({"peak_rss_mb": peak / 1024, "rise_mb": (peak - before) / 1024}))
 
 

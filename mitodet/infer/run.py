@@ -269,6 +269,7 @@ class _Input:
     tissue: TissueMask | None
     jobs: list[Job]
     image: np.ndarray | None = None
+    thumb: tuple[np.ndarray, float] | None = None  # slides: a low-resolution picture, its scale
     state: dict[str, Any] = field(default_factory=dict)  # slides: region key -> {"dets", "network_px"}
     keys: list[str] = field(default_factory=list)  # slides: every region with tissue, in order
     partial: Path | None = None
@@ -307,11 +308,17 @@ def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note)
                 spacing = s.mpp
                 size = s.dimensions
                 W, H = s.size_at(model_mpp)
-                tissue = None
-                if opts.tissue:
-                    picture, f = slide_thumbnail(s, target_mpp=mask_mpp_for(size[0] * spacing, size[1] * spacing))
-                    tissue = tissue_mask(picture, spacing / f)
+                tissue, thumb = None, None
+                if opts.tissue or opts.report:
+                    # one low-resolution read for the report's picture and the mask (which may be coarser)
+                    mask_mpp = mask_mpp_for(size[0] * spacing, size[1] * spacing)
+                    report_mpp = max(size) * spacing / REPORT_SIDE
+                    thumb = slide_thumbnail(s, target_mpp=min(mask_mpp, report_mpp))
+                    if opts.tissue:
+                        picture = shrink(thumb[0], spacing / thumb[1] / mask_mpp)
+                        tissue = tissue_mask(picture, spacing * size[0] / picture.shape[1])
             inp = _Input(path, path.stem, True, spacing, size, tissue, [], started=time.perf_counter())
+            inp.thumb = thumb
             rf = max(d.model.receptive_field for d in detectors)
             margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min dist
             need = tissue.need() if tissue is not None else None
@@ -369,6 +376,8 @@ def _crops(inp: _Input, dets: list[Detection], model_mpp: float) -> list[Crop]:
 
 def _thumbnail(inp: _Input, max_side: int) -> tuple[np.ndarray, float]:
     """The input at most ``max_side`` pixels a side, and its scale (thumbnail px per input px)."""
+    if inp.thumb is not None and max(inp.thumb[0].shape[:2]) >= min(max_side, max(inp.size)) - 1:
+        return inp.thumb
     if inp.image is not None:
         f = min(1.0, max_side / max(inp.image.shape[:2]))
         small = shrink(inp.image, f)

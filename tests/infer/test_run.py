@@ -1,5 +1,4 @@
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,6 @@ from mitodet.infer import run
 from mitodet.io.slide import open_slide
 from mitodet.model import create_model, save_checkpoint
 from tests.conftest import need
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_slide_thumbnail_reads_bounded_blocks(shared_data, tmp_path, monkeypatch):
     from mitodet.io.image import read_image
@@ -126,28 +122,20 @@ def test_summary_positives_only_and_report_for_every_input(detectors, inputs, tm
 
 
 def test_ray_local_cluster_writes_the_same_bytes(detectors, inputs, tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'mitodet[ray]')")
-    from mitodet.infer.cluster import RayExecutor
+    """`mitodet detect ... --ray` on a local 2-CPU Ray runtime: the same files, byte for byte."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'mitodet[ray]')")
+    from typer.testing import CliRunner
 
-    paths, dets = detectors
-    monkeypatch.setattr(run, "REGION", 400)
-    opts = run.Options(mpp=0.125)  # the image has its own spacing; --mpp would override it
-    files = [inputs[0]]
-    run.run_inputs(dets, files, tmp_path / "plain", options=opts)
-    run.run_inputs(dets, [inputs[1]], tmp_path / "plain", options=run.Options())
-    # a local 2-CPU Ray runtime whose workers import this checkout
-    pythonpath = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
-    try:
-        with RayExecutor(paths, {"backend": "auto"}) as ex:  # what load_detectors used for the plain run
-            regions = []
-            on_regions = lambda p, d, t: regions.append(d)  # noqa: E731
-            assert run.run_inputs(dets, files, tmp_path / "ray", options=opts, executor=ex, on_regions=on_regions) == 0
-            assert run.run_inputs(dets, [inputs[1]], tmp_path / "ray", options=run.Options(), executor=ex) == 0
-    finally:
-        ray.shutdown()
-    assert len(regions) > 3
-    plain, clustered = _files(tmp_path / "plain"), _files(tmp_path / "ray")
-    assert set(plain) == set(clustered) and len(plain) == 11
-    for name in plain:
-        assert plain[name] == clustered[name], name
+    from mitodet.cli.main import app
+
+    paths, _ = detectors
+    monkeypatch.setattr(run, "REGION", 400)  # the driver plans the regions: 12 of the slide, some without tissue
+    args = ["detect", *map(str, inputs), "--mpp", "0.125", "-m", str(paths[0]), "-m", str(paths[1])]
+    plain = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    clustered = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ray"), "--ray=local", "--ray-cpus", "2"])
+    assert clustered.exit_code == 0, clustered.output
+    a, b = _files(tmp_path / "plain"), _files(tmp_path / "ray")
+    assert set(a) == set(b) and len(a) == 11  # 5 outputs per input and summary.csv
+    for name in a:
+        assert a[name] == b[name], name
