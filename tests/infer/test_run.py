@@ -11,6 +11,7 @@ from mitodet.io.slide import open_slide
 from mitodet.model import create_model, save_checkpoint
 from tests.conftest import need
 
+
 def test_slide_thumbnail_reads_bounded_blocks(shared_data, tmp_path, monkeypatch):
     from mitodet.io.image import read_image
 
