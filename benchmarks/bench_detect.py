@@ -141,7 +141,18 @@ def flops_per_pixel() -> float:
 
 
 def run_detect(inp: Path, out: Path, extra: list[str]) -> dict:
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "mitodet.cli.main", "detect", str(inp), "--out", str(out)]
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "mitodet.cli.main",
+        "detect",
+        str(inp),
+        "--out",
+        str(out),
+        "--force",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run(cmd + extra, capture_output=True, text=True, env=env)
     if r.returncode != 0:

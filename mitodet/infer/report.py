@@ -26,6 +26,30 @@ from mitodet.schema import Detection, px_to_mm
 
 GALLERY = 48  # crops shown
 CROP_UM = 48.0  # side of a gallery crop
+# matplotlib's "magma" from 0.15 to 1 in 12 stops (no matplotlib import on the detection path)
+MAGMA = np.array(
+    [
+        (37, 18, 85),
+        (71, 16, 120),
+        (101, 26, 128),
+        (132, 38, 129),
+        (165, 49, 126),
+        (197, 60, 116),
+        (227, 78, 101),
+        (245, 107, 92),
+        (252, 144, 101),
+        (254, 182, 124),
+        (253, 218, 156),
+        (252, 253, 191),
+    ],
+    np.float32,
+)
+
+
+def _magma(n: int) -> np.ndarray:
+    """``n`` colours (float32 RGB 0-255) along :data:`MAGMA`."""
+    t = np.linspace(0, len(MAGMA) - 1, n)
+    return np.stack([np.interp(t, np.arange(len(MAGMA)), MAGMA[:, c]) for c in range(3)], axis=1).astype(np.float32)
 
 
 @dataclass
@@ -87,24 +111,21 @@ def heat_map(shape: tuple[int, int], points: np.ndarray, radius: float, grid: in
 
 def heat_picture(thumb: np.ndarray, tissue: np.ndarray, heat: np.ndarray) -> tuple[np.ndarray, float]:
     """Grey thumbnail with the heat map in colour (magma) where it is above zero; returns (image, max)."""
-    from matplotlib import colormaps
-
     grey = thumb.mean(axis=2, dtype=np.float32) * np.float32(0.6) + np.float32(255 * 0.4)
     grey[~tissue] = grey[~tissue] * np.float32(0.5) + np.float32(255 * 0.5)
     out = np.repeat(grey[..., None], 3, axis=2)
     top = float(heat.max())
     if top > 0:
-        colours = (colormaps["magma"](np.linspace(0.15, 1.0, 256))[:, :3] * 255).astype(np.float32)
+        colours = _magma(256)
         hot = heat > 0
         lut = colours[np.clip((heat[hot] / top * 255).astype(int), 0, 255)]
-        out[hot] = out[hot] * np.float32(0.25) + lut * np.float32(0.75)
+        alpha = np.where(tissue[hot], np.float32(0.75), np.float32(0.35))[:, None]  # strongest on tissue
+        out[hot] = out[hot] * (1 - alpha) + lut * alpha
     return out.clip(0, 255).astype(np.uint8), top
 
 
 def _legend() -> str:
-    from matplotlib import colormaps
-
-    stops = colormaps["magma"](np.linspace(0.15, 1.0, 8))[:, :3] * 255
+    stops = _magma(8)
     return ", ".join(f"rgb({int(r)},{int(g)},{int(b)})" for r, g, b in stops)
 
 

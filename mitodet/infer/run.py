@@ -153,7 +153,6 @@ class Job:
     margin: int = 0
     spacing: float | None = None  # images: the spacing of the pixels
     pixels: np.ndarray | None = None  # images, in this process only (a cluster worker reads the file)
-    index: int = 0  # the region's place in the slide's region order
 
 
 @dataclass
@@ -273,7 +272,6 @@ class _Input:
     state: dict[str, Any] = field(default_factory=dict)  # slides: region key -> {"dets", "network_px"}
     keys: list[str] = field(default_factory=list)  # slides: every region with tissue, in order
     partial: Path | None = None
-    started: float = 0.0
     failed: bool = False
 
 
@@ -317,7 +315,7 @@ def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note)
                     if opts.tissue:
                         picture = shrink(thumb[0], spacing / thumb[1] / mask_mpp)
                         tissue = tissue_mask(picture, spacing * size[0] / picture.shape[1])
-            inp = _Input(path, path.stem, True, spacing, size, tissue, [], started=time.perf_counter())
+            inp = _Input(path, path.stem, True, spacing, size, tissue, [])
             inp.thumb = thumb
             rf = max(d.model.receptive_field for d in detectors)
             margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min dist
@@ -336,14 +334,14 @@ def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note)
                             continue
                     inp.keys.append(_region_key(x, y))
                     if inp.keys[-1] not in inp.state:
-                        inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin, index=len(inp.keys) - 1))
+                        inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin))
         else:
             image, stored = read_image(path, opts.mpp)
             if stored is None:
                 raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
             tissue = image_tissue(image, stored) if opts.tissue else None
             inp = _Input(path, path.stem, False, stored, (image.shape[1], image.shape[0]), tissue, [])
-            inp.image, inp.started = image, time.perf_counter()
+            inp.image = image
             inp.jobs.append(replace(base, spacing=stored, pixels=image))
     text = upsampling_note(path.name, inp.spacing, model_mpp)
     if text and note:
