@@ -9,9 +9,27 @@ import typer
 from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, progress
 from mitodet.errors import MitodetError
+from mitodet.infer.dense import DEFAULT_BATCH, DEFAULT_TILE
+from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]
+
+
+# Options that take an optional value: bare ``--ray`` means ``--ray=local`` (see normalize_argv).
+BARE_VALUES = {"--ray": "local"}
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """``--ray`` given without a value (last, before another option, or before an existing file)
+    becomes ``--ray=local``: typer options cannot have an optional value of their own."""
+    out = list(argv)
+    for k, a in enumerate(out):
+        if a in BARE_VALUES:
+            nxt = out[k + 1] if k + 1 < len(out) else None
+            if nxt is None or nxt.startswith("-") or Path(nxt).exists():
+                out[k] = f"{a}={BARE_VALUES[a]}"
+    return out
 
 
 def detect_cmd(
@@ -40,14 +58,51 @@ def detect_cmd(
         False, "--overlay/--no-overlay", help="Also write <name>.overlay.png with detections circled."
     ),
     force: bool = typer.Option(False, "--force/--no-force", help="Redo inputs whose outputs already exist."),
+    positives_only: bool = typer.Option(
+        False,
+        "--positives-only/--all-candidates",
+        help="List only mitotic figures in the JSON, CSV and GeoJSON (not the candidates).",
+    ),
+    hotspot_mm2: float = typer.Option(
+        DEFAULT_HOTSPOT_MM2,
+        "--hotspot-mm2",
+        help="Area of the hotspot circle, mm² (2 mm² = 10 high-power fields).",
+        callback=options.number(0, 100, lo_open=True),
+    ),
+    tissue: bool = typer.Option(
+        True, "--tissue/--no-tissue", help="Find the tissue and run the networks only there (counts per mm² of it)."
+    ),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write <name>.report.html."),
+    full_ensemble: bool = typer.Option(
+        False,
+        "--full-ensemble/--cascade",
+        help="Run the second model everywhere, not only around the first one's candidates: the same mitotic "
+        "figures, but every candidate of both models listed (for AP/FROC).",
+    ),
+    ray: str = typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run on Ray: --ray alone starts a local Ray runtime; --ray ADDRESS joins a cluster "
+        "(auto, or ray://HEAD:10001). Inputs must be readable at the same path on every node.",
+    ),
+    ray_cpus: int = typer.Option(
+        None, "--ray-cpus", help="CPUs of the local Ray runtime (default: all).", callback=options.positive_int
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.", callback=options.device),
-    threads: int = typer.Option(None, "--threads", help="CPU threads for torch (>= 1).", callback=options.threads),
-    backend: str = typer.Option("torch", "--backend", help="torch, or onnx (ONNX Runtime, CPU, faster)."),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads, >= 1 (per Ray task: default 1).", callback=options.threads
+    ),
+    backend: str = typer.Option(
+        "auto",
+        "--backend",
+        help="auto (ONNX Runtime on the CPU when installed), onnx, or torch (folded, channels-last).",
+    ),
     tile: int = typer.Option(
-        1024, "--tile", help="Tile side in pixels, 128-8192 (bounds memory).", callback=options.tile
+        DEFAULT_TILE, "--tile", help="Tile side in pixels, 128-8192 (bounds memory).", callback=options.tile
     ),
     batch_size: int = typer.Option(
-        4, "--batch-size", help="Tiles per forward pass, 1-256.", callback=options.batch_size
+        DEFAULT_BATCH, "--batch-size", help="Tiles per forward pass, 1-256.", callback=options.batch_size
     ),
     grand_challenge: bool = typer.Option(
         False,
@@ -58,15 +113,17 @@ def detect_cmd(
     gc_output: Path = typer.Option(Path("/output"), "--gc-output", help="Grand-challenge output folder."),
 ) -> None:
     """Detect mitotic figures: dense probability map, local maxima, calibrated threshold (two models:
-    agreement ensemble). Writes per image a MIDOG JSON (mm), CSV, QuPath GeoJSON and optional overlay."""
-    from mitodet.infer.run import collect_inputs, load_detectors, run_grand_challenge, run_inputs
+    agreement ensemble). Writes per image a MIDOG JSON (mm), CSV, QuPath GeoJSON, tissue mask, HTML
+    report and optional overlay, and one row per input to <out>/summary.csv."""
+    from mitodet.infer.run import Options, collect_inputs, load_detectors, run_grand_challenge, run_inputs
 
     paths = [Path(p) for p in (model or [])] or DEFAULT_MODELS
     if not model and not all(p.is_file() for p in paths):
         raise MitodetError(
             WEIGHTS, "no bundled default weights (default-ca-rgb.pt, default-ca-od.pt); pass --model CHECKPOINT"
         )
-    detectors = load_detectors(paths, device=device, threads=threads, tile=tile, batch_size=batch_size, backend=backend)
+    kwargs = dict(device=device, tile=tile, batch_size=batch_size, backend=backend)
+    detectors = load_detectors(paths, threads=threads, **kwargs)
     if grand_challenge:
         n = run_grand_challenge(detectors, gc_input, gc_output, mpp=mpp, threshold=threshold)
         out_console.print(f"wrote {gc_output / 'mitotic-figures.json'} ({n} mitotic figures)")
@@ -74,36 +131,71 @@ def detect_cmd(
     if not inputs:
         raise MitodetError(None, "no INPUT given (or pass --grand-challenge)")
     files = collect_inputs(inputs)
-    with progress() as bar:
-        task = bar.add_task("images", total=len(files))
-        sub = bar.add_task("tiles", total=None, visible=False)
+    opts = Options(
+        mpp=mpp,
+        threshold=threshold,
+        overlay=overlay,
+        force=force,
+        positives_only=positives_only,
+        full=full_ensemble,
+        tissue=tissue,
+        hotspot_mm2=hotspot_mm2,
+        report=report,
+    )
+    executor = None
+    if ray:
+        from mitodet.infer.cluster import RayExecutor
 
-        def on_file(path: Path) -> None:
-            bar.update(task, description=path.name[:40])
-            bar.update(sub, completed=0, total=None, visible=True)
+        gpus = 1 if device.startswith("cuda") else 0
+        address = None if ray == "local" else ray
+        executor = RayExecutor(paths, kwargs, address, ray_cpus, threads=threads or 1, gpus=gpus)
+    totals = []
+    try:
+        with progress() as bar:
+            task = bar.add_task("inputs", total=len(files))
+            per_input: dict[Path, int] = {}
 
-        def on_result(path: Path, n: int | None, err: Exception | None) -> None:
-            if err is not None:
-                err_console.print(f"[red]error[/]: {err}", highlight=False)
-            else:
-                msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
-                out_console.print(f"{path}: {msg}", highlight=False)
-            bar.advance(task)
+            def on_regions(path: Path, done: int, total: int) -> None:
+                if path not in per_input:  # regions done before (a resumed run) do not count for the ETA
+                    per_input[path] = bar.add_task(f"  {path.name[:36]} regions", total=total, completed=done)
+                bar.update(per_input[path], completed=done, total=total)
 
-        failed = run_inputs(
-            detectors,
-            files,
-            out,
-            mpp=mpp,
-            threshold=threshold,
-            overlay=overlay,
-            force=force,
-            on_file=on_file,
-            on_result=on_result,
-            on_tiles=lambda i, t: bar.update(sub, completed=i, total=t),
-            note=lambda text: err_console.print(f"[yellow]note[/]: {text}", highlight=False),
-        )
-        bar.update(sub, visible=False)
+            def on_result(path: Path, n: int | None, err: Exception | None) -> None:
+                if err is not None:
+                    err_console.print(f"[red]error[/]: {err}", highlight=False)
+                else:
+                    msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
+                    out_console.print(f"{path}: {msg}", highlight=False)
+                if path in per_input:
+                    bar.update(per_input.pop(path), visible=False)
+                bar.advance(task)
+
+            sub = bar.add_task("  tiles", total=None, visible=False)
+            failed = run_inputs(
+                detectors,
+                files,
+                out,
+                on_result=on_result,
+                on_file=lambda path: bar.update(sub, completed=0, total=None, visible=False),
+                on_tiles=lambda i, t: bar.update(sub, completed=i, total=t, visible=i < t),
+                note=lambda text: err_console.print(f"[yellow]note[/]: {text}", highlight=False),
+                options=opts,
+                executor=executor,
+                on_regions=on_regions,
+                on_totals=totals.append,
+            )
+    finally:
+        if executor is not None:
+            executor.close()
+    t = totals[0]
+    rate = f", {t.megapixels / t.seconds:.2f} Mpx/s" if t.seconds > 0 and t.done else ""
+    density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 > 0 else ""
+    out_console.print(
+        f"{t.inputs} input(s): {t.done} done, {t.skipped} skipped, {t.failed} failed; "
+        f"{t.mitotic_figures} mitotic figure(s) in {t.tissue_mm2:.2f} mm² of tissue{density}; "
+        f"{t.megapixels:.1f} Mpx in {t.seconds:.1f} s{rate}; summary: {out / 'summary.csv'}",
+        highlight=False,
+    )
     if failed:
         err_console.print(f"[red]{failed} of {len(files)} input(s) failed[/]")
         raise typer.Exit(2)  # bad input, as for every other command

@@ -114,6 +114,9 @@ def run(argv: list[str] | None = None) -> None:
     """Console entry point (``mitodet``, ``python -m mitodet``)."""
     quiet_third_parties()
     exc = _click_exceptions()
+    from mitodet.cli.infer import normalize_argv  # --ray without a value (see there)
+
+    argv = normalize_argv(sys.argv[1:] if argv is None else list(argv))
     try:
         rv = app(args=argv, prog_name="mitodet", standalone_mode=False)
     except MitodetError as err:

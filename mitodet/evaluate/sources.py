@@ -38,7 +38,7 @@ VALID_NAMES = (MITOTIC_FIGURE, NON_MITOTIC)
 MAX_MM = 10  # the 2025 evaluator rejects larger coordinates as "pixels, not mm"
 POINT_SUFFIXES = (".geojson", ".csv")
 # Files in a predictions folder that are not predictions of an image.
-NOT_PREDICTIONS = {"metrics.json", "predictions.json"}
+NOT_PREDICTIONS = {"metrics.json", "predictions.json", "summary.csv"}  # summary.csv: detect's per-input counts
 DEFAULT_PROBABILITY = 0.5  # MIDOG 2022: a point without a probability
 
 

@@ -1,25 +1,49 @@
-"""Running detection over files: images, folders, whole slides (by regions, resumable)."""
+"""Running detection over files: images, folders, whole slides (by regions, resumable), in this
+process or on a Ray cluster (:mod:`mitodet.infer.cluster`).
+
+Per input the driver (this module) finds the tissue on a low-resolution picture, splits the work
+into jobs (the whole image, or the slide regions that hold tissue), hands them to an executor,
+keeps the finished regions of a slide in ``<stem>.partial.json`` (an interrupted run resumes
+there) and, once an input is complete, writes its outputs and its row of ``summary.csv``. A job
+gives the same detections wherever it runs (map values do not depend on the process, thread
+count or tiling: :mod:`mitodet.infer.dense`), and results are assembled in region order, so a
+cluster run writes the same bytes as a run in one process.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from mitodet.errors import MitodetError
 from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
-from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_midog_json, write_overlay
+from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_overlay
+from mitodet.infer.report import CROP_UM, Crop, gallery_detections, ring_crop, write_report
+from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2, SUMMARY_FIELDS, Summary, summarize
+from mitodet.infer.tissue import TissueMask, mask_mpp_for, tissue_mask, write_mask_png
+from mitodet.io.atomic import write_csv as write_table
 from mitodet.io.atomic import write_text
 from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image
-from mitodet.io.slide import UpsamplingWarning, open_slide
+from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
+from mitodet.reflect import centred_window
 from mitodet.schema import Detection, count_mitoses, match_radius_px
 
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
-SLIDE_MIN_PIXELS = 12_000 * 12_000  # larger inputs are processed by regions
+SLIDE_MIN_PIXELS = 8192 * 8192  # larger inputs are processed by regions (memory bounded by the region)
 REGION = 4096  # region side in model pixels
+REPORT_SIDE = 1200  # longest side of the report's pictures
+PARTIAL_FORMAT = "mitodet-partial/2"
+SUMMARY_CSV = "summary.csv"
 
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
@@ -39,13 +63,18 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
 
 
 def load_detectors(paths: list[Path], **kwargs) -> list[Detector]:
+    """The detectors of one or two checkpoints (``backend`` default "auto": ONNX Runtime on the CPU)."""
+    kwargs.setdefault("backend", "auto")
     if len(paths) > 2:
         raise MitodetError(None, f"give one model, or two for the ensemble (got {len(paths)})")
     return [Detector.from_checkpoint(p, **kwargs) for p in paths]
 
 
 def outputs_for(out: Path, stem: str) -> dict[str, Path]:
-    return {k: out / f"{stem}.{k}" for k in ("mitotic-figures.json", "csv", "geojson", "overlay.png")}
+    return {
+        k: out / f"{stem}.{k}"
+        for k in ("mitotic-figures.json", "csv", "geojson", "overlay.png", "report.html", "tissue.png")
+    }
 
 
 def overlay_caption(detectors: list[Detector], threshold: float | None) -> str:
@@ -53,26 +82,6 @@ def overlay_caption(detectors: list[Detector], threshold: float | None) -> str:
     t = [threshold if threshold is not None else d.threshold for d in detectors]
     kind = "agreement ensemble of " if len(detectors) == 2 else "model "
     return kind + " + ".join(d.name for d in detectors) + "   threshold " + " / ".join(f"{v:.3f}" for v in t)
-
-
-def write_outputs(
-    out: Path,
-    stem: str,
-    dets: list[Detection],
-    mpp: float,
-    image: np.ndarray | None,
-    overlay: bool,
-    models: list[str],
-    title: str | None = None,
-    caption: str | None = None,
-) -> None:
-    """All per-image outputs; the MIDOG JSON last, as the 'finished' marker."""
-    paths = outputs_for(out, stem)
-    write_csv(paths["csv"], dets, mpp)
-    write_geojson(paths["geojson"], dets)
-    if overlay and image is not None:
-        write_overlay(paths["overlay.png"], image, dets, match_radius_px(mpp), title=title, subtitle=caption)
-    write_midog_json(paths["mitotic-figures.json"], dets, mpp)
 
 
 def _is_slide(path: Path) -> bool:
@@ -90,76 +99,18 @@ def upsampling_note(name: str, mpp: float, model_mpp: float) -> str | None:
     return f"{name}: upsampled x{f:.3g} from {mpp:.3g} µm/px (model: {model_mpp:.3g} µm/px)" if f > 1.02 else None
 
 
-def detect_file(
-    detectors: list[Detector],
-    path: Path,
-    out: Path,
-    mpp: float | None = None,
-    threshold: float | None = None,
-    overlay: bool = False,
-    force: bool = False,
-    on_tiles=None,
-    note=None,
-) -> int | None:
-    """Detect in one file and write its outputs; None when skipped (already done).
-
-    ``note(text)`` receives remarks for the user (e.g. upsampling) instead of Python warnings."""
-    path = Path(path)
-    if not path.is_file():
-        raise MitodetError(path, "file not found")
-    done = outputs_for(out, path.stem)["mitotic-figures.json"]
-    if done.exists() and not force:
-        return None
-    models = [d.name for d in detectors]
-    caption = overlay_caption(detectors, threshold)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UpsamplingWarning)  # reported once through note() below
-        if _is_slide(path):
-            with open_slide(path, mpp) as s:
-                spacing = s.mpp
-            text = upsampling_note(path.name, spacing, detectors[0].mpp)
-            if text and note:
-                note(text)
-            dets, spacing = detect_slide(detectors, path, out, mpp, threshold, force, on_tiles)
-            image = None
-            if overlay:
-                with open_slide(path, mpp) as s:
-                    image, f = slide_thumbnail(s)
-                if f < 1:
-                    dets_o = [
-                        Detection((d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5, d.probability, d.label) for d in dets
-                    ]
-                    write_outputs(out, path.stem, dets, spacing, None, False, models)
-                    write_overlay(
-                        outputs_for(out, path.stem)["overlay.png"],
-                        image,
-                        dets_o,
-                        match_radius_px(spacing) * f,
-                        title=path.name,
-                        subtitle=caption,
-                    )
-                    return count_mitoses(dets)
-        else:
-            image, stored = read_image(path, mpp)
-            if stored is None:
-                raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
-            spacing = stored
-            text = upsampling_note(path.name, spacing, detectors[0].mpp)
-            if text and note:
-                note(text)
-            dets = detect_image(detectors, image, spacing, threshold, on_tiles)
-    write_outputs(out, path.stem, dets, spacing, image, overlay, models, title=path.name, caption=caption)
-    return count_mitoses(dets)
-
-
-def slide_thumbnail(slide, max_side: int = 4096) -> tuple[np.ndarray, float]:
-    """The whole slide at most ``max_side`` pixels a side, assembled block by block so that no
-    read holds more than about REGION x REGION pixels of the pyramid level it comes from.
-    Returns (image, f) with f = thumbnail px per level-0 px (<= 1)."""
+def slide_thumbnail(slide: Slide, max_side: int = 4096, target_mpp: float | None = None) -> tuple[np.ndarray, float]:
+    """The whole slide at most ``max_side`` pixels a side (or at ``target_mpp`` µm/px, if coarser
+    than the slide), assembled block by block so that no read holds more than about REGION x
+    REGION pixels of the pyramid level it comes from. Returns (image, f) with f = thumbnail px
+    per level-0 px (<= 1)."""
     W0, H0 = slide.dimensions
     f = min(1.0, max_side / max(W0, H0))
+    if target_mpp is not None:
+        f = min(1.0, slide.mpp / target_mpp)
     t_mpp = slide.mpp / f
     W, H = slide.size_at(t_mpp)
+    W, H = max(W, 1), max(H, 1)
     ds = slide.level_downsamples[slide.best_level(t_mpp)]
     block = int(max(64, min(max(W, H), REGION * f * ds)))  # thumbnail px whose source is ~REGION level px
     thumb = np.empty((H, W, 3), np.uint8)
@@ -170,62 +121,390 @@ def slide_thumbnail(slide, max_side: int = 4096) -> tuple[np.ndarray, float]:
     return thumb, f
 
 
-def _tissue(region: np.ndarray) -> bool:
-    """False for (nearly) blank background regions, which are skipped."""
-    small = region[::8, ::8].astype(np.int16)
-    sat = small.max(axis=2) - small.min(axis=2)
-    return bool((sat > 20).mean() > 0.001)
+def shrink(image: np.ndarray, f: float) -> np.ndarray:
+    """``image`` scaled by ``f`` <= 1 (antialiased), at least one pixel a side."""
+    if f >= 1:
+        return image
+    h, w = image.shape[:2]
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
 
 
-def detect_slide(
+def image_tissue(image: np.ndarray, mpp: float) -> TissueMask:
+    """The tissue mask of an image in memory (at least 256 mask pixels on its longer side)."""
+    h, w = image.shape[:2]
+    m_mpp = min(mask_mpp_for(w * mpp, h * mpp), max(mpp, max(w, h) * mpp / 256))
+    f = mpp / m_mpp
+    small = shrink(image, f)
+    return tissue_mask(small, mpp * w / small.shape[1])
+
+
+# -- jobs ------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One unit of work: a whole image, or one region of a slide (x, y, w, h in model pixels)."""
+
+    key: str  # the input it belongs to
+    path: str
+    mpp: float | None  # spacing override (--mpp)
+    threshold: float | None
+    full: bool  # full ensemble instead of the cascade
+    region: tuple[int, int, int, int] | None = None
+    margin: int = 0
+    spacing: float | None = None  # images: the spacing of the pixels
+    pixels: np.ndarray | None = None  # images, in this process only (a cluster worker reads the file)
+
+
+@dataclass
+class JobResult:
+    dets: list[list]  # [x, y, probability, label] in input (level-0) pixels
+    network_px: int = 0
+
+
+class Executor(Protocol):
+    def run(
+        self, jobs: Iterable[Job], tissue_of: Callable[[Job], TissueMask | None]
+    ) -> Iterator[tuple[Job, JobResult | None, Exception | None]]: ...
+
+
+_SLIDES: dict[tuple[str, float | None], Slide] = {}
+
+
+def _open_cached(path: str, mpp: float | None) -> Slide:
+    """Slides stay open between regions (one at a time per process)."""
+    key = (path, mpp)
+    if key not in _SLIDES:
+        for s in _SLIDES.values():
+            s.close()
+        _SLIDES.clear()
+        _SLIDES[key] = open_slide(path, mpp)
+    return _SLIDES[key]
+
+
+def close_slides() -> None:
+    for s in _SLIDES.values():
+        s.close()
+    _SLIDES.clear()
+
+
+def run_job(
     detectors: list[Detector],
-    path: Path,
-    out: Path,
-    mpp: float | None,
-    threshold: float | None,
-    force: bool,
-    on_tiles=None,
-) -> tuple[list[Detection], float]:
-    """Whole slide by regions at the model spacing; finished regions are kept in
-    ``<stem>.partial.json`` so an interrupted run resumes. Returns level-0 detections and spacing."""
+    job: Job,
+    tissue: TissueMask | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> JobResult:
+    """Detections of one job (see :class:`Job`), in input (level-0) pixels."""
+    before = sum(d.stats["network_px"] for d in detectors)
     model_mpp = detectors[0].mpp
-    rf = max(d.model.receptive_field for d in detectors)
-    margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min distance
-    partial = out / f"{path.stem}.partial.json"
-    state = {}
-    if partial.exists() and not force:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UpsamplingWarning)  # the driver notes it once per input
+        if job.region is None:
+            pixels = job.pixels
+            spacing = job.spacing
+            if pixels is None:
+                pixels, stored = read_image(job.path, job.mpp)
+                spacing = job.mpp or stored
+            if spacing is None:
+                raise MitodetError(job.path, "no pixel spacing stored in the file; pass --mpp")
+            need = tissue.need_fn(spacing) if tissue is not None else None
+            dets = detect_image(detectors, pixels, spacing, job.threshold, progress, need=need, full=job.full)
+            found = [[d.x, d.y, d.probability, d.label] for d in dets]
+        else:
+            slide = _open_cached(job.path, job.mpp)
+            x, y, w, h = job.region
+            m = job.margin
+            f = model_mpp / slide.mpp  # level-0 px per model px
+            region = slide.read_region(x - m, y - m, w + 2 * m, h + 2 * m, model_mpp, detectors[0].interpolation)
+            need = tissue.need_fn(model_mpp, x - m, y - m) if tissue is not None else None
+            found = []
+            for d in detect_image(detectors, region, model_mpp, job.threshold, need=need, full=job.full):
+                cx, cy = d.x - m, d.y - m
+                if 0 <= cx < w and 0 <= cy < h:  # keep the region core only
+                    found.append([(x + cx + 0.5) * f - 0.5, (y + cy + 0.5) * f - 0.5, d.probability, d.label])
+    return JobResult(found, sum(d.stats["network_px"] for d in detectors) - before)
+
+
+class LocalExecutor:
+    """Jobs one after the other in this process."""
+
+    def __init__(self, detectors: list[Detector], on_tiles: Callable[[int, int], None] | None = None):
+        self.detectors, self.on_tiles = detectors, on_tiles
+
+    def run(self, jobs, tissue_of):
         try:
-            state = json.loads(partial.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            state = {}
-    with open_slide(path, mpp) as slide:
-        W, H = slide.size_at(model_mpp)
-        f = model_mpp / slide.mpp  # level-0 px per model px
-        regions = [(x, y) for y in range(0, H, REGION) for x in range(0, W, REGION)]
-        for k, (x, y) in enumerate(regions):
-            key = f"{x},{y}"
-            if key not in state:
-                w, h = min(REGION, W - x), min(REGION, H - y)
-                region = slide.read_region(
-                    x - margin, y - margin, w + 2 * margin, h + 2 * margin, model_mpp, detectors[0].interpolation
-                )
-                found = []
-                if _tissue(region):
-                    dets = detect_image(detectors, region, model_mpp, threshold)
-                    for d in dets:
-                        cx, cy = d.x - margin, d.y - margin
-                        if 0 <= cx < w and 0 <= cy < h:  # keep the region core only
-                            found.append([(x + cx + 0.5) * f - 0.5, (y + cy + 0.5) * f - 0.5, d.probability, d.label])
-                state[key] = found
-                out.mkdir(parents=True, exist_ok=True)
-                write_text(partial, json.dumps(state))
-            if on_tiles:
-                on_tiles(k + 1, len(regions))
-        spacing = slide.mpp
-    dets = [Detection(*v) for key in state for v in state[key]]
-    dets.sort(key=lambda d: -d.probability)
-    partial.unlink(missing_ok=True)
-    return dets, spacing
+            for job in jobs:
+                try:
+                    progress = self.on_tiles if job.region is None else None
+                    yield job, run_job(self.detectors, job, tissue_of(job), progress), None
+                except (MitodetError, OSError, ValueError) as err:
+                    yield job, None, err
+        finally:
+            close_slides()
+
+
+# -- the driver ------------------------------------------------------------------------------
+@dataclass
+class Options:
+    """What ``mitodet detect`` does with each input (besides the models)."""
+
+    mpp: float | None = None
+    threshold: float | None = None
+    overlay: bool = False
+    force: bool = False
+    positives_only: bool = False
+    full: bool = False  # run both models everywhere (all candidates of both listed)
+    tissue: bool = True  # skip tiles without tissue; counts per mm² of tissue
+    hotspot_mm2: float = DEFAULT_HOTSPOT_MM2
+    report: bool = True
+
+
+@dataclass
+class _Input:
+    path: Path
+    stem: str
+    slide: bool
+    spacing: float
+    size: tuple[int, int]  # (width, height) in input (level-0) pixels
+    tissue: TissueMask | None
+    jobs: list[Job]
+    image: np.ndarray | None = None
+    thumb: tuple[np.ndarray, float] | None = None  # slides: a low-resolution picture, its scale
+    state: dict[str, Any] = field(default_factory=dict)  # slides: region key -> {"dets", "network_px"}
+    keys: list[str] = field(default_factory=list)  # slides: every region with tissue, in order
+    partial: Path | None = None
+    failed: bool = False
+
+
+def _region_key(x: int, y: int) -> str:
+    return f"{x},{y}"
+
+
+def _read_partial(partial: Path) -> dict:
+    try:
+        doc = json.loads(partial.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT or not isinstance(doc.get("regions"), dict):
+        return {}
+    return doc["regions"]
+
+
+def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note) -> _Input | None:
+    """What to do for one input; None when its outputs exist (and not ``force``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MitodetError(path, "file not found")
+    if outputs_for(out, path.stem)["mitotic-figures.json"].exists() and not opts.force:
+        return None
+    model_mpp = detectors[0].mpp
+    key = str(path)
+    base = Job(key=key, path=key, mpp=opts.mpp, threshold=opts.threshold, full=opts.full)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UpsamplingWarning)  # reported once through note() below
+        if _is_slide(path):
+            with open_slide(path, opts.mpp) as s:
+                spacing = s.mpp
+                size = s.dimensions
+                W, H = s.size_at(model_mpp)
+                tissue, thumb = None, None
+                if opts.tissue or opts.report:
+                    # one low-resolution read for the report's picture and the mask (which may be coarser)
+                    mask_mpp = mask_mpp_for(size[0] * spacing, size[1] * spacing)
+                    report_mpp = max(size) * spacing / REPORT_SIDE
+                    thumb = slide_thumbnail(s, target_mpp=min(mask_mpp, report_mpp))
+                    if opts.tissue:
+                        picture = shrink(thumb[0], spacing / thumb[1] / mask_mpp)
+                        tissue = tissue_mask(picture, spacing * size[0] / picture.shape[1])
+            inp = _Input(path, path.stem, True, spacing, size, tissue, [])
+            inp.thumb = thumb
+            rf = max(d.model.receptive_field for d in detectors)
+            margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min dist
+            need = tissue.need() if tissue is not None else None
+            inp.partial = out / f"{path.stem}.partial.json"
+            if not opts.force:
+                inp.state = _read_partial(inp.partial)
+            for y in range(0, H, REGION):
+                for x in range(0, W, REGION):
+                    w, h = min(REGION, W - x), min(REGION, H - y)
+                    if need is not None and tissue is not None:
+                        g = model_mpp / tissue.mpp  # mask px per model px
+                        i0, j0 = int((y + 0.5) * g), int((x + 0.5) * g)
+                        i1, j1 = int(np.ceil((y + h) * g)) + 1, int(np.ceil((x + w) * g)) + 1
+                        if not need[i0:i1, j0:j1].any():
+                            continue
+                    inp.keys.append(_region_key(x, y))
+                    if inp.keys[-1] not in inp.state:
+                        inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin))
+        else:
+            image, stored = read_image(path, opts.mpp)
+            if stored is None:
+                raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
+            tissue = image_tissue(image, stored) if opts.tissue else None
+            inp = _Input(path, path.stem, False, stored, (image.shape[1], image.shape[0]), tissue, [])
+            inp.image = image
+            inp.jobs.append(replace(base, spacing=stored, pixels=image))
+    text = upsampling_note(path.name, inp.spacing, model_mpp)
+    if text and note:
+        note(text)
+    return inp
+
+
+def _crops(inp: _Input, dets: list[Detection], model_mpp: float) -> list[Crop]:
+    """Gallery crops of ``dets`` at the model spacing, the matching radius ringed."""
+    side = int(round(CROP_UM / model_mpp))
+    radius = match_radius_px(model_mpp)
+    out = []
+    if inp.image is not None:
+        f = inp.spacing / model_mpp  # crop px per input px
+        src = max(8, int(round(side / f)))
+        for d in dets:
+            win = centred_window(inp.image, d.x, d.y, src)
+            out.append(Crop(ring_crop(np.asarray(Image.fromarray(win).resize((side, side))), radius), d))
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UpsamplingWarning)
+        with open_slide(inp.path, inp.spacing) as s:
+            f = s.mpp / model_mpp  # model px per level-0 px
+            for d in dets:
+                x, y = (d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5
+                px = s.read_region(int(round(x)) - side // 2, int(round(y)) - side // 2, side, side, model_mpp)
+                out.append(Crop(ring_crop(px, radius), d))
+    return out
+
+
+def _thumbnail(inp: _Input, max_side: int) -> tuple[np.ndarray, float]:
+    """The input at most ``max_side`` pixels a side, and its scale (thumbnail px per input px)."""
+    if inp.thumb is not None and max(inp.thumb[0].shape[:2]) >= min(max_side, max(inp.size)) - 1:
+        return inp.thumb
+    if inp.image is not None:
+        f = min(1.0, max_side / max(inp.image.shape[:2]))
+        small = shrink(inp.image, f)
+        return small, small.shape[1] / inp.image.shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UpsamplingWarning)
+        with open_slide(inp.path, inp.spacing) as s:
+            return slide_thumbnail(s, max_side)
+
+
+def _finish(
+    inp: _Input, dets: list[Detection], network_px: int, detectors: list[Detector], out: Path, opts: Options
+) -> Summary:
+    """Write every output of a finished input; the MIDOG JSON last, as the 'finished' marker."""
+    paths = outputs_for(out, inp.stem)
+    models = " + ".join(d.name for d in detectors)
+    t = [opts.threshold if opts.threshold is not None else d.threshold for d in detectors]
+    tissue_mm2 = (
+        inp.tissue.area_mm2 if inp.tissue is not None else inp.size[0] * inp.size[1] * (inp.spacing / 1000) ** 2
+    )
+    summary, hs = summarize(
+        str(inp.path),
+        dets,
+        inp.spacing,
+        inp.size,
+        tissue_mm2,
+        inp.tissue.fraction if inp.tissue is not None else 1.0,
+        opts.hotspot_mm2,
+        network_px / 1e6,
+        models,
+        " / ".join(f"{v:.4f}" for v in t),
+    )
+    listed = [d for d in dets if d.is_mitosis] if opts.positives_only else dets
+    write_csv(paths["csv"], listed, inp.spacing)
+    write_geojson(paths["geojson"], listed)
+    caption = overlay_caption(detectors, opts.threshold)
+    if inp.tissue is not None:
+        write_mask_png(paths["tissue.png"], inp.tissue)
+    thumb, scale = None, 1.0
+    if opts.report or (opts.overlay and inp.image is None):
+        thumb, scale = _thumbnail(inp, REPORT_SIDE if not opts.overlay or inp.image is not None else 4096)
+    if opts.overlay:
+        if inp.image is not None:
+            write_overlay(
+                paths["overlay.png"],
+                inp.image,
+                dets,
+                match_radius_px(inp.spacing),
+                title=inp.path.name,
+                subtitle=caption,
+            )
+        else:
+            assert thumb is not None
+            dets_o = [
+                Detection((d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5, d.probability, d.label) for d in dets
+            ]
+            write_overlay(
+                paths["overlay.png"],
+                thumb,
+                dets_o,
+                match_radius_px(inp.spacing) * scale,
+                title=inp.path.name,
+                subtitle=caption,
+            )
+    if opts.report:
+        assert thumb is not None
+        if max(thumb.shape[:2]) > REPORT_SIDE:
+            small = shrink(thumb, REPORT_SIDE / max(thumb.shape[:2]))
+            scale *= small.shape[1] / thumb.shape[1]
+            thumb = small
+        shown = gallery_detections(dets)
+        write_report(
+            paths["report.html"],
+            summary,
+            hs,
+            thumb,
+            scale,
+            inp.tissue.mask if inp.tissue is not None else None,
+            dets,
+            _crops(inp, shown, detectors[0].mpp),
+            caption,
+        )
+    doc = midog_points(listed, inp.spacing)
+    doc["summary"] = summary.row()
+    write_text(paths["mitotic-figures.json"], json.dumps(doc, indent=1) + "\n")
+    if inp.partial is not None:
+        inp.partial.unlink(missing_ok=True)
+    return summary
+
+
+def _summary_of(out: Path, path: Path) -> dict | None:
+    """The summary stored in a finished input's JSON (None if absent or unreadable)."""
+    try:
+        doc = json.loads(outputs_for(out, path.stem)["mitotic-figures.json"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    s = doc.get("summary") if isinstance(doc, dict) else None
+    return s if isinstance(s, dict) else None
+
+
+def write_summary(out: Path, rows: list[dict]) -> Path:
+    """Merge ``rows`` (one per input) into ``<out>/summary.csv``: rows of inputs not in this
+    run are kept (first, in their order), then this run's rows in input order."""
+    path = Path(out) / SUMMARY_CSV
+    mine = {r["input"] for r in rows}
+    old = []
+    if path.exists():
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                old = [r for r in csv.DictReader(fh) if r.get("input") not in mine]
+        except (OSError, ValueError, csv.Error):
+            old = []
+    write_table(path, SUMMARY_FIELDS, old + rows)
+    return path
+
+
+@dataclass
+class Totals:
+    """What a run did, for its last line."""
+
+    inputs: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    mitotic_figures: int = 0
+    tissue_mm2: float = 0.0
+    megapixels: float = 0.0  # area of the processed inputs in megapixels of the model spacing
+    network_mpx: float = 0.0
+    seconds: float = 0.0
 
 
 def run_inputs(
@@ -240,26 +519,113 @@ def run_inputs(
     on_result=None,
     on_tiles=None,
     note=None,
+    *,
+    options: Options | None = None,
+    executor: Executor | None = None,
+    on_regions: Callable[[Path, int, int], None] | None = None,
+    on_totals: Callable[[Totals], None] | None = None,
 ) -> int:
     """Detect in every file; a failing file is reported through ``on_result(path, None, error)``
     and skipped. ``on_result(path, n, None)`` gets the mitotic-figure count (None: skipped as done).
-    Returns the number of files that failed."""
-    failed = 0
-    for path in map(Path, files):
-        if on_file:
-            on_file(path)
-        n, error = None, None
-        try:
-            n = detect_file(detectors, path, out, mpp, threshold, overlay, force, on_tiles=on_tiles, note=note)
-        except MitodetError as err:
-            error = err
-        except (OSError, ValueError) as err:  # unreadable/odd file the readers did not classify
-            error = MitodetError(path, f"{type(err).__name__}: {err}")
-        if error is not None:
-            failed += 1
+    ``on_regions(path, done, total)`` follows a slide's regions (and an image as one region).
+    ``options`` (default: from the keyword arguments before it) says what to do with each input;
+    ``executor`` runs the jobs (default: here, one after the other; see :mod:`mitodet.infer.cluster`).
+    Writes ``<out>/summary.csv``; ``on_totals`` gets the run's :class:`Totals`. Returns the
+    number of files that failed."""
+    opts = options or Options(mpp=mpp, threshold=threshold, overlay=overlay, force=force)
+    out = Path(out)
+    ex = executor or LocalExecutor(detectors, on_tiles)
+    files = [Path(f) for f in files]
+    totals = Totals(inputs=len(files))
+    t0 = time.perf_counter()
+    inputs: dict[str, _Input] = {}
+    rows: dict[str, dict] = {}
+
+    def fail(path: Path, err: Exception) -> None:
+        if not isinstance(err, MitodetError):
+            err = MitodetError(path, f"{type(err).__name__}: {err}")
+        totals.failed += 1
         if on_result:
-            on_result(path, n, error)
-    return failed
+            on_result(path, None, err)
+
+    def finish(inp: _Input, dets: list[Detection], network_px: int) -> None:
+        try:
+            s = _finish(inp, dets, network_px, detectors, out, opts)
+        except (MitodetError, OSError, ValueError) as err:
+            fail(inp.path, err)
+            return
+        rows[str(inp.path)] = s.row()
+        totals.done += 1
+        totals.mitotic_figures += s.mitotic_figures
+        totals.tissue_mm2 += s.tissue_mm2
+        totals.megapixels += inp.size[0] * inp.size[1] / 1e6 * (inp.spacing / detectors[0].mpp) ** 2
+        totals.network_mpx += network_px / 1e6
+        inp.image = None
+        if on_result:
+            on_result(inp.path, s.mitotic_figures, None)
+
+    def finish_slide(inp: _Input) -> None:
+        dets = [Detection(*v) for k in inp.keys for v in inp.state[k]["dets"]]  # region order: deterministic
+        dets.sort(key=lambda d: -d.probability)
+        finish(inp, dets, sum(inp.state[k]["network_px"] for k in inp.keys))
+
+    def jobs() -> Iterator[Job]:
+        for path in files:
+            if on_file:
+                on_file(path)
+            try:
+                inp = _plan(detectors, path, out, opts, note)
+            except (MitodetError, OSError, ValueError) as err:
+                fail(path, err)
+                continue
+            if inp is None:
+                totals.skipped += 1
+                s = _summary_of(out, path)
+                if s is not None:
+                    rows[str(path)] = {k: s.get(k, "") for k in SUMMARY_FIELDS}
+                if on_result:
+                    on_result(path, None, None)
+                continue
+            inputs[str(path)] = inp
+            if on_regions:
+                on_regions(path, len(inp.keys) - len(inp.jobs) if inp.slide else 0, len(inp.keys) if inp.slide else 1)
+            if not inp.jobs:  # a slide whose regions were all done before (resumed), or without tissue
+                finish_slide(inp)
+                continue
+            yield from inp.jobs
+
+    def tissue_of(job: Job) -> TissueMask | None:
+        return inputs[job.key].tissue
+
+    for job, result, error in ex.run(jobs(), tissue_of):
+        inp = inputs[job.key]
+        if inp.failed:
+            continue
+        if error is not None or result is None:
+            inp.failed = True
+            fail(inp.path, error or MitodetError(inp.path, "no result"))
+            continue
+        if not inp.slide:
+            if on_regions:
+                on_regions(inp.path, 1, 1)
+            finish(inp, [Detection(*v) for v in result.dets], result.network_px)
+            continue
+        assert job.region is not None and inp.partial is not None
+        inp.state[_region_key(*job.region[:2])] = {"dets": result.dets, "network_px": result.network_px}
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(inp.partial, json.dumps({"format": PARTIAL_FORMAT, "regions": inp.state}))
+        done = sum(k in inp.state for k in inp.keys)
+        if on_regions:
+            on_regions(inp.path, done, len(inp.keys))
+        if done == len(inp.keys):
+            finish_slide(inp)
+    ordered = [rows[str(p)] for p in files if str(p) in rows]
+    if ordered:
+        write_summary(out, ordered)
+    totals.seconds = time.perf_counter() - t0
+    if on_totals:
+        on_totals(totals)
+    return totals.failed
 
 
 def run_grand_challenge(detectors, gc_input: Path, gc_output: Path, mpp=None, threshold=None) -> int:

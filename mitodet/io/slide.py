@@ -65,8 +65,15 @@ class _LibBackend:
         img = self.handle.read_region((int(round(x * ds[0])), int(round(y * ds[1]))), level, (int(w), int(h)))
         arr = np.asarray(img)
         if arr.ndim == 3 and arr.shape[2] == 4:  # openslide: RGBA, transparent where nothing was scanned -> white
-            alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
-            arr = (arr[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+            rows = np.flatnonzero((arr[:, :, 3] < 255).any(axis=1))
+            if len(rows) == 0:  # all opaque (the usual case): no float copy of the whole region
+                return arr[:, :, :3]
+            out = arr[:, :, :3].copy()
+            for r0 in range(int(rows[0]), int(rows[-1]) + 1, 256):  # blend by bands: memory stays small
+                band = arr[r0 : r0 + 256]
+                alpha = band[:, :, 3:4].astype(np.float32) / 255.0
+                out[r0 : r0 + 256] = (band[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round()
+            return out
         return arr[:, :, :3]
 
     def close(self) -> None:

@@ -65,9 +65,29 @@ def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
     gj = json.loads((out / "A00_01_0.geojson").read_text())
     assert len(gj["features"]) == len(rows) and "probability" in gj["features"][0]["properties"]["measurements"]
     assert (out / "A00_01_1.overlay.png").stat().st_size > 0
+    assert (out / "A00_01_1.report.html").stat().st_size > 0 and (out / "A00_01_0.tissue.png").exists()
+    assert "3 input(s): 2 done, 0 skipped, 1 failed;" in r.output  # the totals line
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [row["input"] for row in summary] == [str(p) for p in inputs]  # one row per input that worked
     args.remove(str(bad))
     r = runner.invoke(app, args)  # again without the bad file: all skipped
-    assert r.exit_code == 0 and r.output.count("skipped") == 2
+    assert r.exit_code == 0 and r.output.count("skipped (done") == 2
+    assert list(csv.DictReader((out / "summary.csv").open())) == summary  # rows of skipped inputs kept
+    r = runner.invoke(app, args + ["--force", "--positives-only", "--no-report"])
+    doc = json.loads((out / "A00_01_0.mitotic-figures.json").read_text())
+    assert r.exit_code == 0 and {p["name"] for p in doc["points"]} <= {"mitotic figure"}
+    assert doc["summary"]["mitotic_figures"] == len(doc["points"])
+
+
+def test_bare_ray_option_means_a_local_runtime(tmp_path):
+    from mitodet.cli.infer import normalize_argv
+
+    f = tmp_path / "s.svs"
+    f.write_bytes(b"")
+    assert normalize_argv(["detect", "a.tif", "--ray"]) == ["detect", "a.tif", "--ray=local"]
+    assert normalize_argv(["detect", "--ray", "--out", "o", "a.tif"])[1] == "--ray=local"
+    assert normalize_argv(["detect", "--ray", str(f)]) == ["detect", "--ray=local", str(f)]
+    assert normalize_argv(["detect", "a.tif", "--ray", "ray://head:10001"])[2:] == ["--ray", "ray://head:10001"]
 
 
 def test_grand_challenge_mode(shared_data, ckpts, tmp_path):

@@ -1,8 +1,14 @@
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 import tifffile
+import torch
 
 from mitodet.infer import run
 from mitodet.io.slide import open_slide
+from mitodet.model import create_model, save_checkpoint
 from tests.conftest import need
 
 
@@ -24,3 +30,113 @@ def test_slide_thumbnail_reads_bounded_blocks(shared_data, tmp_path, monkeypatch
         whole = s.read(s.mpp / f)
     assert thumb.shape == whole.shape == (round(900 * f), 1000, 3)
     assert np.abs(thumb.astype(int) - whole).mean() < 2  # same picture as one whole read
+
+
+@pytest.fixture(scope="module")
+def detectors(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    paths = []
+    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
+        torch.manual_seed(seed)
+        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.45)
+        paths.append(d / name)
+    return paths, run.load_detectors(paths, threads=1)  # the default backend (ONNX Runtime when installed)
+
+
+@pytest.fixture(scope="module")
+def inputs(shared_data, tmp_path_factory):
+    """A real slide (read as if at 0.125 µm/px: half its size at the model spacing) and a real image."""
+    from mitodet.io.image import read_image
+
+    d = tmp_path_factory.mktemp("inputs")
+    tile, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-21-5784-01Z-00-DX1.tif"))
+    tifffile.imwrite(d / "roi.tif", tile[:500, :640], resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    return [need(shared_data / "wsi" / "CMU-1-Small-Region.svs"), d / "roi.tif"]
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+
+
+def test_slide_by_regions_resumes_to_the_same_bytes(detectors, inputs, tmp_path, monkeypatch):
+    paths, dets = detectors
+    monkeypatch.setattr(run, "REGION", 256)
+    slide = inputs[0]
+    opts = run.Options(mpp=0.125)  # 1110 x 1484 model pixels: 5 x 6 regions, some without tissue
+    regions, totals = [], []
+    on_regions = lambda p, d, t: regions.append((d, t))  # noqa: E731
+    failed = run.run_inputs(
+        dets, [slide], tmp_path / "ref", options=opts, on_regions=on_regions, on_totals=totals.append
+    )
+    assert failed == 0 and totals[0].done == 1 and totals[0].tissue_mm2 > 0
+    ref = _files(tmp_path / "ref")
+    stem = slide.stem
+    assert {f"{stem}.{k}" for k in ("mitotic-figures.json", "csv", "geojson", "report.html", "tissue.png")} <= set(ref)
+    assert "summary.csv" in ref and f"{stem}.partial.json" not in ref
+    total = regions[-1][1]
+    assert 10 < total < 30 and regions[-1] == (total, total)  # background regions are not even read
+
+    class Interrupted(Exception):
+        pass
+
+    class Stopper(run.LocalExecutor):
+        """Dies after two regions, as a killed run would."""
+
+        def run(self, jobs, tissue_of):
+            for k, item in enumerate(super().run(jobs, tissue_of)):
+                if k == 2:
+                    raise Interrupted
+                yield item
+
+    with pytest.raises(Interrupted):
+        run.run_inputs(dets, [slide], tmp_path / "again", options=opts, executor=Stopper(dets))
+    state = json.loads((tmp_path / "again" / f"{stem}.partial.json").read_text())
+    assert len(state["regions"]) == 2
+    seen = []
+    run.run_inputs(dets, [slide], tmp_path / "again", options=opts, on_regions=lambda p, d, t: seen.append(d))
+    assert seen[0] == 2  # resumed after the two finished regions
+    assert _files(tmp_path / "again") == ref
+
+
+def test_summary_positives_only_and_report_for_every_input(detectors, inputs, tmp_path, monkeypatch):
+    paths, dets = detectors
+    monkeypatch.setattr(run, "REGION", 600)
+    out = tmp_path / "out"
+    opts = run.Options(mpp=None, positives_only=True, threshold=0.3)
+    # the slide needs --mpp; the image has it in its tags: run them as two batches into one folder
+    run.run_inputs(dets, [inputs[1]], out, options=opts)
+    run.run_inputs(dets, [inputs[0]], out, options=run.Options(mpp=0.125, positives_only=True, threshold=0.3))
+    import csv
+
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [Path(r["input"]).name for r in rows] == ["roi.tif", inputs[0].name]  # one row per input, kept across runs
+    for r, p in zip(rows, [inputs[1], inputs[0]], strict=True):
+        doc = json.loads((out / f"{p.stem}.mitotic-figures.json").read_text())
+        assert doc["summary"]["mitotic_figures"] == int(r["mitotic_figures"]) == len(doc["points"]) > 0
+        assert {pt["name"] for pt in doc["points"]} == {"mitotic figure"}  # positives only
+        assert int(r["candidates"]) > int(r["mitotic_figures"])
+        assert float(r["tissue_mm2"]) > 0 and float(r["figures_per_mm2"]) > 0
+        page = (out / f"{p.stem}.report.html").read_text()
+        assert "data:image/jpeg;base64," in page and f">{r['mitotic_figures']}<" in page
+    roi = rows[0]
+    assert abs(float(roi["tissue_mm2"]) - 500 * 640 * 0.25**2 / 1e6) < 0.01  # all of the tile is tissue
+
+
+def test_ray_local_cluster_writes_the_same_bytes(detectors, inputs, tmp_path, monkeypatch):
+    """`mitodet detect ... --ray` on a local 2-CPU Ray runtime: the same files, byte for byte."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'mitodet[ray]')")
+    from typer.testing import CliRunner
+
+    from mitodet.cli.main import app
+
+    paths, _ = detectors
+    monkeypatch.setattr(run, "REGION", 400)  # the driver plans the regions: 12 of the slide, some without tissue
+    args = ["detect", *map(str, inputs), "--mpp", "0.125", "-m", str(paths[0]), "-m", str(paths[1])]
+    plain = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    clustered = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ray"), "--ray=local", "--ray-cpus", "2"])
+    assert clustered.exit_code == 0, clustered.output
+    a, b = _files(tmp_path / "plain"), _files(tmp_path / "ray")
+    assert set(a) == set(b) and len(a) == 11  # 5 outputs per input and summary.csv
+    for name in a:
+        assert a[name] == b[name], name

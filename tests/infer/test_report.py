@@ -1,0 +1,88 @@
+"""The HTML report: self-contained, and rendered by a real browser (headless Chromium)."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from mitodet.infer import run
+from mitodet.model import create_model, save_checkpoint
+from tests.conftest import need
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+@pytest.fixture(scope="module")
+def report(shared_data, tmp_path_factory):
+    """The report of a real tile (two real tiles side by side on white glass) by two small models."""
+    from mitodet.io.image import read_image
+
+    d = tmp_path_factory.mktemp("report")
+    a, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-21-5784-01Z-00-DX1.tif"))
+    b, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-A7-A13E-01Z-00-DX1.tif"))
+    img = np.full((1200, 2300, 3), 242, np.uint8)
+    img[100:1100, 100:1100], img[100:1100, 1200:2200] = a, b
+    tifffile.imwrite(d / "two tiles.tif", img, resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    paths = []
+    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
+        torch.manual_seed(seed)
+        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.4)
+        paths.append(d / name)
+    dets = run.load_detectors(paths, threads=1)
+    assert run.run_inputs(dets, [d / "two tiles.tif"], d / "out", options=run.Options(hotspot_mm2=0.1)) == 0
+    return d / "out" / "two tiles.report.html"
+
+
+def test_report_is_self_contained(report):
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "</html>" in page
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # every picture embedded
+    doc = (report.parent / "two tiles.mitotic-figures.json").read_text()
+    import json
+
+    s = json.loads(doc)["summary"]
+    assert s["mitotic_figures"] > 0 and f">{s['mitotic_figures']}<" in page
+    assert f"{s['tissue_mm2']:.2f}" in page and "0.1 mm² circle" in page
+    assert page.count('class="crop') == min(48, s["candidates"])  # the gallery
+    assert 0.45 < s["tissue_fraction"] < 0.8  # two tiles on glass
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    browser = next((b for b in BROWSERS if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--hide-scrollbars",
+        "--window-size=1400,1600",
+        f"--screenshot={shot}",
+        report.resolve().as_uri(),
+    ]
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False, env={**os.environ, "HOME": str(tmp_path)})
+    assert shot.exists(), "Chromium wrote no screenshot"
+    from PIL import Image
+
+    px = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert px.shape[:2] == (1600, 1400)
+    header = px[5:40, 5:600]
+    assert (np.abs(header - (38, 38, 46)).sum(axis=2) < 30).mean() > 0.8  # the dark title bar
+    body = px[200:900]
+    assert body.std() > 30  # pictures drawn, not a blank page
+    pink = (body[..., 0] > 150) & (body[..., 1] < 140) & (body[..., 2] > 120)  # H&E tissue on screen
+    assert pink.mean() > 0.02
+    if os.environ.get("MITODET_SCREENSHOT"):  # keep it to look at
+        shutil.copy(shot, os.environ["MITODET_SCREENSHOT"])
