@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -37,6 +38,15 @@ BACKENDS = ("auto", "onnx", "torch")
 
 # need(cx, cy) -> bool[len(cy), len(cx)]: which output cells (centres in input-image pixels) to compute
 NeedFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (a checkpoint's identity)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def resolve_backend(backend: str, device: str = "cpu") -> str:
@@ -100,6 +110,8 @@ class Detector:
             raise MitodetError("interpolation", f"unknown interpolation {interpolation!r}; use {', '.join(FILTERS)}")
         self.min_distance_um, self.floor = min_distance_um, floor
         self.name = name
+        # what made this detector, for the provenance of its outputs (from_checkpoint adds the file's hash)
+        self.identity: dict = {"name": name, "backend": "torch"}
         self.interpolation = interpolation
         self.stats: dict[str, int] = {"network_px": 0}  # input pixels the network ran on, so far
         rf = model.receptive_field
@@ -142,7 +154,9 @@ class Detector:
         kwargs.setdefault("threshold", meta.get("threshold"))
         kwargs.setdefault("interpolation", meta.get("interpolation", DEFAULT_INTERPOLATION))
         kwargs.setdefault("name", os.path.basename(str(path)))
-        return cls(model, device=device, **kwargs)
+        det = cls(model, device=device, **kwargs)
+        det.identity = {"name": det.name, "sha256": file_sha256(path), "backend": backend}
+        return det
 
     # -- maps -------------------------------------------------------------------------
     def prepare(self, image: np.ndarray, mpp: float | None = None) -> Prepared:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from mitodet import __version__
 from mitodet.errors import MitodetError
 from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
@@ -31,35 +34,102 @@ from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_
 from mitodet.infer.report import CROP_UM, Crop, gallery_detections, ring_crop, write_report
 from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2, SUMMARY_FIELDS, Summary, summarize
 from mitodet.infer.tissue import TissueMask, mask_mpp_for, tissue_mask, write_mask_png
+from mitodet.io.atomic import remove_stale_temps, write_text
 from mitodet.io.atomic import write_csv as write_table
-from mitodet.io.atomic import write_text
-from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image
+from mitodet.io.files import check_output_dir
+from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image, tiff_stack_pages
 from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
 from mitodet.reflect import centred_window
-from mitodet.schema import Detection, count_mitoses, match_radius_px
+from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, count_mitoses, match_radius_px
 
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
 SLIDE_MIN_PIXELS = 8192 * 8192  # larger inputs are processed by regions (memory bounded by the region)
 REGION = 4096  # region side in model pixels
 REPORT_SIDE = 1200  # longest side of the report's pictures
-PARTIAL_FORMAT = "mitodet-partial/2"
+MAX_REGIONS = 100_000  # ~6400 mm² at 0.25 µm/px: larger is a wrong spacing or a damaged header
+PARTIAL_FORMAT = "mitodet-partial/3"
 SUMMARY_CSV = "summary.csv"
 
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
-    """Files of the given paths; folders contribute their images and slides (sorted, not recursive)."""
-    files = []
+    """Files of the given paths; folders contribute their images and slides (sorted, not
+    recursive). A file given twice (or through a folder and by name) counts once."""
+    files, seen = [], set()
     for p in inputs:
         p = Path(p)
         if p.is_dir():
-            files += sorted(
+            found = sorted(
                 f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES
             )
         else:
-            files.append(p)  # missing files are reported (and skipped) when processed
+            found = [p]  # missing files are reported (and skipped) when processed
+        for f in found:
+            key = f.resolve() if f.exists() else f.absolute()
+            if key not in seen:
+                seen.add(key)
+                files.append(f)
     if not files:
         raise MitodetError(", ".join(map(str, inputs)), "no images found")
     return files
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input of a run: a file, or one page of a multi-page TIFF stack, and the stem that
+    names its outputs (unique within the run)."""
+
+    path: Path
+    stem: str
+    page: int | None = None  # 0-based page of a stack
+    pages: int = 1
+
+    @property
+    def name(self) -> str:
+        """What the user sees (and the ``input`` column of summary.csv)."""
+        return str(self.path) if self.page is None else f"{self.path} [page {self.page + 1}/{self.pages}]"
+
+
+def _unique_stems(paths: list[Path]) -> list[str]:
+    """Output stems for distinct files: the file's stem; where two share it (``img.jpg`` and
+    ``img.png``, or ``a/x.jpg`` and ``b/x.jpg``; compared ignoring case, as some file systems
+    do), the whole name, then as many parent folders as tell them apart (``a_x.jpg``)."""
+    stems = [p.stem for p in paths]
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(stems):
+        groups.setdefault(s.lower(), []).append(i)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        parts = [(paths[i].resolve() if paths[i].exists() else paths[i].absolute()).parts for i in idx]
+        for k in range(1, max(len(p) for p in parts) + 1):
+            names = ["_".join(p[-k:]).lstrip("_/") for p in parts]
+            if len({n.lower() for n in names}) == len(names):
+                break
+        for i, n in zip(idx, names, strict=True):
+            stems[i] = n
+    used: set[str] = set()
+    for i, s in enumerate(stems):  # a disambiguated name may meet another input's plain stem
+        n, k = s, 2
+        while n.lower() in used:
+            n, k = f"{s}-{k}", k + 1
+        used.add(n.lower())
+        stems[i] = n
+    return stems
+
+
+def plan_items(files: list[Path]) -> list[Item]:
+    """The run's inputs: one per file, one per page of a multi-page TIFF stack (outputs
+    ``<stem>-page01`` ...), each with a unique output stem (:func:`_unique_stems`)."""
+    files = [Path(f) for f in files]
+    items = []
+    for path, stem in zip(files, _unique_stems(files), strict=True):
+        n = tiff_stack_pages(path) if path.is_file() else 1
+        if n == 1:
+            items.append(Item(path, stem))
+        else:
+            width = max(2, len(str(n)))
+            items += [Item(path, f"{stem}-page{i + 1:0{width}d}", i, n) for i in range(n)]
+    return items
 
 
 def load_detectors(paths: list[Path], **kwargs) -> list[Detector]:
@@ -144,8 +214,9 @@ def image_tissue(image: np.ndarray, mpp: float) -> TissueMask:
 class Job:
     """One unit of work: a whole image, or one region of a slide (x, y, w, h in model pixels)."""
 
-    key: str  # the input it belongs to
+    key: str  # the input it belongs to (:attr:`Item.name`)
     path: str
+    page: int | None  # of a multi-page TIFF stack
     mpp: float | None  # spacing override (--mpp)
     threshold: float | None
     full: bool  # full ensemble instead of the cascade
@@ -202,7 +273,7 @@ def run_job(
             pixels = job.pixels
             spacing = job.spacing
             if pixels is None:
-                pixels, stored = read_image(job.path, job.mpp)
+                pixels, stored = read_image(job.path, job.mpp, page=job.page or 0)
                 spacing = job.mpp or stored
             if spacing is None:
                 raise MitodetError(job.path, "no pixel spacing stored in the file; pass --mpp")
@@ -260,6 +331,7 @@ class Options:
 
 @dataclass
 class _Input:
+    item: Item
     path: Path
     stem: str
     slide: bool
@@ -273,35 +345,146 @@ class _Input:
     keys: list[str] = field(default_factory=list)  # slides: every region with tissue, in order
     partial: Path | None = None
     failed: bool = False
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def _region_key(x: int, y: int) -> str:
     return f"{x},{y}"
 
 
-def _read_partial(partial: Path) -> dict:
+# -- provenance: what made an output, so that only an exact match is reused ------------------
+# What each field stands for, in the note that says why an output is recomputed.
+PROVENANCE_LABELS = {
+    "input": "input file",
+    "page": "page",
+    "input_bytes": "input file",
+    "input_mtime_ns": "input file",
+    "models": "models",
+    "device": "--device",
+    "threshold": "--threshold",
+    "mpp": "--mpp",
+    "full_ensemble": "--full-ensemble",
+    "tissue": "--tissue",
+    "positives_only": "--positives-only",
+    "hotspot_mm2": "--hotspot-mm2",
+    "mitodet": "mitodet version",
+}
+
+
+def provenance(detectors: list[Detector], item: Item, opts: Options) -> dict[str, Any]:
+    """What an input's outputs (and a slide's partial state) are made from: the input file's
+    identity (path, size, modification time), page, the models (file hash, backend), device,
+    effective thresholds, spacing override, the options that change the outputs, mitodet's
+    version. JSON values, compared as stored."""
+    st = item.path.stat()
+    doc = {
+        "input": str(item.path.resolve()),
+        "page": item.page,
+        "input_bytes": st.st_size,
+        "input_mtime_ns": st.st_mtime_ns,
+        "models": [d.identity for d in detectors],
+        "device": str(detectors[0].device),
+        "threshold": [opts.threshold if opts.threshold is not None else d.threshold for d in detectors],
+        "mpp": opts.mpp,
+        "full_ensemble": opts.full,
+        "tissue": opts.tissue,
+        "positives_only": opts.positives_only,
+        "hotspot_mm2": opts.hotspot_mm2,
+        "mitodet": __version__,
+    }
+    return json.loads(json.dumps(doc))  # as it reads back from a file
+
+
+def provenance_mismatch(stored: Any, wanted: dict[str, Any]) -> str | None:
+    """None when ``stored`` equals ``wanted``; else why not, in a few words."""
+    if not isinstance(stored, dict):
+        return "outdated (no record of how it was made)"
+    keys = [str(k) for k in wanted if stored.get(k) != wanted[k]] + [str(k) for k in stored if k not in wanted]
+    if not keys:
+        return None
+    labels: list[str] = [PROVENANCE_LABELS.get(k, k) for k in keys]
+    return f"outdated ({', '.join(dict.fromkeys(labels))} changed)"
+
+
+def _stale_reason(final: Path, wanted: dict[str, Any]) -> str | None:
+    """None when the finished output ``final`` was made exactly as asked now; else why not."""
+    try:
+        doc = json.loads(final.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unreadable"
+    return provenance_mismatch(doc.get("provenance") if isinstance(doc, dict) else None, wanted)
+
+
+_REGION_KEY = re.compile(r"^\d+,\d+$")
+
+
+def _valid_region(value: Any, bounds: tuple[float, float, float, float]) -> bool:
+    """A stored region result: {"dets": [[x, y, probability, label], ...], "network_px": n >= 0}
+    with finite coordinates inside the region's ``bounds`` (x0, y0, x1, y1 in level-0 pixels)."""
+    if not isinstance(value, dict) or not isinstance(value.get("dets"), list):
+        return False
+    n = value.get("network_px")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return False
+    x0, y0, x1, y1 = bounds
+    for d in value["dets"]:
+        if not isinstance(d, list) or len(d) != 4 or d[3] not in (MITOTIC_FIGURE, NON_MITOTIC):
+            return False
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in d[:3]):
+            return False
+        if not (x0 <= d[0] < x1 and y0 <= d[1] < y1 and 0 <= d[2] <= 1):
+            return False
+    return True
+
+
+def _read_partial(
+    partial: Path, wanted: dict[str, Any], bounds: dict[str, tuple[float, float, float, float]]
+) -> tuple[dict, str | None]:
+    """The finished regions in ``partial`` -> (regions, None), or ({}, why it is not used) when
+    it is unreadable, malformed, made with other settings or holds results outside its regions."""
     try:
         doc = json.loads(partial.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, None
     except (OSError, ValueError):
-        return {}
+        return {}, "unreadable"
     if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT or not isinstance(doc.get("regions"), dict):
-        return {}
-    return doc["regions"]
+        return {}, "not a mitodet partial state of this version"
+    why = provenance_mismatch(doc.get("provenance"), wanted)
+    if why is not None:
+        return {}, why
+    regions = doc["regions"]
+    for key, value in regions.items():
+        if not _REGION_KEY.match(key) or key not in bounds or not _valid_region(value, bounds[key]):
+            return {}, f"malformed region {key[:20]!r}"
+    return regions, None
 
 
-def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note) -> _Input | None:
-    """What to do for one input; None when its outputs exist (and not ``force``)."""
-    path = Path(path)
+def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note) -> _Input | None:
+    """What to do for one input; None when its outputs exist, made exactly as asked now (same
+    input file, models, settings: :func:`provenance`), and not ``force``."""
+    path = item.path
     if not path.is_file():
         raise MitodetError(path, "file not found")
-    if outputs_for(out, path.stem)["mitotic-figures.json"].exists() and not opts.force:
-        return None
+    wanted = provenance(detectors, item, opts)
+    paths = outputs_for(out, item.stem)
+    if paths["mitotic-figures.json"].exists() and not opts.force:
+        why = _stale_reason(paths["mitotic-figures.json"], wanted)
+        if why is None and opts.overlay and not paths["overlay.png"].exists():
+            why = "no overlay yet"
+        if why is None and opts.report and not paths["report.html"].exists():
+            why = "no report yet"
+        if why is None:
+            return None
+        if note:
+            note(f"{paths['mitotic-figures.json']}: {why}; recomputing")
     model_mpp = detectors[0].mpp
-    key = str(path)
-    base = Job(key=key, path=key, mpp=opts.mpp, threshold=opts.threshold, full=opts.full)
+    base = Job(key=item.name, path=str(path), page=item.page, mpp=opts.mpp, threshold=opts.threshold, full=opts.full)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UpsamplingWarning)  # reported once through note() below
         if _is_slide(path):
+            if item.page is not None:
+                raise MitodetError(path, "a multi-page TIFF stack of pages this large is not supported; split it")
             with open_slide(path, opts.mpp) as s:
                 spacing = s.mpp
                 size = s.dimensions
@@ -315,14 +498,18 @@ def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note)
                     if opts.tissue:
                         picture = shrink(thumb[0], spacing / thumb[1] / mask_mpp)
                         tissue = tissue_mask(picture, spacing * size[0] / picture.shape[1])
-            inp = _Input(path, path.stem, True, spacing, size, tissue, [])
+            inp = _Input(item, path, item.stem, True, spacing, size, tissue, [])
             inp.thumb = thumb
             rf = max(d.model.receptive_field for d in detectors)
             margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min dist
             need = tissue.need() if tissue is not None else None
-            inp.partial = out / f"{path.stem}.partial.json"
-            if not opts.force:
-                inp.state = _read_partial(inp.partial)
+            inp.partial = out / f"{item.stem}.partial.json"
+            n_regions = math.ceil(W / REGION) * math.ceil(H / REGION)
+            if n_regions > MAX_REGIONS:
+                raise MitodetError(
+                    path, f"{W} x {H} px at {model_mpp:g} µm/px is {n_regions} regions: is the spacing right? (--mpp)"
+                )
+            regions = []
             for y in range(0, H, REGION):
                 for x in range(0, W, REGION):
                     w, h = min(REGION, W - x), min(REGION, H - y)
@@ -332,17 +519,31 @@ def _plan(detectors: list[Detector], path: Path, out: Path, opts: Options, note)
                         i1, j1 = int(np.ceil((y + h) * g)) + 1, int(np.ceil((x + w) * g)) + 1
                         if not need[i0:i1, j0:j1].any():
                             continue
-                    inp.keys.append(_region_key(x, y))
-                    if inp.keys[-1] not in inp.state:
-                        inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin))
+                    regions.append((x, y, w, h))
+            inp.keys = [_region_key(x, y) for x, y, _, _ in regions]
+            f = model_mpp / spacing  # level-0 px per model px
+            bounds = {
+                _region_key(x, y): ((x - 0.5) * f - 0.5, (y - 0.5) * f - 0.5, (x + w + 0.5) * f, (y + h + 0.5) * f)
+                for x, y, w, h in regions
+            }
+            if opts.force:
+                inp.partial.unlink(missing_ok=True)
+            else:
+                inp.state, why = _read_partial(inp.partial, wanted, bounds)
+                if why is not None and note:
+                    note(f"{inp.partial}: {why}; starting this slide again")
+            for x, y, w, h in regions:
+                if _region_key(x, y) not in inp.state:
+                    inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin))
         else:
-            image, stored = read_image(path, opts.mpp)
+            image, stored = read_image(path, opts.mpp, page=item.page or 0)
             if stored is None:
                 raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
             tissue = image_tissue(image, stored) if opts.tissue else None
-            inp = _Input(path, path.stem, False, stored, (image.shape[1], image.shape[0]), tissue, [])
+            inp = _Input(item, path, item.stem, False, stored, (image.shape[1], image.shape[0]), tissue, [])
             inp.image = image
             inp.jobs.append(replace(base, spacing=stored, pixels=image))
+    inp.provenance = wanted
     text = upsampling_note(path.name, inp.spacing, model_mpp)
     if text and note:
         note(text)
@@ -397,7 +598,7 @@ def _finish(
         inp.tissue.area_mm2 if inp.tissue is not None else inp.size[0] * inp.size[1] * (inp.spacing / 1000) ** 2
     )
     summary, hs = summarize(
-        str(inp.path),
+        inp.item.name,
         dets,
         inp.spacing,
         inp.size,
@@ -424,7 +625,7 @@ def _finish(
                 inp.image,
                 dets,
                 match_radius_px(inp.spacing),
-                title=inp.path.name,
+                title=_title(inp.item),
                 subtitle=caption,
             )
         else:
@@ -437,7 +638,7 @@ def _finish(
                 thumb,
                 dets_o,
                 match_radius_px(inp.spacing) * scale,
-                title=inp.path.name,
+                title=_title(inp.item),
                 subtitle=caption,
             )
     if opts.report:
@@ -460,16 +661,21 @@ def _finish(
         )
     doc = midog_points(listed, inp.spacing)
     doc["summary"] = summary.row()
+    doc["provenance"] = inp.provenance
     write_text(paths["mitotic-figures.json"], json.dumps(doc, indent=1) + "\n")
     if inp.partial is not None:
         inp.partial.unlink(missing_ok=True)
     return summary
 
 
-def _summary_of(out: Path, path: Path) -> dict | None:
+def _title(item: Item) -> str:
+    return item.path.name if item.page is None else f"{item.path.name}, page {item.page + 1} of {item.pages}"
+
+
+def _summary_of(out: Path, item: Item) -> dict | None:
     """The summary stored in a finished input's JSON (None if absent or unreadable)."""
     try:
-        doc = json.loads(outputs_for(out, path.stem)["mitotic-figures.json"].read_text(encoding="utf-8"))
+        doc = json.loads(outputs_for(out, item.stem)["mitotic-figures.json"].read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     s = doc.get("summary") if isinstance(doc, dict) else None
@@ -533,10 +739,11 @@ def run_inputs(
     Writes ``<out>/summary.csv``; ``on_totals`` gets the run's :class:`Totals`. Returns the
     number of files that failed."""
     opts = options or Options(mpp=mpp, threshold=threshold, overlay=overlay, force=force)
-    out = Path(out)
+    out = check_output_dir(out, "--out", create=True)
+    remove_stale_temps(out)  # what a killed run left (never a running writer's file)
     ex = executor or LocalExecutor(detectors, on_tiles)
-    files = [Path(f) for f in files]
-    totals = Totals(inputs=len(files))
+    items = plan_items([Path(f) for f in files])
+    totals = Totals(inputs=len(items))
     t0 = time.perf_counter()
     inputs: dict[str, _Input] = {}
     rows: dict[str, dict] = {}
@@ -544,6 +751,8 @@ def run_inputs(
     def fail(path: Path, err: Exception) -> None:
         if not isinstance(err, MitodetError):
             err = MitodetError(path, f"{type(err).__name__}: {err}")
+        elif err.source is None:  # name the file the problem is in
+            err = MitodetError(path, err.problem)
         totals.failed += 1
         if on_result:
             on_result(path, None, err)
@@ -552,9 +761,9 @@ def run_inputs(
         try:
             s = _finish(inp, dets, network_px, detectors, out, opts)
         except (MitodetError, OSError, ValueError) as err:
-            fail(inp.path, err)
+            fail(Path(inp.item.name), err)
             return
-        rows[str(inp.path)] = s.row()
+        rows[inp.item.name] = s.row()
         totals.done += 1
         totals.mitotic_figures += s.mitotic_figures
         totals.tissue_mm2 += s.tissue_mm2
@@ -562,7 +771,7 @@ def run_inputs(
         totals.network_mpx += network_px / 1e6
         inp.image = None
         if on_result:
-            on_result(inp.path, s.mitotic_figures, None)
+            on_result(Path(inp.item.name), s.mitotic_figures, None)
 
     def finish_slide(inp: _Input) -> None:
         dets = [Detection(*v) for k in inp.keys for v in inp.state[k]["dets"]]  # region order: deterministic
@@ -570,25 +779,26 @@ def run_inputs(
         finish(inp, dets, sum(inp.state[k]["network_px"] for k in inp.keys))
 
     def jobs() -> Iterator[Job]:
-        for path in files:
+        for item in items:
+            shown = Path(item.name)
             if on_file:
-                on_file(path)
+                on_file(shown)
             try:
-                inp = _plan(detectors, path, out, opts, note)
+                inp = _plan(detectors, item, out, opts, note)
             except (MitodetError, OSError, ValueError) as err:
-                fail(path, err)
+                fail(shown, err)
                 continue
             if inp is None:
                 totals.skipped += 1
-                s = _summary_of(out, path)
+                s = _summary_of(out, item)
                 if s is not None:
-                    rows[str(path)] = {k: s.get(k, "") for k in SUMMARY_FIELDS}
+                    rows[item.name] = {k: s.get(k, "") for k in SUMMARY_FIELDS}
                 if on_result:
-                    on_result(path, None, None)
+                    on_result(shown, None, None)
                 continue
-            inputs[str(path)] = inp
+            inputs[item.name] = inp
             if on_regions:
-                on_regions(path, len(inp.keys) - len(inp.jobs) if inp.slide else 0, len(inp.keys) if inp.slide else 1)
+                on_regions(shown, len(inp.keys) - len(inp.jobs) if inp.slide else 0, len(inp.keys) if inp.slide else 1)
             if not inp.jobs:  # a slide whose regions were all done before (resumed), or without tissue
                 finish_slide(inp)
                 continue
@@ -603,23 +813,24 @@ def run_inputs(
             continue
         if error is not None or result is None:
             inp.failed = True
-            fail(inp.path, error or MitodetError(inp.path, "no result"))
+            fail(Path(inp.item.name), error or MitodetError(inp.path, "no result"))
             continue
         if not inp.slide:
             if on_regions:
-                on_regions(inp.path, 1, 1)
+                on_regions(Path(inp.item.name), 1, 1)
             finish(inp, [Detection(*v) for v in result.dets], result.network_px)
             continue
         assert job.region is not None and inp.partial is not None
         inp.state[_region_key(*job.region[:2])] = {"dets": result.dets, "network_px": result.network_px}
         out.mkdir(parents=True, exist_ok=True)
-        write_text(inp.partial, json.dumps({"format": PARTIAL_FORMAT, "regions": inp.state}))
+        doc = {"format": PARTIAL_FORMAT, "provenance": inp.provenance, "regions": inp.state}
+        write_text(inp.partial, json.dumps(doc))
         done = sum(k in inp.state for k in inp.keys)
         if on_regions:
-            on_regions(inp.path, done, len(inp.keys))
+            on_regions(Path(inp.item.name), done, len(inp.keys))
         if done == len(inp.keys):
             finish_slide(inp)
-    ordered = [rows[str(p)] for p in files if str(p) in rows]
+    ordered = [rows[it.name] for it in items if it.name in rows]
     if ordered:
         write_summary(out, ordered)
     totals.seconds = time.perf_counter() - t0

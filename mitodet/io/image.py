@@ -325,6 +325,21 @@ def count_tiff_pages(path: str | os.PathLike) -> int:
         raise MitodetError(path, f"corrupt TIFF: {err}") from None
 
 
+def tiff_stack_pages(path: str | os.PathLike) -> int:
+    """Pages of a multi-page TIFF *stack* (N images of one size, e.g. MIDOG 2025's crop stacks);
+    1 for any other file, a pyramid's levels or a slide's label and macro pages included (an
+    unreadable file also gives 1: it is reported when read)."""
+    try:
+        path = Path(path)
+        if not is_tiff(path):
+            return 1
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape if tif.series else ()
+    except Exception:
+        return 1
+    return int(shape[0]) if len(shape) == 4 and shape[-1] in (3, 4) and shape[0] > 1 else 1
+
+
 def read_tiff_pages(path: str | os.PathLike, mpp: float | None = None) -> list[tuple[np.ndarray, float | None]]:
     """Every page of a multi-page TIFF (e.g. a stack of crops) as (pixels, mpp) pairs."""
     return [read_image(path, mpp, page=i) for i in range(count_tiff_pages(path))]
