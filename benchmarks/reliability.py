@@ -11,11 +11,6 @@ what is promised:
   library chatter, nothing half-written;
 - good input: exit code 0 and the expected result (checked, not assumed).
 
-Cases of issue 12 part B (items 2, 3 and 5: stale outputs reused, output name collisions,
-multi-page TIFF in detect; and the detect loop calling the temp-file cleanup) wait for the
-rewrite of ``mitodet/infer/run.py`` (issue 13). They run like every other case and are marked
-"part B" in the table; a failure there is expected until then.
-
     python benchmarks/reliability.py                 # every case, 2 at a time -> docs/reliability.md
     python benchmarks/reliability.py -k bomb -k tile # the cases whose name or item contains a word
     python benchmarks/reliability.py --list          # the cases, without running them
@@ -79,7 +74,6 @@ ITEMS = {
     "11": "11 evaluate formats",
     "0": "bad input (baseline)",
 }
-PART_B_ITEMS = {"2", "3", "5"}
 
 
 # -- running commands ---------------------------------------------------------------------------
@@ -490,11 +484,6 @@ class Case:
     timeout: float = 180
     cwd: str = "tmp"  # "tmp" or "repo"
     run: Callable[[Ctx], Result] | None = None  # a custom way of running it (python -c, signals)
-    part_b: bool = False
-
-    @property
-    def part(self) -> str:
-        return "B" if self.part_b or self.item in PART_B_ITEMS else "A"
 
 
 CASES: list[Case] = []
@@ -899,7 +888,7 @@ case(
 )
 
 
-# ---- 2: stale or mixed results (part B) ---------------------------------------------------------
+# ---- 2: stale or mixed results -----------------------------------------------------------------
 def _first_detect(*extra: str):
     def setup(ctx: Ctx) -> None:
         r = ctx.run(["detect", DATA / PATCH, "--mpp", "0.25", "--out", ctx.tmp / "out", *extra])
@@ -1000,7 +989,7 @@ case(
 )
 
 
-# ---- 3: output name collisions (part B) ---------------------------------------------------------
+# ---- 3: output name collisions -----------------------------------------------------------------
 def _two(*names: tuple[str, str]):
     def setup(ctx: Ctx) -> None:
         for rel, name in names:
@@ -1189,7 +1178,7 @@ case(
 )
 
 
-# ---- 5: multi-page TIFF in detect (part B) --------------------------------------------------------
+# ---- 5: multi-page TIFF in detect ----------------------------------------------------------------
 def _pages_handled(ctx: Ctx, r: Result) -> str | None:
     n = len(results(ctx.tmp / "out"))
     if r.code == 2 and len([line for line in r.err_lines if line.startswith("error:")]) == 1:
@@ -1746,7 +1735,6 @@ case(
     setup=_plant_temp("out", ".A00_01_0.mitotic-figures.q1w2e3r4.json"),
     expect="ok",
     check=_temp_gone("out", ".A00_01_0.mitotic-figures.q1w2e3r4.json"),
-    part_b=True,
 )
 case(
     "9",
@@ -2216,8 +2204,6 @@ def _cell(text: str) -> str:
 def write_markdown(outcomes: list[Outcome], seconds: float, jobs: int) -> str:
     n = len(outcomes)
     passed = sum(o.passed for o in outcomes)
-    failed_b = [o for o in outcomes if not o.passed and o.case.part == "B"]
-    failed_a = [o for o in outcomes if not o.passed and o.case.part == "A"]
     lines = [
         "# Reliability: bad inputs and faults tried against the CLI",
         "",
@@ -2228,23 +2214,18 @@ def write_markdown(outcomes: list[Outcome], seconds: float, jobs: int) -> str:
         '"N of M input(s) failed" summary; `note:`/`warning:` lines are allowed), no traceback, no library',
         "chatter and nothing half-written; a good input must succeed with the expected result.",
         "",
-        "Items 2, 3 and 5 of issue 12 (stale outputs reused, output name collisions, multi-page TIFF in",
-        "detect), and the detect loop removing stale temporary files, are **issue 12 part B**: they wait for",
-        "the rewrite of `mitodet/infer/run.py` (issue 13), and their rows are marked `B`.",
-        "",
-        f"**{n} cases: {passed} pass, {n - passed} fail** "
-        f"({len(failed_b)} of part B, {len(failed_a)} others). "
+        f"**{n} cases: {passed} pass, {n - passed} fail.** "
         f"Measured in {seconds / 60:.1f} min with {jobs} at a time on {os.cpu_count()} CPU cores "
         f"(load average {os.getloadavg()[0]:.1f} at the end: other work shared the machine), "
         f"{time.strftime('%Y-%m-%d')}.",
         "",
-        "| # | item | part | case | command | what the user sees | result |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| # | item | case | command | what the user sees | result |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for i, o in enumerate(outcomes, 1):
         result = "pass" if o.passed else f"**FAIL**: {o.reason}"
         lines.append(
-            f"| {i} | {ITEMS.get(o.case.item, o.case.item)} | {o.case.part} | {_cell(o.case.name)} | "
+            f"| {i} | {ITEMS.get(o.case.item, o.case.item)} | {_cell(o.case.name)} | "
             f"`{_cell(o.command)}` | {_cell(o.seen)} | {_cell(result)} |"
         )
     return "\n".join(lines) + "\n"
@@ -2262,7 +2243,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in CASES if not a.k or any(k.lower() in f"{c.item} {c.name}".lower() for k in a.k)]
     if a.list:
         for i, c in enumerate(cases, 1):
-            print(f"{i:3d}  [{c.part}] {ITEMS.get(c.item, c.item):24s} {c.name}")
+            print(f"{i:3d}  {ITEMS.get(c.item, c.item):24s} {c.name}")
         print(f"{len(cases)} cases")
         return 0
     if not DATA.is_dir():
@@ -2279,9 +2260,7 @@ def main(argv: list[str] | None = None) -> int:
                 o = f.result()
                 outcomes.append(o)
                 mark = "pass" if o.passed else f"FAIL ({o.reason})"
-                print(
-                    f"{i:3d}/{len(cases)} [{o.case.part}] {o.case.name[:60]:60s} {o.seconds:5.1f}s {mark}", flush=True
-                )
+                print(f"{i:3d}/{len(cases)} {o.case.name[:60]:60s} {o.seconds:5.1f}s {mark}", flush=True)
     seconds = time.perf_counter() - t0
     passed = sum(o.passed for o in outcomes)
     print(f"{len(outcomes)} cases, {passed} pass, {len(outcomes) - passed} fail, {seconds / 60:.1f} min")

@@ -15,8 +15,11 @@ the ablations and the hard-mining rounds (run folders under ``--gpu``):
 * leave-one-scanner-out: each LOSO model (trained and calibrated without a scanner) on every
   MIDOG 2021 crop of that scanner: sensitivity on the crop-centre mitosis;
 * tissue: detections per mm² of tissue on the 15 held-out MoNuSeg tiles and the 37 CCMCT tiles;
-* training history of the ablations (same steps, same validation) and patch vs dense at equal
-  CPU minutes (``scripts/compare_modes.sh``).
+* training histories (validation by detection at each epoch, at the run's best threshold) of the
+  ablations (same steps, same validation), the hard-mining rounds and patch vs dense at equal
+  CPU minutes (``scripts/compare_modes.sh``): read from their ``metrics.csv``, not re-measured.
+
+The bundled pair gets every test; a LOSO model its validation side and its held-out scanner.
 
 Candidates (local maxima >= 0.01) are cached per checkpoint content and dataset in
 ``runs/report_cache``. Writes ``docs/results/report.csv`` (long format), ``docs/results/report.png``,
@@ -177,7 +180,7 @@ class Model:
 
     def detector(self, threads: int) -> Detector:
         if self._det is None:
-            self._det = Detector.from_checkpoint(self.ckpt, threads=threads)
+            self._det = Detector.from_checkpoint(self.ckpt, threads=threads, backend="auto")
         return self._det
 
 
@@ -304,13 +307,16 @@ class Report:
         return items, c, area
 
     def evaluate(self, name: str, models: list[Model], loso_scanner: str | None = None) -> dict:
-        """Every test of one model, or of a pair and its agreement ensemble (name, name + " ensemble")."""
+        """Every test of one model, or of a pair and its agreement ensemble (name, name + " ensemble");
+        LOSO models: validation and their held-out scanner only."""
         out = {}
         vals = [self.calibrate(m) for m in models]
         variants = [(m.name, m) for m in models] + ([(f"{name} ensemble", None)] if len(models) == 2 else [])
-        tests: dict[str, list[Item]] = {"icpr": self.data.icpr(), **self.tissue}
+        tests: dict[str, list[Item]] = {}
         if loso_scanner:
             tests[f"loso {loso_scanner}"] = self.data.scanner_crops(loso_scanner)
+        else:
+            tests = {"icpr": self.data.icpr(), **self.tissue}
         for vname, m in variants:
             res: dict = {}
             if m is not None:
@@ -368,8 +374,38 @@ def history(run: Path) -> list[dict]:
     return list(csv.DictReader(open(run / "metrics.csv", newline="")))
 
 
+def best_row(rows: list[dict]) -> dict:
+    """The epoch with the best validation F1 at density ({} when none was validated by detection)."""
+    return max((r for r in rows if r.get("val_f1_density")), key=lambda r: float(r["val_f1_density"]), default={})
+
+
+def _num(row: dict, key: str, f: str = "{:.3f}") -> str:
+    return _fmt(float(row[key]) if row.get(key) not in (None, "") else None, f)
+
+
 def at_epoch(rows: list[dict], epoch: int) -> dict:
     return next((r for r in rows if int(r["epoch"]) == epoch), {})
+
+
+def round_runs(gpu: Path) -> list[str]:
+    """The GPU reference runs and their CPU hard-mining rounds (``<run>/round1/round1/...``).
+    ``ca-rgb-ohem`` is a copy of ``ca-rgb`` that its rounds with online hard negatives continue."""
+    out = []
+    for base in ("ca-rgb", "ca-rgb-ohem", "ca-od"):
+        d, rel = gpu / base, base
+        while (d / "best.pt").is_file():
+            if rel != "ca-rgb-ohem":
+                out.append(rel)
+            d, rel = d / "round1", rel + "/round1"
+    return out
+
+
+def online_fraction(run: Path) -> str:
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    f = (cfg.get("dense") or {}).get("hard_negative_fraction", 1.0)
+    return "-" if f is None or float(f) >= 1 else f"{float(f):g}"
 
 
 def main(argv=None) -> None:
@@ -416,12 +452,6 @@ def main(argv=None) -> None:
         "abl-mild-colour": "mild colour augmentation, no stain / blur / sharpen / resampling jitter",
         "abl-patch": "the paper's patch mode (78 px patches, batches of 128)",
     }
-    for run in [*ablations, "ca-rgb", "ca-rgb/round1", "ca-rgb-ohem/round1", "ca-od", "ca-od/round1"]:
-        if (g / run / "best.pt").is_file():
-            results[run] = rep.evaluate(run, [Model.from_run(run, g / run)])
-    for run in ("dense", "patch"):
-        if (args.cpu / run / "best.pt").is_file():
-            results[f"cpu {run}"] = rep.evaluate(f"cpu {run}", [Model.from_run(f"cpu {run}", args.cpu / run)])
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "report.csv", ["variant", "dataset", "metric", "value"], rep.rows)
     write_text(args.out / "report.json", json.dumps(results, indent=1, default=float))
@@ -535,72 +565,65 @@ def render(results: dict, ablations: dict, gpu: Path, cpu: Path, pair: list[Mode
             f"| {n} | {_fmt(b[n]['monuseg-heldout'][0], '{:.1f}')} ({b[n]['monuseg-heldout'][1]}) | "
             f"{_fmt(b[n]['ccmct'][0], '{:.1f}')} ({b[n]['ccmct'][1]}) |"
         )
-    # ablations and rounds
+    # ablations, rounds, patch vs dense: from the training histories (validation by detection
+    # at each run's own best threshold, the rule `mitodet calibrate` uses), not re-measured
     L += [
         "",
         "### Ablations: one change each against the reference recipe (dense, CA-RGB)",
         "",
         "Training history at the same number of steps (epoch 2 = 200 steps of 64 windows, each run sharing "
         "one H100 with eleven others for 7 minutes), validation by detection on the same validation side "
-        "(the no-AtNorM run has no AtNorM-MD validation crops); then each run's best.pt on the tests, "
-        "calibrated on its own validation.",
+        "(the no-AtNorM run has no AtNorM-MD validation crops).",
         "",
-        "| run | change | val loss @ epoch 2 | F1 density @ epoch 2 | best F1 density (epoch) | "
-        "ICPR F1 | MoNuSeg /mm² | CCMCT /mm² |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | change | val loss @ epoch 2 | F1 density @ epoch 2 | best F1 density (epoch) | s | f /mm² |",
+        "|---|---|---|---|---|---|---|",
     ]
     rows_ = [("ca-rgb", "reference: dense, all data, strong colour + robustness jitter, resampled")]
     rows_ += list(ablations.items())
     for run, what in rows_:
         h = history(gpu / run)
         e2 = at_epoch(h, 2)
-        best = max((r for r in h if r.get("val_f1_density")), key=lambda r: float(r["val_f1_density"]), default={})
-        res = results.get(run, {}).get(run)
-        test = (
-            (
-                f"{_fmt(res['icpr']['f1'])} | {_fmt(res['monuseg-heldout'][0], '{:.1f}')} | "
-                f"{_fmt(res['ccmct'][0], '{:.1f}')}"
-            )
-            if res and run != "ca-rgb"
-            else "see below | | "
-        )
+        best = best_row(h)
         L.append(
-            f"| {run} | {what} | {_fmt(float(e2['val_loss']) if e2.get('val_loss') else None)} | "
-            f"{_fmt(float(e2['val_f1_density']) if e2.get('val_f1_density') else None)} | "
-            f"{_fmt(float(best['val_f1_density']) if best else None)} ({best.get('epoch', '-')}) | {test} |"
+            f"| {run} | {what} | {_num(e2, 'val_loss')} | {_num(e2, 'val_f1_density')} | "
+            f"{_num(best, 'val_f1_density')} ({best.get('epoch', '-')}) | {_num(best, 'val_sensitivity')} | "
+            f"{_num(best, 'val_fp_per_mm2', '{:.1f}')} |"
         )
     L += [
         "",
         "### Hard-negative mining rounds and online hard negatives (CPU, from the GPU reference)",
         "",
-        "| run | F1 density (val) | s | f /mm² | ICPR F1 | MoNuSeg /mm² | CCMCT /mm² |",
+        "`round1` is a hard-mining round (the previous model's false detections added as windows, "
+        "`mitodet mine hard`, one CPU thread, at most 60 minutes); 'online' is the share of the hardest "
+        "negative cells kept in each batch's loss. Best epoch of each run on its validation side.",
+        "",
+        "| run | online | epochs | F1 density (val) | s | f /mm² | threshold |",
         "|---|---|---|---|---|---|---|",
     ]
-    for run in ("ca-rgb", "ca-rgb/round1", "ca-rgb-ohem/round1", "ca-od", "ca-od/round1"):
-        res = results.get(run, {}).get(run)
-        if res:
-            v = res["val"]["all"]
-            L.append(
-                f"| {run} | {_fmt(v['f1_density'])} | {_fmt(v['sensitivity'])} | "
-                f"{_fmt(v['fp_per_mm2'], '{:.1f}')} | {_fmt(res['icpr']['f1'])} | "
-                f"{_fmt(res['monuseg-heldout'][0], '{:.1f}')} | {_fmt(res['ccmct'][0], '{:.1f}')} |"
-            )
+    for run in round_runs(gpu):
+        h = history(gpu / run)
+        best = best_row(h)
+        L.append(
+            f"| {run} | {online_fraction(gpu / run)} | {len(h)} | {_num(best, 'val_f1_density')} | "
+            f"{_num(best, 'val_sensitivity')} | {_num(best, 'val_fp_per_mm2', '{:.1f}')} | "
+            f"{_num(best, 'val_threshold', '{:.4f}')} |"
+        )
     L += [
         "",
         "### Patch mode against dense mode at equal CPU minutes (`scripts/compare_modes.sh 25`)",
         "",
-        "| mode | epochs | samples seen | val loss | F1 density (val) | ICPR F1 | MoNuSeg /mm² |",
+        "| mode | epochs | samples seen | val loss (last) | best F1 density (val) | s | f /mm² |",
         "|---|---|---|---|---|---|---|",
     ]
     for run in ("patch", "dense"):
         h = history(cpu / run)
-        res = results.get(f"cpu {run}", {}).get(f"cpu {run}")
-        if h and res:
+        if h:
+            best = best_row(h)
             seen = sum(float(r["patches_per_s"]) * float(r["seconds"]) for r in h)
             L.append(
                 f"| {run} | {len(h)} | {seen:,.0f} {'patches' if run == 'patch' else 'windows'} | "
-                f"{_fmt(float(h[-1]['val_loss']))} | {_fmt(res['val']['all']['f1_density'])} | "
-                f"{_fmt(res['icpr']['f1'])} | {_fmt(res['monuseg-heldout'][0], '{:.1f}')} |"
+                f"{_num(h[-1], 'val_loss')} | {_num(best, 'val_f1_density')} | {_num(best, 'val_sensitivity')} | "
+                f"{_num(best, 'val_fp_per_mm2', '{:.1f}')} |"
             )
     L += [
         "",
