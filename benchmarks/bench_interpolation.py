@@ -41,12 +41,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--patches", type=int, default=None, help="the first N ICPR patches only (default: all 50)")
     args = ap.parse_args()
-    icpr = load_icpr2012(args.data / "icpr2012_patches").images
+    icpr = load_icpr2012(args.data / "icpr2012_patches").images[: args.patches]
     rows = []
     for flt in FILTERS:
         dets = [
-            Detector.from_checkpoint(WEIGHTS / f"default-{m}.pt", threads=args.threads, interpolation=flt)
+            Detector.from_checkpoint(
+                WEIGHTS / f"default-{m}.pt", threads=args.threads, interpolation=flt, backend="auto"
+            )
             for m in ("ca-rgb", "ca-od")
         ]
         truth, pred, n_cand = {}, {}, 0
@@ -67,6 +70,7 @@ def main() -> None:
         rows.append(
             {
                 "filter": flt,
+                "icpr_patches": len(icpr),
                 "icpr20x_f1": round(s["f1"], 3),
                 "icpr20x_tp": s["tp"],
                 "icpr20x_fp": s["fp"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, progress
@@ -162,10 +163,10 @@ def detect_cmd(
 
             def on_result(path: Path, n: int | None, err: Exception | None) -> None:
                 if err is not None:
-                    err_console.print(f"[red]error[/]: {err}", highlight=False)
+                    err_console.print(f"[red]error[/]: {escape(str(err))}", highlight=False)
                 else:
                     msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
-                    out_console.print(f"{path}: {msg}", highlight=False)
+                    out_console.print(f"{path}: {msg}", highlight=False, markup=False)
                 if path in per_input:
                     bar.update(per_input.pop(path), visible=False)
                 bar.advance(task)
@@ -178,7 +179,7 @@ def detect_cmd(
                 on_result=on_result,
                 on_file=lambda path: bar.update(sub, completed=0, total=None, visible=False),
                 on_tiles=lambda i, t: bar.update(sub, completed=i, total=t, visible=i < t),
-                note=lambda text: err_console.print(f"[yellow]note[/]: {text}", highlight=False),
+                note=lambda text: err_console.print(f"[yellow]note[/]: {escape(text)}", highlight=False),
                 options=opts,
                 executor=executor,
                 on_regions=on_regions,
@@ -192,13 +193,19 @@ def detect_cmd(
     density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 > 0 else ""
     out_console.print(
         f"{t.inputs} input(s): {t.done} done, {t.skipped} skipped, {t.failed} failed; "
-        f"{t.mitotic_figures} mitotic figure(s) in {t.tissue_mm2:.2f} mm² of tissue{density}; "
+        f"{t.mitotic_figures} mitotic figure(s) in {_mm2(t.tissue_mm2)} mm² of tissue{density}; "
         f"{t.megapixels:.1f} Mpx in {t.seconds:.1f} s{rate}; summary: {out / 'summary.csv'}",
         highlight=False,
+        markup=False,
     )
     if failed:
-        err_console.print(f"[red]{failed} of {len(files)} input(s) failed[/]")
+        err_console.print(f"[red]{failed} of {t.inputs} input(s) failed[/]")
         raise typer.Exit(2)  # bad input, as for every other command
+
+
+def _mm2(area: float) -> str:
+    """An area in mm² with two decimals, or two significant digits below 1 mm² (a patch: 0.0041)."""
+    return f"{area:.2f}" if area >= 0.995 or area == 0 else f"{area:.2g}"
 
 
 def register(app: typer.Typer) -> None:

@@ -169,3 +169,14 @@ def test_calibrate_finds_f1_optimal_threshold(tmp_path):
 def test_checkpoint_threshold_is_used(ckpts):
     model, meta = load_checkpoint(ckpts[0])
     assert Detector.from_checkpoint(ckpts[0]).threshold == meta["threshold"] == 0.5
+
+
+def test_detect_names_each_page_of_a_stack(cli, shared_data, ckpts, tmp_path):
+    """A 16-page TIFF: one line per page, its number shown as written (not eaten as markup)."""
+    stack = need(shared_data / "midog25_stack" / "stack_5.tiff")
+    out = tmp_path / "out[1]"  # brackets in a path must print as they are
+    code, stdout, err = cli("detect", stack, "--out", out, "-m", ckpts[0], "-m", ckpts[1], "--no-report")
+    assert code == 0, err
+    lines = stdout.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines[:16]] == [f"{stack} [page {i}/16]" for i in range(1, 17)]
+    assert lines[-1].startswith("16 input(s): 16 done") and str(out / "summary.csv") in lines[-1].replace("\n", "")
