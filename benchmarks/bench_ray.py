@@ -1,8 +1,9 @@
 """``mitodet detect --ray``: the same bytes as the plain run, and scaling from 1 to 2 Ray workers.
 
 Inputs (built at run time from real tissue, nothing committed): the real slide
-CMU-1-Small-Region.svs (4 regions with tissue) and a 10000² TIFF of 10 x 10 real MoNuSeg tiles
-(9 regions). Runs, each a fresh ``mitodet detect`` process on the bundled pair:
+CMU-1-Small-Region.svs (4 regions with tissue) and a TIFF of N x N real MoNuSeg tiles (``--tiles``;
+default 10: 9 regions of 4096 px; from 9 up an image goes by regions). Runs, each a fresh ``mitodet detect``
+process on the bundled pair:
 
 - plain: one process, the network on 2 threads;
 - ``--ray --ray-cpus 1``: a local Ray runtime with 1 CPU (one task at a time, 1 thread each);
@@ -34,15 +35,16 @@ DATA = Path(os.environ.get("MITODET_DATA", ROOT.parent / "shared" / "data"))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--tiles", type=int, default=10, help="the mosaic is N x N MoNuSeg tiles (default 10: 100 Mpx)")
     args = ap.parse_args()
     from benchmarks.bench_detect import monuseg_tiles, mosaic, write_image
     from mitodet.io.atomic import write_csv
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_ray."))
     work.mkdir(parents=True, exist_ok=True)
-    big = work / "monuseg-10x10.tif"
+    big = work / f"monuseg-{args.tiles}x{args.tiles}.tif"
     if not big.exists():
-        write_image(big, mosaic(10, monuseg_tiles()), tiled=True)
+        write_image(big, mosaic(args.tiles, monuseg_tiles()), tiled=True)
     inputs = [str(DATA / "wsi" / "CMU-1-Small-Region.svs"), str(big)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = [("plain", []), ("ray, 1 CPU", ["--ray", "--ray-cpus", "1"]), ("ray, 2 CPUs", ["--ray", "--ray-cpus", "2"])]
@@ -57,7 +59,14 @@ def main() -> None:
         if r.returncode:
             raise SystemExit(f"{name} failed:\n{r.stdout}\n{r.stderr[-3000:]}")
         outputs[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
-        rows.append({"run": name, "seconds": round(seconds, 1), "load_avg": round(max(load0, os.getloadavg()[0]), 2)})
+        rows.append(
+            {
+                "run": name,
+                "inputs": f"CMU-1-Small-Region.svs + {big.name}",
+                "seconds": round(seconds, 1),
+                "load_avg": round(max(load0, os.getloadavg()[0]), 2),
+            }
+        )
         print(rows[-1], flush=True)
     ref = outputs["plain"]
     for name, files in outputs.items():
