@@ -748,7 +748,7 @@ case(
     has=("banana",),
 )
 case("0", "train --resume of a folder that is not a run", ["train", "--resume", "{tmp}"], has=("config.yaml",))
-case("0", "calibrate: not a run folder", ["calibrate", "{tmp}"], has=("best.pt",))
+case("0", "calibrate: not a run folder", ["calibrate", "{tmp}"], has=("not a run folder",))
 case("0", "mine hard: not a run folder", ["mine", "hard", "{tmp}"], has=("not a finished training run",))
 case("0", "model summary: unknown name", ["model", "summary", "banana"], has=("banana",))
 case("0", "model check: image missing", ["model", "check", "fast", "--image", "{tmp}/nope.png"], has=("nope.png",))
@@ -899,7 +899,7 @@ def _first_detect(*extra: str):
 
 
 def _recomputed(ctx: Ctx, r: Result) -> str | None:
-    return "old result reused (skipped)" if "skipped" in r.out + r.err else None
+    return "old result reused (skipped)" if "skipped (done" in r.out + r.err else None
 
 
 case(
@@ -929,7 +929,7 @@ case(
 case(
     "2",
     "rerun with another backend",
-    [*DET, "{data}/" + PATCH, "--mpp", "0.25", "--backend", "onnx"],
+    [*DET, "{data}/" + PATCH, "--mpp", "0.25", "--backend", "torch"],
     setup=_first_detect(),
     expect="ok",
     check=_recomputed,
@@ -1003,7 +1003,7 @@ def _two(*names: tuple[str, str]):
 def _outputs(n: int):
     def check(ctx: Ctx, r: Result) -> str | None:
         got = len(results(ctx.tmp / "out"))
-        if "skipped" in r.out:
+        if "skipped (done" in r.out:
             return "second input reported as skipped"
         return None if got == n else f"{got} result file(s) for {n} inputs"
 

@@ -52,7 +52,7 @@ def main() -> None:
     run, name = Path(sys.argv[1]), sys.argv[2]
     model, meta = load_checkpoint(run / "best.pt")
     calibration = json.loads((run / "calibration.json").read_text()) if (run / "calibration.json").is_file() else {}
-    if "threshold" not in meta or calibration.get("rule") != "f1_density":
+    if "threshold" not in meta or calibration.get("rule") not in ("f1_density", "f1_density_pair"):
         sys.exit(f"{run}: not calibrated by F1 at density; run `mitodet calibrate {run}` first")
     minutes = {"cpu": 0.0, "cuda": 0.0}
     runs = chain(run)

@@ -94,31 +94,42 @@ def calibrate_cmd(
         None, "--limit", help="Use only the first N validation images (quick checks).", callback=options.positive_int
     ),
     dry_run: bool = typer.Option(False, "--dry-run/--no-dry-run", help="Report the threshold without storing it."),
+    pair: Path = typer.Option(
+        None,
+        "--pair",
+        help="Another run (same validation split): choose both best.pt thresholds together, for "
+        "the agreement ensemble of the two (max F1 at density of the ensemble).",
+    ),
 ) -> None:
     """Choose the decision threshold on the run's validation side and store it in the checkpoint."""
-    from mitodet.train.calibrate import calibrate_run
+    from mitodet.train.calibrate import calibrate_pair, calibrate_run
 
     setup_logging()
     with progress() as bar:
         task = bar.add_task("calibrating", total=None)
-        r = calibrate_run(
-            run,
-            checkpoint,
-            device=device,
-            threads=threads,
-            limit=limit,
-            store=not dry_run,
-            rule=rule,
-            on_image=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    if r["rule"] == "f1_density":
+        tick = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+        if pair is not None:
+            r = calibrate_pair(run, pair, device=device, threads=threads, store=not dry_run, on_image=tick)
+        else:
+            r = calibrate_run(
+                run,
+                checkpoint,
+                device=device,
+                threads=threads,
+                limit=limit,
+                store=not dry_run,
+                rule=rule,
+                on_image=tick,
+            )
+    if r["rule"] in ("f1_density", "f1_density_pair"):
         cols = ["group", "mitoses", "sensitivity", "false det./mm²", "F1 at density"]
-        t = table(
-            f"calibration of {r['checkpoint']}: threshold {r['threshold']:.4f} "
-            f"(max F1 at {r['density']:g} mitoses/mm²)",
-            cols,
-            right=set(cols[1:]),
+        what = (
+            f"{r['checkpoints'][0]} {r['threshold_a']:.4f} + {r['checkpoints'][1]} {r['threshold_b']:.4f} "
+            f"(max F1 of their ensemble at {r['density']:g} mitoses/mm²)"
+            if pair is not None
+            else f"{r['checkpoint']}: threshold {r['threshold']:.4f} (max F1 at {r['density']:g} mitoses/mm²)"
         )
+        t = table(f"calibration of {what}", cols, right=set(cols[1:]))
         for g, v in [*r["groups"].items(), ("all", r)]:
             t.add_row(
                 g,
@@ -140,7 +151,10 @@ def calibrate_cmd(
             f"{r['f1']:.4f}",
         )
     print_table(t)
-    if not dry_run:
+    if not dry_run and pair is not None:
+        for ckpt, key in zip(r["checkpoints"], ("threshold_a", "threshold_b"), strict=True):
+            out_console.print(f"stored threshold {r[key]:.4f} in {ckpt}")
+    elif not dry_run:
         out_console.print(f"stored threshold {r['threshold']:.4f} in {r['checkpoint']}")
 
 

@@ -28,11 +28,13 @@ def density_f1(s: float, f: float, d: float = MIDOG_DENSITY) -> float:
     return 2 * d * s / denominator if denominator > 0 else 0.0
 
 
-def _counts(truth, pred, radius, t):
+def _counts(truth, pred, radius, t, area):
     tp = fn = fp = 0
     for key in truth.keys() | pred.keys():
         s = score_detection(truth.get(key, []), [p for p in pred.get(key, []) if p[2] >= t], radius)
-        tp, fn, fp = tp + s.true_positives, fn + s.false_negatives, fp + s.false_positives
+        tp, fn = tp + s.true_positives, fn + s.false_negatives
+        if area.get(key, 0.0) > 0:  # an image without area is labelled at its mitoses only
+            fp += s.false_positives
     return tp, fn, fp
 
 
@@ -47,9 +49,13 @@ def density_scores(
     """s, f and F1 at ``density`` of the images in ``area_mm2`` at one threshold.
 
     ``truth``: image -> [(x, y)] (tissue without labels: []); ``pred``: image -> [(x, y, p)];
-    coordinates in one unit per image (e.g. µm), ``radius`` in the same unit."""
+    coordinates in one unit per image (e.g. µm), ``radius`` in the same unit. An image of area 0
+    (one whose other cells are unlabelled) counts for s only: its unmatched detections are not
+    counted as false."""
     keys = set(area_mm2)
-    tp, fn, fp = _counts({k: truth.get(k, []) for k in keys}, {k: pred.get(k, []) for k in keys}, radius, threshold)
+    tp, fn, fp = _counts(
+        {k: truth.get(k, []) for k in keys}, {k: pred.get(k, []) for k in keys}, radius, threshold, area_mm2
+    )
     area = float(sum(area_mm2[k] for k in keys))
     s = tp / (tp + fn) if tp + fn else float("nan")
     f = fp / area if area > 0 else float("nan")
@@ -73,7 +79,7 @@ def best_density_threshold(
     max_thresholds: int = 100,
 ) -> dict:
     """The threshold maximising :func:`density_f1` over the images of ``area_mm2`` (mitoses in
-    ``truth`` give s, every unmatched detection counts for f). Returns the scores there plus
+    ``truth`` give s, unmatched detections in images with area count for f). Returns the scores there plus
     ``"threshold"`` and ``"curve"`` [(t, F1)]; quantiles of the probabilities are tried when there
     are more than ``max_thresholds`` distinct ones."""
     probs = np.unique([float(p[2]) for k in area_mm2 for p in pred.get(k, [])])

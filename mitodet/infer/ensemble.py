@@ -20,6 +20,27 @@ from mitodet.infer.detector import Detector, NeedFn, Prepared
 from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, match_radius_px
 
 
+def agreement_pairs(
+    dets_a: Sequence[Detection], dets_b: Sequence[Detection], radius_px: float
+) -> list[tuple[int, int]]:
+    """Index pairs (i, j) of the ensemble: one-to-one, closest first (ties by index), within
+    ``radius_px``, whatever the labels (a pair is a mitotic figure when both are one)."""
+    out: list[tuple[int, int]] = []
+    if not dets_a or not dets_b:
+        return out
+    used_a, used_b = set(), set()
+    ta = cKDTree(np.array([(d.x, d.y) for d in dets_a]))
+    tb = cKDTree(np.array([(d.x, d.y) for d in dets_b]))
+    pairs = ta.sparse_distance_matrix(tb, radius_px, output_type="ndarray")
+    for k in np.lexsort((pairs["j"], pairs["i"], pairs["v"])):
+        i, j = int(pairs["i"][k]), int(pairs["j"][k])
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((i, j))
+    return out
+
+
 def ensemble(dets_a: list[Detection], dets_b: list[Detection], radius_px: float) -> list[Detection]:
     """Agreement of two detection sets.
 
@@ -31,26 +52,19 @@ def ensemble(dets_a: list[Detection], dets_b: list[Detection], radius_px: float)
     """
     out: list[Detection] = []
     used_a, used_b = set(), set()
-    if dets_a and dets_b:
-        ta = cKDTree(np.array([(d.x, d.y) for d in dets_a]))
-        tb = cKDTree(np.array([(d.x, d.y) for d in dets_b]))
-        pairs = ta.sparse_distance_matrix(tb, radius_px, output_type="ndarray")
-        for k in np.lexsort((pairs["j"], pairs["i"], pairs["v"])):
-            i, j = int(pairs["i"][k]), int(pairs["j"][k])
-            if i in used_a or j in used_b:
-                continue
-            used_a.add(i)
-            used_b.add(j)
-            a, b = dets_a[i], dets_b[j]
-            agree = a.label == MITOTIC_FIGURE and b.label == MITOTIC_FIGURE
-            out.append(
-                Detection(
-                    (a.x + b.x) / 2,
-                    (a.y + b.y) / 2,
-                    (a.probability + b.probability) / 2,
-                    MITOTIC_FIGURE if agree else NON_MITOTIC,
-                )
+    for i, j in agreement_pairs(dets_a, dets_b, radius_px):
+        used_a.add(i)
+        used_b.add(j)
+        a, b = dets_a[i], dets_b[j]
+        agree = a.label == MITOTIC_FIGURE and b.label == MITOTIC_FIGURE
+        out.append(
+            Detection(
+                (a.x + b.x) / 2,
+                (a.y + b.y) / 2,
+                (a.probability + b.probability) / 2,
+                MITOTIC_FIGURE if agree else NON_MITOTIC,
             )
+        )
     for dets, used in ((dets_a, used_a), (dets_b, used_b)):
         out += [Detection(d.x, d.y, d.probability / 2, NON_MITOTIC) for k, d in enumerate(dets) if k not in used]
     out.sort(key=lambda d: -d.probability)

@@ -12,13 +12,17 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mitodet.errors import MitodetError
+from mitodet.evaluate.density import MIDOG_DENSITY, density_scores
 from mitodet.infer.calibrate import calibrate
 from mitodet.infer.detector import Detector
+from mitodet.infer.ensemble import agreement_pairs
 from mitodet.io.atomic import write_text
 from mitodet.model import load_checkpoint, save_checkpoint
+from mitodet.schema import MATCH_RADIUS_UM, NON_MITOTIC, Detection
 from mitodet.train.rundir import load_validation_set, read_run_config
 from mitodet.train.validate import density_report, detect_items, detection_items
 
@@ -84,3 +88,90 @@ def _store(run: Path, ckpt: Path, result: dict, store: bool, calibration: dict) 
         model, meta = load_checkpoint(ckpt)
         meta.update(threshold=result["threshold"], calibration={"rule": result["rule"], **calibration})
         save_checkpoint(ckpt, model, **meta)
+
+
+# -- the pair: thresholds chosen for their agreement ensemble ---------------------------------
+PAIR_RULE = "f1_density_pair"
+PAIR_FLOOR = 0.05  # the detector's candidate floor: pairs are formed among these, as in detection
+
+
+def pair_search(
+    truth: dict,
+    pred_a: dict,
+    pred_b: dict,
+    area: dict,
+    density: float = MIDOG_DENSITY,
+    radius: float = MATCH_RADIUS_UM,
+    floor: float = PAIR_FLOOR,
+    steps: int = 30,
+) -> dict:
+    """The thresholds (ta, tb) whose agreement ensemble has the highest F1 at ``density``
+    (:func:`~mitodet.evaluate.density.density_scores`) on the images of ``area``.
+
+    ``pred_a`` / ``pred_b``: image -> [(x, y, probability)] of each model (one unit, e.g. µm, as
+    ``radius``). Pairs are formed once, as :func:`~mitodet.infer.ensemble.ensemble` forms them
+    (they do not depend on the thresholds); a pair is a mitotic figure when pa >= ta and pb >= tb.
+    The grid: ``steps`` quantiles of each model's paired probabilities above 0.5. Returns the
+    scores there plus ``threshold_a``, ``threshold_b`` and ``pairs`` (image -> [(x, y, pa, pb)])."""
+    pairs: dict[str, np.ndarray] = {}
+    for k in area:
+        a = [Detection(x, y, p, NON_MITOTIC) for x, y, p in pred_a.get(k, []) if p >= floor]
+        b = [Detection(x, y, p, NON_MITOTIC) for x, y, p in pred_b.get(k, []) if p >= floor]
+        ij = agreement_pairs(a, b, radius)
+        pairs[k] = np.array(
+            [((a[i].x + b[j].x) / 2, (a[i].y + b[j].y) / 2, a[i].probability, b[j].probability) for i, j in ij]
+        ).reshape(-1, 4)
+    every = np.concatenate(list(pairs.values())) if pairs else np.zeros((0, 4))
+    q = np.linspace(0, 0.999, steps)
+    grid_a = np.unique(np.quantile(every[every[:, 2] > 0.5, 2], q)) if (every[:, 2] > 0.5).any() else [0.5]
+    grid_b = np.unique(np.quantile(every[every[:, 3] > 0.5, 3], q)) if (every[:, 3] > 0.5).any() else [0.5]
+    best: dict = {"f1_density": -1.0}
+    for ta in grid_a:
+        for tb in grid_b:
+            called = {k: [(x, y, 1.0) for x, y, pa, pb in v if pa >= ta and pb >= tb] for k, v in pairs.items()}
+            sc = density_scores(truth, called, area, radius, 0.5, density)
+            if sc["f1_density"] == sc["f1_density"] and sc["f1_density"] > best["f1_density"]:
+                best = {"threshold_a": float(ta), "threshold_b": float(tb), **sc}
+    best["pairs"] = pairs
+    return best
+
+
+def calibrate_pair(
+    run: str | os.PathLike,
+    other: str | os.PathLike,
+    device: str = "cpu",
+    threads: int | None = None,
+    store: bool = True,
+    on_image: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Thresholds for the agreement ensemble of ``run``'s and ``other``'s best.pt, chosen together
+    on ``run``'s validation side by :func:`pair_search` (each model's own best threshold is higher:
+    the ensemble's agreement already removes false detections). Writes ``<run>/calibration.json``
+    and ``<other>/calibration.json`` (rule ``f1_density_pair``) and (``store``) each threshold into
+    its checkpoint. Returns the result with per-group scores (``groups``) at the pair."""
+    run, other = Path(run), Path(other)
+    cfg = read_run_config(run)
+    if threads:
+        torch.set_num_threads(int(threads))
+    ckpts = [run / "best.pt", other / "best.pt"]
+    models = [load_checkpoint(c)[0] for c in ckpts]
+    images = load_validation_set(run)
+    if not images:
+        raise MitodetError(run, "the validation split is empty")
+    items = detection_items(images, cfg.val.tissue)
+    truth, pred_a, area = detect_items(models[0], items, cfg.data.model_mpp, cfg.data.interpolation, device, on_image)
+    _, pred_b, _ = detect_items(models[1], items, cfg.data.model_mpp, cfg.data.interpolation, device, on_image)
+    found = pair_search(truth, pred_a, pred_b, area, cfg.val.density)
+    called = {
+        k: [(x, y, 1.0) for x, y, pa, pb in v if pa >= found["threshold_a"] and pb >= found["threshold_b"]]
+        for k, v in found.pop("pairs").items()
+    }
+    report = density_report(truth, called, area, {it.id: it.group for it in items}, cfg.val.density, 0.5)
+    result = {**report, "threshold_a": found["threshold_a"], "threshold_b": found["threshold_b"]}
+    result.update(rule=PAIR_RULE, density=cfg.val.density, checkpoints=[str(c) for c in ckpts])
+    scores = {k: result[k] for k in ("sensitivity", "fp_per_mm2", "f1_density", "density")}
+    for me, partner, t in ((0, 1, found["threshold_a"]), (1, 0, found["threshold_b"])):
+        mine = {**result, "threshold": t, "checkpoint": str(ckpts[me]), "partner": str(ckpts[partner])}
+        _store(ckpts[me].parent, ckpts[me], mine, store, {**scores, "partner": ckpts[partner].parent.name})
+    result["threshold"] = found["threshold_a"]
+    return result

@@ -60,10 +60,15 @@ def group_of(domain: dict) -> str:
 
 
 def detection_items(val_images: Sequence, tissue: Sequence[str | os.PathLike] = ()) -> list[DetectionItem]:
-    """Validation images (objects with ``.id .image .mpp .points .domain``) and tissue tiles as items."""
+    """Validation images (objects with ``.id .image .mpp .points .domain``) and tissue tiles as items.
+
+    An image whose other cells are unlabelled (``domain["labels"] == "centre only"``: AtNorM-MD)
+    gets no area: it counts for the sensitivity only, since a detection there that matches no
+    label may be a real mitosis (:func:`mitodet.evaluate.density.density_scores`)."""
     items = []
     for v in val_images:
         img = v.image
+        exhaustive = v.domain.get("labels") != "centre only"
         items.append(
             DetectionItem(
                 v.id,
@@ -71,7 +76,7 @@ def detection_items(val_images: Sequence, tissue: Sequence[str | os.PathLike] = 
                 v.mpp,
                 list(v.points),
                 group_of(v.domain),
-                img.shape[0] * img.shape[1] * (v.mpp / 1000.0) ** 2,
+                img.shape[0] * img.shape[1] * (v.mpp / 1000.0) ** 2 if exhaustive else 0.0,
             )
         )
     for t in tissue:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from typer.testing import CliRunner
 
 from mitodet.cli.main import app
-from mitodet.evaluate.density import density_f1
+from mitodet.evaluate.density import best_density_threshold, density_f1, density_scores
 from mitodet.model import load_checkpoint
+from mitodet.train.calibrate import pair_search
 from mitodet.train.config import config_from_dict
 from mitodet.train.run import train
 from tests.conftest import need
@@ -37,6 +39,44 @@ def test_density_rule_stores_threshold_and_groups(shared_data, small_crops, tmp_
     assert r.exit_code == 0 and "max pooled F1" in r.output
     r = CliRunner().invoke(app, ["calibrate", str(s.run_dir), "--rule", "banana"])
     assert r.exit_code != 0 and "banana" in str(r.exception)
+    # the pair: both thresholds chosen together for their ensemble, stored in both checkpoints
+    other = tmp_path / "other"
+    shutil.copytree(s.run_dir, other)
+    r = CliRunner().invoke(app, ["calibrate", str(s.run_dir), "--pair", str(other)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((s.run_dir / "calibration.json").read_text())
+    assert doc["rule"] == "f1_density_pair" and doc["threshold"] == doc["threshold_a"]
+    for run, key in ((s.run_dir, "threshold_a"), (other, "threshold_b")):
+        _, meta = load_checkpoint(run / "best.pt")
+        assert meta["threshold"] == doc[key] and meta["calibration"]["rule"] == "f1_density_pair"
+    assert r.output.count("stored threshold") == 2
+
+
+def _points(rows):
+    return {k: [tuple(p) for p in v] for k, v in rows.items()}
+
+
+def test_pair_search_finds_lower_thresholds_for_the_ensemble():
+    """Each model alone raises its own false detections at high probability; only the true
+    figures are called by both. The ensemble's thresholds go below each model's own best."""
+    truth = {"a": [(10.0, 10.0), (50.0, 50.0)], "b": [(20.0, 80.0)], "t": []}
+    pa = {"a": [(10, 10, 0.90), (50, 51, 0.80), (80, 20, 0.99)], "b": [(20, 81, 0.85)], "t": [(5, 5, 0.995)]}
+    pb = {"a": [(11, 10, 0.70), (50, 50, 0.75), (30, 30, 0.98)], "b": [(21, 80, 0.72)], "t": [(90, 90, 0.97)]}
+    area = {"a": 0.01, "b": 0.01, "t": 0.05}
+    single_a = best_density_threshold(truth, _points(pa), area, 7.5)
+    single_b = best_density_threshold(truth, _points(pb), area, 7.5)
+    pair = pair_search(truth, _points(pa), _points(pb), area, steps=12)
+    assert pair["f1_density"] > max(single_a["f1_density"], single_b["f1_density"])
+    assert pair["sensitivity"] == 1.0 and pair["fp"] == 0
+    assert pair["threshold_a"] <= 0.80 and pair["threshold_b"] <= 0.70
+
+
+def test_images_without_area_count_for_sensitivity_only():
+    """AtNorM-MD crops are labelled at their centre only: an unmatched detection there is not false."""
+    truth = {"crop": [(0.0, 0.0)], "tile": []}
+    pred = {"crop": [(0.0, 0.0, 0.9), (30.0, 30.0, 0.9)], "tile": [(1.0, 1.0, 0.9)]}
+    sc = density_scores(truth, pred, {"crop": 0.0, "tile": 0.5}, 7.5, 0.5)
+    assert (sc["tp"], sc["fn"], sc["fp"]) == (1, 0, 1) and sc["fp_per_mm2"] == 2.0
 
 
 def test_density_f1_formula():
