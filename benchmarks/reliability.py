@@ -1800,6 +1800,13 @@ case(
 )
 
 
+def _interruptible() -> None:
+    """In the child: the memory limit, and SIGINT back to its default (a benchmark started in the
+    background by a shell inherits SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    _limit_memory()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(ctx: Ctx) -> Result:
     """detect on 60 real patches; SIGINT once the first output exists."""
     (ctx.tmp / "in").mkdir()
@@ -1815,7 +1822,7 @@ def _interrupt(ctx: Ctx) -> Result:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_limit_memory,
+        preexec_fn=_interruptible,
     )
     while not (ctx.tmp / "out").is_dir() and proc.poll() is None and time.perf_counter() - t0 < 300:
         time.sleep(0.05)
