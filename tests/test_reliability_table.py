@@ -23,9 +23,8 @@ def test_cases_cover_the_issue():
     names = [f"{c.item} {c.name}" for c in rel.CASES]
     assert len(rel.CASES) >= 136 and len(set(names)) == len(names)
     items = {c.item for c in rel.CASES}
-    assert {str(i) for i in range(1, 12)} <= items  # every item of issue 12, part B included
-    assert all(c.part == "B" for c in rel.CASES if c.item in ("2", "3", "5"))
-    assert sum(c.part == "A" for c in rel.CASES) >= 136
+    assert {str(i) for i in range(1, 12)} <= items  # every item of issue 12
+    assert sum(c.item in ("2", "3", "5") for c in rel.CASES) >= 10  # stale results, collisions, stacks
 
 
 def test_a_case_runs_end_to_end(shared_data):
@@ -38,4 +37,4 @@ def test_a_case_runs_end_to_end(shared_data):
     assert ok.passed and ok.seen.startswith("mitodet ")
     assert bad.passed and bad.seen.startswith("error: --tile:") and "[exit 2]" in bad.seen
     md = rel.write_markdown([ok, bad], 1.0, 2)
-    assert "**2 cases: 2 pass, 0 fail**" in md and md.count("\n| ") == 4  # header, rule, 2 rows
+    assert "**2 cases: 2 pass, 0 fail.**" in md and md.count("\n| ") == 4  # header, rule, 2 rows
