@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mitodet.data.split import read_split
 from mitodet.errors import MitodetError
 from mitodet.evaluate.density import MIDOG_DENSITY, density_scores
 from mitodet.infer.calibrate import calibrate
@@ -151,6 +152,12 @@ def calibrate_pair(
     its checkpoint. Returns the result with per-group scores (``groups``) at the pair."""
     run, other = Path(run), Path(other)
     cfg = read_run_config(run)
+    for r in (run, other):
+        if not (r / "split.json").is_file():
+            raise MitodetError(r, "run folder has no split.json")
+    if set(read_split(run / "split.json")[1]) != set(read_split(other / "split.json")[1]):
+        # the other model may have trained on images of this validation side: its threshold would be biased
+        raise MitodetError(f"--pair {other}", f"another validation split than {run}'s; train both on one split")
     if threads:
         torch.set_num_threads(int(threads))
     ckpts = [run / "best.pt", other / "best.pt"]

@@ -50,6 +50,11 @@ def test_density_rule_stores_threshold_and_groups(shared_data, small_crops, tmp_
         _, meta = load_checkpoint(run / "best.pt")
         assert meta["threshold"] == doc[key] and meta["calibration"]["rule"] == "f1_density_pair"
     assert r.output.count("stored threshold") == 2
+    split = json.loads((other / "split.json").read_text())
+    split["train"], split["val"] = split["train"][1:], [split["train"][0], *split["val"]]
+    (other / "split.json").write_text(json.dumps(split))
+    r = CliRunner().invoke(app, ["calibrate", str(s.run_dir), "--pair", str(other)])
+    assert r.exit_code != 0 and "another validation split" in str(r.exception)
 
 
 def _points(rows):
