@@ -406,13 +406,20 @@ def provenance_mismatch(stored: Any, wanted: dict[str, Any]) -> str | None:
     return f"outdated ({', '.join(dict.fromkeys(labels))} changed)"
 
 
-def _stale_reason(final: Path, wanted: dict[str, Any]) -> str | None:
-    """None when the finished output ``final`` was made exactly as asked now; else why not."""
+@dataclass
+class Reused:
+    """An input whose outputs exist, made exactly as asked now: the summary stored in its JSON."""
+
+    summary: dict | None
+
+
+def _read_finished(final: Path) -> dict | None:
+    """A finished input's MIDOG JSON (None when unreadable or not an object)."""
     try:
         doc = json.loads(final.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return "unreadable"
-    return provenance_mismatch(doc.get("provenance") if isinstance(doc, dict) else None, wanted)
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 _REGION_KEY = re.compile(r"^\d+,\d+$")
@@ -460,22 +467,24 @@ def _read_partial(
     return regions, None
 
 
-def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note) -> _Input | None:
-    """What to do for one input; None when its outputs exist, made exactly as asked now (same
-    input file, models, settings: :func:`provenance`), and not ``force``."""
+def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note) -> _Input | Reused:
+    """What to do for one input; :class:`Reused` when its outputs exist, made exactly as asked
+    now (same input file, models, settings: :func:`provenance`), and not ``force``."""
     path = item.path
     if not path.is_file():
         raise MitodetError(path, "file not found")
     wanted = provenance(detectors, item, opts)
     paths = outputs_for(out, item.stem)
     if paths["mitotic-figures.json"].exists() and not opts.force:
-        why = _stale_reason(paths["mitotic-figures.json"], wanted)
+        doc = _read_finished(paths["mitotic-figures.json"])
+        why = "unreadable" if doc is None else provenance_mismatch(doc.get("provenance"), wanted)
         if why is None and opts.overlay and not paths["overlay.png"].exists():
             why = "no overlay yet"
         if why is None and opts.report and not paths["report.html"].exists():
             why = "no report yet"
-        if why is None:
-            return None
+        if why is None and doc is not None:
+            summary = doc.get("summary")
+            return Reused(summary if isinstance(summary, dict) else None)
         if note:
             note(f"{paths['mitotic-figures.json']}: {why}; recomputing")
     model_mpp = detectors[0].mpp
@@ -672,16 +681,6 @@ def _title(item: Item) -> str:
     return item.path.name if item.page is None else f"{item.path.name}, page {item.page + 1} of {item.pages}"
 
 
-def _summary_of(out: Path, item: Item) -> dict | None:
-    """The summary stored in a finished input's JSON (None if absent or unreadable)."""
-    try:
-        doc = json.loads(outputs_for(out, item.stem)["mitotic-figures.json"].read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    s = doc.get("summary") if isinstance(doc, dict) else None
-    return s if isinstance(s, dict) else None
-
-
 def write_summary(out: Path, rows: list[dict]) -> Path:
     """Merge ``rows`` (one per input) into ``<out>/summary.csv``: rows of inputs not in this
     run are kept (first, in their order), then this run's rows in input order."""
@@ -788,11 +787,10 @@ def run_inputs(
             except (MitodetError, OSError, ValueError) as err:
                 fail(shown, err)
                 continue
-            if inp is None:
+            if isinstance(inp, Reused):  # its JSON was read once, by _plan
                 totals.skipped += 1
-                s = _summary_of(out, item)
-                if s is not None:
-                    rows[item.name] = {k: s.get(k, "") for k in SUMMARY_FIELDS}
+                if inp.summary is not None:
+                    rows[item.name] = {k: inp.summary.get(k, "") for k in SUMMARY_FIELDS}
                 if on_result:
                     on_result(shown, None, None)
                 continue
