@@ -1,7 +1,13 @@
-"""A valid-convolution network whose response peaks exactly on a bright impulse."""
+"""Shared pieces of the detection tests: a valid-convolution network whose response peaks
+exactly on a bright impulse, two tiny checkpoints, and an executor that dies mid-run."""
+
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from mitodet.infer import run
+from mitodet.model import create_model, save_checkpoint
 
 
 class ImpulseNet(nn.Module):
@@ -25,3 +31,27 @@ class ImpulseNet(nn.Module):
 
     def forward(self, x):
         return self.pool(self.conv(x))
+
+
+def tiny_pair(folder: Path, threshold: float = 0.45) -> list[Path]:
+    """Two tiny checkpoints (seeds 0 and 1) at 0.25 µm/px: a.pt and b.pt in ``folder``."""
+    paths = []
+    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
+        torch.manual_seed(seed)
+        save_checkpoint(folder / name, create_model("tiny").eval(), mpp=0.25, threshold=threshold)
+        paths.append(folder / name)
+    return paths
+
+
+class Interrupted(Exception):
+    """What :class:`Stopper` raises."""
+
+
+class Stopper(run.LocalExecutor):
+    """Dies after two regions (jobs), as a killed run would."""
+
+    def run(self, jobs, tissue_of):
+        for k, item in enumerate(super().run(jobs, tissue_of)):
+            if k == 2:
+                raise Interrupted
+            yield item

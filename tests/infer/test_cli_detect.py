@@ -5,28 +5,21 @@ import math
 import numpy as np
 import pytest
 import tifffile
-import torch
 from typer.testing import CliRunner
 
 from mitodet.cli.main import app
 from mitodet.infer import Detector
 from mitodet.infer.calibrate import calibrate
-from mitodet.model import create_model, load_checkpoint, save_checkpoint
+from mitodet.model import load_checkpoint
 from tests.conftest import need
-from tests.infer.helpers import ImpulseNet
+from tests.infer.helpers import ImpulseNet, tiny_pair
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    out = []
-    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
-        torch.manual_seed(seed)
-        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.5)
-        out.append(d / name)
-    return out
+    return tiny_pair(tmp_path_factory.mktemp("models"), threshold=0.5)
 
 
 def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):

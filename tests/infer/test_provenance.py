@@ -13,23 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image
 
 from mitodet.infer import run
-from mitodet.model import create_model, save_checkpoint
 from tests.conftest import need
+from tests.infer.helpers import Interrupted, Stopper, tiny_pair
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    paths = []
-    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
-        torch.manual_seed(seed)
-        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.45)
-        paths.append(d / name)
-    return paths
+    return tiny_pair(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
@@ -113,16 +106,6 @@ def slide_runs(pair, shared_data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(run, "REGION", 256)
         _detect(pair, [slide], d / "ref", mpp=0.125)
-
-        class Interrupted(Exception):
-            pass
-
-        class Stopper(run.LocalExecutor):
-            def run(self, jobs, tissue_of):
-                for k, item in enumerate(super().run(jobs, tissue_of)):
-                    if k == 2:
-                        raise Interrupted
-                    yield item
 
         with pytest.raises(Interrupted):
             run.run_inputs(pair, [slide], d / "stopped", options=run.Options(mpp=0.125), executor=Stopper(pair))

@@ -8,11 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from mitodet.infer import run
-from mitodet.model import create_model, save_checkpoint
 from tests.conftest import need
+from tests.infer.helpers import tiny_pair
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -28,12 +27,7 @@ def report(shared_data, tmp_path_factory):
     img = np.full((1200, 2300, 3), 242, np.uint8)
     img[100:1100, 100:1100], img[100:1100, 1200:2200] = a, b
     tifffile.imwrite(d / "two tiles.tif", img, resolution=(40000, 40000), resolutionunit="CENTIMETER")
-    paths = []
-    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
-        torch.manual_seed(seed)
-        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.4)
-        paths.append(d / name)
-    dets = run.load_detectors(paths, threads=1)
+    dets = run.load_detectors(tiny_pair(d, threshold=0.4), threads=1)
     assert run.run_inputs(dets, [d / "two tiles.tif"], d / "out", options=run.Options(hotspot_mm2=0.1)) == 0
     return d / "out" / "two tiles.report.html"
 

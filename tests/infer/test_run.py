@@ -4,12 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from mitodet.infer import run
 from mitodet.io.slide import open_slide
-from mitodet.model import create_model, save_checkpoint
 from tests.conftest import need
+from tests.infer.helpers import Interrupted, Stopper, tiny_pair
 
 
 def test_slide_thumbnail_reads_bounded_blocks(shared_data, tmp_path, monkeypatch):
@@ -34,12 +33,7 @@ def test_slide_thumbnail_reads_bounded_blocks(shared_data, tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def detectors(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    paths = []
-    for seed, name in [(0, "a.pt"), (1, "b.pt")]:
-        torch.manual_seed(seed)
-        save_checkpoint(d / name, create_model("tiny").eval(), mpp=0.25, threshold=0.45)
-        paths.append(d / name)
+    paths = tiny_pair(tmp_path_factory.mktemp("models"))
     return paths, run.load_detectors(paths, threads=1)  # the default backend (ONNX Runtime when installed)
 
 
@@ -75,18 +69,6 @@ def test_slide_by_regions_resumes_to_the_same_bytes(detectors, inputs, tmp_path,
     assert "summary.csv" in ref and f"{stem}.partial.json" not in ref
     total = regions[-1][1]
     assert 10 < total < 30 and regions[-1] == (total, total)  # background regions are not even read
-
-    class Interrupted(Exception):
-        pass
-
-    class Stopper(run.LocalExecutor):
-        """Dies after two regions, as a killed run would."""
-
-        def run(self, jobs, tissue_of):
-            for k, item in enumerate(super().run(jobs, tissue_of)):
-                if k == 2:
-                    raise Interrupted
-                yield item
 
     with pytest.raises(Interrupted):
         run.run_inputs(dets, [slide], tmp_path / "again", options=opts, executor=Stopper(dets))
