@@ -13,6 +13,7 @@ about 2.4 mm² each). Thresholds and checkpoints are chosen by this F1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -56,7 +57,7 @@ def density_scores(
     tp, fn, fp = _counts(
         {k: truth.get(k, []) for k in keys}, {k: pred.get(k, []) for k in keys}, radius, threshold, area_mm2
     )
-    area = float(sum(area_mm2[k] for k in keys))
+    area = math.fsum(area_mm2[k] for k in keys)  # exact: the same whatever order the set iterates in
     s = tp / (tp + fn) if tp + fn else float("nan")
     f = fp / area if area > 0 else float("nan")
     return {
