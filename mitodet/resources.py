@@ -16,6 +16,7 @@ from mitodet.errors import MitodetError
 PACKAGE = Path(__file__).resolve().parent
 CONFIGS = PACKAGE / "configs"
 WEIGHTS = PACKAGE / "weights"
+DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]  # the bundled pair
 
 
 def bundled_configs() -> dict[str, Path]:

@@ -59,6 +59,7 @@ class Point:
     y: float
     label: str = MITOTIC_FIGURE
     id: int | None = None
+    weight: float = 1.0  # training weight (e.g. a mitosis the panel was unsure of counts less)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:

@@ -10,12 +10,8 @@ from rich.markup import escape
 from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, progress
 from mitodet.errors import MitodetError
-from mitodet.infer.dense import DEFAULT_BATCH, DEFAULT_TILE
-from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]
-
+from mitodet.resources import DEFAULT_MODELS, WEIGHTS
+from mitodet.settings import DEFAULT_BATCH, DEFAULT_HOTSPOT_MM2, DEFAULT_TILE
 
 # Options that take an optional value: bare ``--ray`` means ``--ray=local`` (see normalize_argv).
 BARE_VALUES = {"--ray": "local"}

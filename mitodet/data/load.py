@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from mitodet.data.crops import load_atnorm_crops, load_icpr2012, load_midog21_crops, load_tissue
+from mitodet.data.fields import load_mitos_atypia14
 from mitodet.data.midog import load_annotations
 from mitodet.errors import MitodetError
 from mitodet.schema import Dataset
@@ -18,12 +19,13 @@ NATURAL_KEYS = {
     "MIDOG 2021 crops": ("scanner",),
     "AtNorM-MD crops": ("atypical",),
     "ICPR 2012": ("source_image",),
+    "MITOS-ATYPIA-14 fields": ("scanner",),
 }
 
 
 def load_any(path: str | os.PathLike) -> Dataset:
     """Load an annotation file (MIDOG.json, MIDOG++.json, MIDOG 2022 CSV) or a data folder
-    (midog21_crops, icpr2012_patches, tissue, tissue/monuseg, tissue/ccmct)."""
+    (midog21_crops, atnorm_md, mitos_atypia14, icpr2012_patches, tissue, tissue/monuseg, tissue/ccmct)."""
     path = Path(path)
     if not path.exists():
         raise MitodetError(path, "file or folder not found")
@@ -33,6 +35,8 @@ def load_any(path: str | os.PathLike) -> Dataset:
         return load_midog21_crops(path)
     if (path / "crops.csv").exists() and (path / "images").is_dir():
         return load_atnorm_crops(path)
+    if (path / "frames").is_dir() and (path / "labels.csv").exists():
+        return load_mitos_atypia14(path)
     if (path / "images").is_dir() and (path / "masks").is_dir():
         return load_icpr2012(path)
     if (path / "monuseg_index.csv").exists() or (path / "ccmct_index.csv").exists():

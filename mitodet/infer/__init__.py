@@ -1,8 +1,24 @@
-"""Dense detection (tiled probability maps, local maxima), calibration, ensemble and outputs."""
+"""Dense detection (tiled probability maps, local maxima), calibration, ensemble and outputs.
 
-from mitodet.infer.dense import ProbabilityMap, dense_map
-from mitodet.infer.detector import Detector
-from mitodet.infer.ensemble import detect_image, ensemble
-from mitodet.schema import Detection
+Its names load on first use, so a torch-free module of this package (the summary, the report)
+can be imported without loading torch (``mitodet --version`` and ``-h`` stay fast)."""
 
-__all__ = ["Detection", "Detector", "ProbabilityMap", "dense_map", "detect_image", "ensemble"]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "ProbabilityMap": "mitodet.infer.dense",
+    "dense_map": "mitodet.infer.dense",
+    "Detector": "mitodet.infer.detector",
+    "detect_image": "mitodet.infer.ensemble",
+    "ensemble": "mitodet.infer.ensemble",
+    "Detection": "mitodet.schema",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'mitodet.infer' has no attribute {name!r}")

@@ -31,11 +31,11 @@ from scipy.special import expit
 
 from mitodet.model.protocol import DenseNet
 from mitodet.reflect import padded_window
+from mitodet.settings import DEFAULT_BATCH, DEFAULT_TILE
 
-# Chosen by benchmarks/bench_tiles.py on 2 CPU cores: one 512-pixel tile per forward pass keeps every
+# DEFAULT_TILE / DEFAULT_BATCH (mitodet.settings, re-exported here) were chosen by
+# benchmarks/bench_tiles.py on 2 CPU cores: one 512-pixel tile per forward pass keeps every
 # activation in cache-friendly sizes (1024 x 4 was 2-3x slower, with 2-4x the memory).
-DEFAULT_TILE = 512  # input pixels per tile side (including the receptive-field overlap)
-DEFAULT_BATCH = 1
 
 
 @dataclass

@@ -15,8 +15,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mitodet.schema import Detection, px_to_mm
+from mitodet.settings import DEFAULT_HOTSPOT_MM2
 
-DEFAULT_HOTSPOT_MM2 = 2.0  # 10 high-power fields in current grading guidelines
 SUMMARY_FIELDS = [
     "input",
     "mitotic_figures",

@@ -114,13 +114,14 @@ def _best_metrics(run_dir: Path, select: str = "loss") -> dict:
     """Validation numbers of the epoch best.pt came from; ``score`` is what rounds compare
     (patch F1, or F1 at density when best.pt was chosen by it)."""
     rows = [r for r in read_metrics(run_dir) if r["val_loss"]]
-    if select == "f1_density":
-        rows = [r for r in rows if r.get("val_f1_density")]
+    key = {"f1_density": "val_f1_density", "f1_mean": "val_f1_mean"}.get(select)
+    if key:
+        rows = [r for r in rows if r.get(key)]
     if not rows:
         raise MitodetError(run_dir, "run has no validation metrics (hard mining needs a validation split)")
-    if select == "f1_density":
-        b = max(rows, key=lambda r: float(r["val_f1_density"]))
-        score = float(b["val_f1_density"])
+    if key:
+        b = max(rows, key=lambda r: float(r[key]))
+        score = float(b[key])
     else:
         b = min(rows, key=lambda r: float(r["val_loss"]))
         score = float(b["val_f1"])

@@ -32,6 +32,10 @@ class ModelCfg(_Strict):
 class DataCfg(_Strict):
     crops: str | None = None  # midog21_crops root: positives + near-miss negatives inside each crop
     atnorm: str | None = None  # atnorm_md root: MIDOG++ multi-domain crops (centre mitosis labelled only)
+    fields: str | None = None  # mitos_atypia14 root: whole frames, every mitosis labelled (exhaustive)
+    field_grid: int = Field(8, ge=1)  # stride (px) of negative centres in whole fields (kind "field")
+    field_oversample: int = Field(1, ge=1)  # each field mitosis is this many positive anchors
+    low_confidence_weight: float = Field(0.5, ge=0, le=1)  # weight of a field mitosis of panel confidence < 0.7
     tissue: list[str] = Field(default_factory=list)  # folders/files of unlabelled tissue: random negatives
     negatives: list[str] = Field(default_factory=list)  # negative tables (residual mining)
     annotations: str | None = None  # MIDOG-format json of full images ...
@@ -62,7 +66,7 @@ class SamplingCfg(_Strict):
     batch_size: int = Field(128, ge=2)
     positive_fraction: float = Field(0.5, gt=0, lt=1)
     # share of the negative slots per negative kind (normalised over the kinds present)
-    negative_mix: dict[Literal["crop", "imposter", "mined", "tissue", "hard"], float] = Field(
+    negative_mix: dict[Literal["crop", "imposter", "mined", "tissue", "hard", "field"], float] = Field(
         default_factory=lambda: {"crop": 0.4, "imposter": 0.1, "mined": 0.1, "tissue": 0.4}
     )
 
@@ -127,6 +131,8 @@ class DenseCfg(_Strict):
     positive_windows: float = Field(0.5, ge=0, le=1)  # share of windows anchored on a mitosis
     unlabelled_weight: float = Field(1.0, ge=0)  # negative-cell weight in crops with only the centre labelled
     hard_negative_fraction: float = Field(1.0, gt=0, le=1)  # share of the hardest negative cells in the loss
+    imposter_weight: float = Field(1.0, ge=0)  # weight of negative cells within imposter_radius_um of an imposter
+    imposter_radius_um: float = Field(3.0, gt=0)
 
 
 class OptimCfg(_Strict):
@@ -157,7 +163,10 @@ class ValCfg(_Strict):
     detect: bool = False
     density: float = Field(11.1, gt=0)
     tissue: list[str] = Field(default_factory=list)  # validation tissue tiles (never trained on)
-    select: Literal["loss", "f1_density"] = "loss"  # what picks best.pt (f1_density needs detect)
+    # what picks best.pt and its threshold (f1_density / f1_mean need detect; f1_mean: the mean of
+    # the F1 at density and the official F1 on validation fields, at one threshold)
+    select: Literal["loss", "f1_density", "f1_mean"] = "loss"
+    patience: int | None = Field(None, ge=1)  # stop after this many detection validations without a better best.pt
     every: int = Field(1, ge=1)  # detection validation every N epochs (and at the last)
 
 
@@ -210,7 +219,7 @@ def _check_paths(cfg: Config, source: str) -> None:
     paths += [(f"data.tissue[{i}]", p) for i, p in enumerate(d.tissue)]
     paths += [(f"data.negatives[{i}]", p) for i, p in enumerate(d.negatives)]
     paths += [(f"val.tissue[{i}]", p) for i, p in enumerate(cfg.val.tissue)]
-    paths += [("data.atnorm", d.atnorm)]
+    paths += [("data.atnorm", d.atnorm), ("data.fields", d.fields)]
     paths += [(f"data.hard_negatives[{i}]", p) for i, p in enumerate(d.hard_negatives)]
     for key, p in paths:
         if p is not None and not Path(p).exists():
@@ -219,8 +228,8 @@ def _check_paths(cfg: Config, source: str) -> None:
             )
     if d.annotations and not d.images_dir:
         raise MitodetError(source, "data.annotations needs data.images_dir (the folder of the MIDOG images)")
-    if not (d.crops or d.annotations or d.atnorm):
-        raise MitodetError(source, "no labelled data: set data.crops, data.atnorm or data.annotations")
+    if not (d.crops or d.annotations or d.atnorm or d.fields):
+        raise MitodetError(source, "no labelled data: set data.crops, data.atnorm, data.fields or data.annotations")
 
 
 def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True) -> Config:
@@ -236,8 +245,8 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
         raise MitodetError(
             source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}"
         )
-    if cfg.val.select == "f1_density" and not cfg.val.detect:
-        raise MitodetError(source, "val.select: f1_density needs val.detect: true")
+    if cfg.val.select in ("f1_density", "f1_mean") and not cfg.val.detect:
+        raise MitodetError(source, f"val.select: {cfg.val.select} needs val.detect: true")
     if check_paths:
         _check_paths(cfg, source)
     return cfg
@@ -285,7 +294,7 @@ def resolve_paths(cfg: Config) -> Config:
     def ab(p):
         return None if p is None else str(Path(p).resolve())
 
-    for k in ("crops", "atnorm", "annotations", "images_dir", "keep_negatives"):
+    for k in ("crops", "atnorm", "fields", "annotations", "images_dir", "keep_negatives"):
         d[k] = ab(d[k])
     d["tissue"] = [ab(p) for p in d["tissue"]]
     raw["val"]["tissue"] = [ab(p) for p in raw["val"]["tissue"]]

@@ -13,12 +13,13 @@ seeded sample of the rest, are held in memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from mitodet.data.crops import load_atnorm_crops, load_midog21_crops
+from mitodet.data.fields import load_mitos_atypia14
 from mitodet.data.midog import load_annotations
 from mitodet.data.split import read_split, split_dataset
 from mitodet.errors import MitodetError
@@ -39,6 +40,7 @@ from mitodet.train.patches import (
 )
 
 REGION = 512  # px side of the regions cut from full-size images
+FIELD_MAX = 2048  # whole labelled fields up to this side are held whole (every cell a negative)
 BACKGROUND_REGIONS = 0.1  # fraction of unlabelled regions of a full image kept (for negatives)
 
 
@@ -106,12 +108,12 @@ def read_for_training(path, mpp: float | None, points: list[Point], data_cfg) ->
     y0, y1, x0, x1 = content_box(pixels)
     if (y0, y1, x0, x1) != (0, pixels.shape[0], 0, pixels.shape[1]):
         pixels = np.ascontiguousarray(pixels[y0:y1, x0:x1])
-        points = [Point(p.x - x0, p.y - y0, p.label, p.id) for p in points if x0 <= p.x < x1 and y0 <= p.y < y1]
+        points = [replace(p, x=p.x - x0, y=p.y - y0) for p in points if x0 <= p.x < x1 and y0 <= p.y < y1]
     if data_cfg.resample:
         pixels, sx, sy = resample(pixels, spacing, data_cfg.model_mpp, data_cfg.interpolation)
         if (sx, sy) != (1.0, 1.0):
             moved = [(to_output(p.x, p.y, sx, sy), p) for p in points]
-            points = [Point(float(x), float(y), p.label, p.id) for (x, y), p in moved]
+            points = [replace(p, x=float(x), y=float(y)) for (x, y), p in moved]
             spacing = data_cfg.model_mpp
     h, w = pixels.shape[:2]
     points = [p for p in points if -0.5 <= p.x < w - 0.5 and -0.5 <= p.y < h - 0.5]
@@ -179,6 +181,8 @@ def labelled_records(cfg) -> list[ImageRecord]:
         records += list(load_midog21_crops(d.crops))
     if d.atnorm:
         records += list(load_atnorm_crops(d.atnorm))
+    if d.fields:
+        records += list(load_mitos_atypia14(d.fields, d.low_confidence_weight))
     if d.annotations:
         records += midog_records(d.annotations, d.images_dir)
     kept = [r for r in records if _domain_ok(r, d.include, d.exclude)]
@@ -197,6 +201,15 @@ def split_records(cfg, records: list[ImageRecord]) -> SplitData:
         known = {r.id for r in records}
         train_ids = [i for i in train_ids if i in known]
         val_ids = [i for i in val_ids if i in known]
+        # a source the file does not know (one added since) is split by the seeded rule
+        new = [r for r in records if r.id not in set(train_ids) | set(val_ids)]
+        if new and s.val_fraction > 0:
+            t, v = split_dataset(
+                Dataset("new", new), val_fraction=s.val_fraction, seed=s.seed, stratify=tuple(s.stratify)
+            )
+            train_ids, val_ids = train_ids + list(t), val_ids + list(v)
+        elif new:
+            train_ids += [r.id for r in new]
     elif s.val_fraction == 0:
         train_ids, val_ids = [r.id for r in records], []
     else:
@@ -215,7 +228,7 @@ def _regions(
     """Yield (sub-record, pixels, core) pieces: the whole image if small (core None), else regions
     owning their central half: core = (row, column, side) of that half inside the piece."""
     h, w = pixels.shape[:2]
-    if max(h, w) <= REGION:
+    if max(h, w) <= REGION or (rec.domain.get("labels") == "exhaustive" and max(h, w) <= FIELD_MAX):
         yield rec, pixels, None
         return
     core, pad = REGION // 2, REGION // 4
@@ -227,7 +240,7 @@ def _regions(
             ty0, tx0 = max(0, y0 - pad), max(0, x0 - pad)
             ty1, tx1 = min(h, y0 + core + pad), min(w, x0 + core + pad)
             near = [
-                Point(p.x - tx0, p.y - ty0, p.label)
+                replace(p, x=p.x - tx0, y=p.y - ty0)
                 for p in rec.points
                 if ty0 - pad <= p.y < ty1 + pad and tx0 - pad <= p.x < tx1 + pad
             ]
@@ -246,7 +259,17 @@ def _pool_images_from_records(records, cfg, seed: int, on_image: Callable[[], No
         for sub, px, core in _regions(rec, pixels, rng):
             # crops with only their centre mitosis labelled: other cells are negatives with some noise
             weight = cfg.dense.unlabelled_weight if rec.domain.get("labels") == "centre only" else 1.0
-            im = labelled_image(sub, np.ascontiguousarray(px), mpp, d.crop_grid, d.border, neg_weight=weight)
+            whole_field = rec.domain.get("labels") == "exhaustive"
+            im = labelled_image(
+                sub,
+                np.ascontiguousarray(px),
+                mpp,
+                d.field_grid if whole_field else d.crop_grid,
+                d.border,
+                neg_weight=weight,
+                kind="field" if whole_field else "crop",
+                repeat=d.field_oversample if whole_field else 1,
+            )
             if core is not None:
                 cy, cx, n = core
                 im.positives = [p for p in im.positives if cy <= p[0] < cy + n and cx <= p[1] < cx + n]

@@ -17,8 +17,10 @@ ignored: detection reflects the same border for context but never reports a cell
 Loss: ``0.5 * mean CE over positive cells + 0.5 * weighted mean CE over negative cells`` of the
 batch, i.e. the paper's class-balanced patch loss in expectation (each cell is a patch drawn
 from its class); negative cells of crops with only their centre labelled are weighted by
-``dense.unlabelled_weight``. ``dense.hard_negative_fraction`` < 1 keeps only the hardest share
-of the negative cells in the negative term (online hard-negative mining within the batch).
+``dense.unlabelled_weight``, those on a labelled imposter by ``dense.imposter_weight``, and
+positive cells by their mitosis's weight (a field mitosis of low panel confidence counts less).
+``dense.hard_negative_fraction`` < 1 keeps only the hardest share of the negative cells in the
+negative term (online hard-negative mining within the batch).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class DenseSampler(AnchorSampler):
         mpp = cfg.data.model_mpp
         self.pos_r = um_to_px(d.pos_radius_um, mpp)
         self.ign_r = max(self.pos_r, um_to_px(d.ignore_radius_um, mpp))
+        self.imp_r, self.imp_w = um_to_px(d.imposter_radius_um, mpp), d.imposter_weight
         # input pixel rows/cols whose average is each cell centre (offset is k or k + 0.5)
         lo = math.floor(self.offset)
         idx = lo + self.stride * torch.arange(self.cells)
@@ -112,7 +115,17 @@ class DenseSampler(AnchorSampler):
         labels[d <= self.ign_r] = IGNORE
         labels[d <= self.pos_r] = 1
         labels[outside] = IGNORE
-        weights = torch.where(labels == 0, self.pool.neg_weight[img][:, None, None], (labels == 1).to(d.dtype))
+        # positives weigh as their mitosis (a low-confidence one less), negatives as their image,
+        # and negatives on a labelled imposter ``dense.imposter_weight`` times that
+        nearest = d2.argmin(dim=-1)
+        mw = self.pool.mitosis_weight[img][:, None, None, :]  # [B, 1, 1, K]
+        wpos = torch.take_along_dim(mw, nearest[..., None], dim=-1)[..., 0].expand_as(d)
+        wneg = self.pool.neg_weight[img][:, None, None].expand_as(d)
+        if self.imp_w != 1.0:
+            im = self.pool.imposters[img]  # [B, J, 2]
+            e2 = (iy[..., None] - im[:, None, None, :, 0]) ** 2 + (ix[..., None] - im[:, None, None, :, 1]) ** 2
+            wneg = torch.where(e2.min(dim=-1).values <= self.imp_r**2, wneg * self.imp_w, wneg)
+        weights = torch.where(labels == 0, wneg, torch.where(labels == 1, wpos, torch.zeros_like(d)))
         return labels, weights
 
     def loss(self, out: torch.Tensor, target) -> torch.Tensor:
@@ -126,7 +139,7 @@ def balanced_loss(out: torch.Tensor, target, hard_fraction: float = 1.0) -> torc
     counts (online hard-negative mining inside the batch)."""
     labels, weights = target
     ce = F.cross_entropy(out, labels.clamp_min(0), reduction="none")
-    pos, neg = (labels == 1), (labels == 0)
+    pos, neg = weights * (labels == 1), (labels == 0)
     wneg = weights * neg
     if hard_fraction < 1.0:
         values = (ce * wneg).flatten()
@@ -135,4 +148,4 @@ def balanced_loss(out: torch.Tensor, target, hard_fraction: float = 1.0) -> torc
         neg_term = top.values.sum() / wneg.flatten()[top.indices].sum().clamp_min(1e-6)
     else:
         neg_term = (ce * wneg).sum() / wneg.sum().clamp_min(1e-6)
-    return 0.5 * (ce * pos).sum() / pos.sum().clamp_min(1) + 0.5 * neg_term
+    return 0.5 * (ce * pos).sum() / pos.sum().clamp_min(1e-6) + 0.5 * neg_term

@@ -28,7 +28,7 @@ from mitodet.reflect import reflect_index
 from mitodet.schema import ImageRecord, match_radius_px, um_to_px
 from mitodet.stain import StainError, macenko_vectors
 
-KINDS = ("crop", "imposter", "mined", "tissue", "hard")
+KINDS = ("crop", "imposter", "mined", "tissue", "hard", "field")
 FAR = 1e9  # filler coordinate of the mitosis table: farther than any window
 # Ruifrok & Johnston's H, E and residual OD vectors: the fallback stain matrix
 REFERENCE_STAIN = np.array([[0.650, 0.704, 0.286], [0.072, 0.990, 0.105], [0.268, 0.570, 0.776]], dtype=np.float32)
@@ -45,6 +45,8 @@ class PoolImage:
     negatives: list[tuple[int, int, int]] = field(default_factory=list)  # (y, x, kind index)
     mitoses: list[tuple[float, float]] = field(default_factory=list)  # every labelled MF (y, x): dense labels
     neg_weight: float = 1.0  # weight of this image's negative cells in dense training
+    mitosis_weight: list[float] = field(default_factory=list)  # per entry of ``mitoses`` (default 1)
+    imposters: list[tuple[float, float]] = field(default_factory=list)  # (y, x): up-weighted dense negatives
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Pool:
     mitoses: torch.Tensor | None = None  # [n, K, 2] float32 (y, x) of every labelled MF, FAR-filled
     neg_weight: torch.Tensor | None = None  # [n] float32
     stain: torch.Tensor | None = None  # [n, 3, 3] Macenko H / E / residual OD rows (stain jitter)
+    mitosis_weight: torch.Tensor | None = None  # [n, K] float32, per entry of ``mitoses``
+    imposters: torch.Tensor | None = None  # [n, J, 2] float32 (y, x) of the imposters, FAR-filled
 
     @property
     def device(self) -> torch.device:
@@ -92,6 +96,8 @@ class Pool:
             t(self.mitoses),
             t(self.neg_weight),
             t(self.stain),
+            t(self.mitosis_weight),
+            t(self.imposters),
         )
 
     def image(self, i: int) -> np.ndarray:
@@ -127,9 +133,16 @@ def build_pool(images: list[PoolImage]) -> Pool:
     kind_t = torch.tensor([t[0] for t in neg], dtype=torch.int64)
     k = max([1] + [len(im.mitoses) for im in images])
     mitoses = torch.full((len(images), k, 2), FAR, dtype=torch.float32)
+    mitosis_weight = torch.ones((len(images), k), dtype=torch.float32)
+    j = max([1] + [len(im.imposters) for im in images])
+    imposters = torch.full((len(images), j, 2), FAR, dtype=torch.float32)
     for i, im in enumerate(images):
         if im.mitoses:
             mitoses[i, : len(im.mitoses)] = torch.tensor(im.mitoses, dtype=torch.float32)
+        if im.mitosis_weight:
+            mitosis_weight[i, : len(im.mitosis_weight)] = torch.tensor(im.mitosis_weight, dtype=torch.float32)
+        if im.imposters:
+            imposters[i, : len(im.imposters)] = torch.tensor(im.imposters, dtype=torch.float32)
     return Pool(
         ids=[im.id for im in images],
         mpp=[im.mpp for im in images],
@@ -142,6 +155,8 @@ def build_pool(images: list[PoolImage]) -> Pool:
         neg_kind=kind_t,
         mitoses=mitoses,
         neg_weight=torch.tensor([im.neg_weight for im in images], dtype=torch.float32),
+        mitosis_weight=mitosis_weight,
+        imposters=imposters,
     )
 
 
@@ -172,22 +187,33 @@ def labelled_image(
     border: int,
     pid: str | None = None,
     neg_weight: float = 1.0,
+    kind: str = "crop",
+    repeat: int = 1,
 ) -> PoolImage:
-    """A labelled image: MF positives, far-enough grid negatives, imposters."""
+    """A labelled image: MF positives (each ``repeat`` times), far-enough grid negatives of
+    ``kind``, imposters."""
     h, w = pixels.shape[:2]
     mf = [(p.y, p.x) for p in rec.mitoses]
     radius = match_radius_px(mpp)
     c = grid_centres(h, w, grid, border)
     c = c[far_from(c, mf, radius)]
-    im = PoolImage(pid or rec.id, pixels, mpp, mitoses=[(float(y), float(x)) for y, x in mf], neg_weight=neg_weight)
+    im = PoolImage(
+        pid or rec.id,
+        pixels,
+        mpp,
+        mitoses=[(float(y), float(x)) for y, x in mf],
+        neg_weight=neg_weight,
+        mitosis_weight=[p.weight for p in rec.mitoses],
+        imposters=[(float(p.y), float(p.x)) for p in rec.imposters],
+    )
     # positives too close to the border would be mostly mirror (reflect padding): skipped
     im.positives = [
         (int(round(y)), int(round(x)))
         for y, x in mf
         if min(border, (h - 1) // 2) <= y <= max(h - 1 - border, (h - 1) // 2)
         and min(border, (w - 1) // 2) <= x <= max(w - 1 - border, (w - 1) // 2)
-    ]
-    im.negatives = [(int(y), int(x), KINDS.index("crop")) for y, x in c]
+    ] * repeat
+    im.negatives = [(int(y), int(x), KINDS.index(kind)) for y, x in c]
     im.negatives += [
         (int(round(p.y)), int(round(p.x)), KINDS.index("imposter"))
         for p in rec.imposters

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from mitodet.data.split import read_split
 from mitodet.errors import MitodetError
+from mitodet.io.atomic import write_text
 from mitodet.model import create_model, load_checkpoint, save_checkpoint
 from mitodet.train.config import Config, resolve_paths
 from mitodet.train.data import SplitData, labelled_records, split_records, train_val_images, validation_images
@@ -95,14 +96,26 @@ def _epoch_line(row: dict) -> str:
             f"  | detection: s {row['val_sensitivity']:.3f}  f {row['val_fp_per_mm2']:.1f}/mm²  "
             f"F1@density {row['val_f1_density']:.3f} (t {row['val_threshold']:.3f})"
         )
+    if row.get("val_f1_fields") is not None:
+        val += f"  fields F1 {row['val_f1_fields']:.3f}"
     return f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}{val}  {row['patches_per_s']:.0f} samples/s"
 
 
 def _score(row: dict, select: str) -> float | None:
     """What best.pt minimises: the validation loss, or minus the density F1 (None: not measured)."""
-    if select == "f1_density":
-        return -row["val_f1_density"] if "val_f1_density" in row else None
+    if select in ("f1_density", "f1_mean"):
+        key = f"val_{select}"
+        return -row[key] if row.get(key) is not None else None
     return row.get("val_loss", row["train_loss"])
+
+
+def _validations_since_best(rows: list[dict], select: str) -> int:
+    """How many validations (rows with a score) came after the best one: the patience count,
+    computed from the metrics alone so that a resumed run counts the same."""
+    scores = [sc for r in rows if (sc := _score(r, select)) is not None]
+    if not scores:
+        return 0
+    return len(scores) - 1 - int(np.argmin(scores))
 
 
 def _checkpoint_meta(cfg: Config, row: dict, desc: dict, minutes: dict, detection: dict | None) -> dict:
@@ -208,6 +221,9 @@ def train(
     epoch_times: list[float] = []
     stopped = False
     for epoch in range(start, cfg.train.epochs):
+        if cfg.val.patience and _validations_since_best(rows, cfg.val.select) >= cfg.val.patience:
+            stopped = True  # a resumed run that had already run out of patience
+            break
         t_epoch = time.perf_counter()
         sampler.reseed(epoch)
         row = {"epoch": epoch + 1, "steps": (epoch + 1) * steps}
@@ -237,14 +253,17 @@ def train(
                 budget is not None and time.perf_counter() - t_run + float(np.mean([*epoch_times, this])) > budget
             )
             if items and ((epoch + 1) % cfg.val.every == 0 or last):
+                rule = "f1_mean" if cfg.val.select == "f1_mean" else "f1_density"
                 detection = validate_detection(
-                    net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device
+                    net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device, rule
                 )
                 row.update(
                     val_f1_density=detection["f1_density"],
                     val_sensitivity=detection["sensitivity"],
                     val_fp_per_mm2=detection["fp_per_mm2"],
                     val_threshold=detection["threshold"],
+                    val_f1_fields=detection.get("f1_fields"),
+                    val_f1_mean=detection.get("f1_mean"),
                 )
                 append_validation(run_dir, epoch + 1, detection)
             rows.append(row)
@@ -263,6 +282,11 @@ def train(
             stop = (
                 budget is not None and elapsed + float(np.mean(epoch_times)) > budget and epoch + 1 < cfg.train.epochs
             )
+            patience = cfg.val.patience
+            if patience and _validations_since_best(rows, cfg.val.select) >= patience:
+                log.info(f"stopping: no better validation in the last {patience} validations (val.patience)")
+                write_text(run_dir / "patience-exhausted", f"epoch {epoch + 1}: no better validation in {patience}\n")
+                stop = True
         if broadcast_flag(stop, dist_info, device):
             stopped = True
             break

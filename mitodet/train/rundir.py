@@ -42,6 +42,8 @@ METRIC_FIELDS = [
     "val_sensitivity",
     "val_fp_per_mm2",
     "val_threshold",
+    "val_f1_fields",
+    "val_f1_mean",
     "patches_per_s",
     "seconds",
 ]

@@ -110,3 +110,32 @@ def test_tiny_dense_training_runs_and_learns(small_crops, tmp_path):
     rows = list(csv.DictReader(open(s.run_dir / "metrics.csv")))
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert (s.run_dir / "best.pt").is_file()
+
+
+def test_weights_of_low_confidence_mitoses_and_imposters(tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (120, 100, 3), dtype=np.uint8)
+    im = PoolImage("a", img, 0.25, positives=[(60, 50)], mitoses=[(60.0, 50.0)], mitosis_weight=[0.5])
+    im.imposters = [(20.0, 20.0)]
+    im.negatives = [(20, 20, KINDS.index("imposter"))]
+    pool = build_pool([im])
+    net = create_model("tiny")
+    raw_cfg = _cfg(tmp_path)
+    cfg = raw_cfg.model_copy(update={"dense": raw_cfg.dense.model_copy(update={"imposter_weight": 3.0})})
+    s = DenseSampler(pool, cfg, net)
+    labels, weights = s.targets(s.draw()[3], torch.tensor([0]), torch.tensor([60]), torch.tensor([50]))
+    assert (weights[labels == 1] == 0.5).all() and (labels == 1).any()
+    labels, weights = s.targets(s.draw()[3], torch.tensor([0]), torch.tensor([20]), torch.tensor([20]))
+    rows = 20 - 24 + net.offset + net.stride * torch.arange(labels.shape[1]).float()
+    d = torch.hypot(rows[:, None] - 20, rows[None, :] - 20)
+    on = (d <= s.imp_r) & (labels[0] == 0)
+    assert on.any() and (weights[0][on] == 3.0).all() and (weights[0][(d > s.imp_r + 1) & (labels[0] == 0)] == 1).all()
+
+
+def test_positive_weights_scale_the_positive_term():
+    out = torch.zeros(1, 2, 1, 2)
+    out[0, 1, 0, 0] = 5.0  # confident on the first positive, unsure on the second
+    labels = torch.tensor([[[1, 1]]])
+    even = balanced_loss(out, (labels, torch.tensor([[[1.0, 1.0]]])))
+    low = balanced_loss(out, (labels, torch.tensor([[[1.0, 0.25]]])))
+    assert low < even  # the unsure (high-loss) positive counts less
