@@ -90,3 +90,16 @@ def test_augment_preview_as_the_readme_shows_it_on_a_fresh_checkout(cli, shared_
     )
     assert code == 0, err
     assert (tmp_path / "grid.png").stat().st_size > 1000 and "ca-rgb, ca-od" in out
+
+
+def test_installed_package_has_the_basics(installed):
+    """What a Python package is expected to carry: the licence in its metadata, py.typed, classifiers."""
+    assert (installed / "mitodet" / "py.typed").is_file()
+    meta = next(installed.glob("mitodet-*.dist-info")) / "METADATA"
+    text = meta.read_text()
+    assert "License-Expression: MIT" in text and "License-File: LICENSE" in text
+    assert "Classifier: Typing :: Typed" in text
+    for f in ("LICENSE", "CITATION.cff", "CHANGELOG.md"):
+        assert (ROOT / f).is_file(), f
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert "Lafarge" in (ROOT / "CITATION.cff").read_text()

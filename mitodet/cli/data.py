@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mitodet.cli import options
@@ -83,7 +84,17 @@ def split(
     from mitodet.data.stats import domain_counts
     from mitodet.schema import IMPOSTER, MITOTIC_FIGURE
 
+    from mitodet.schema import Dataset
+
     ds = load_any(path)
+    unlabelled = [r for r in ds.images if not r.labelled]
+    if unlabelled:  # no annotation at all means "unknown", not "no mitosis": neither train nor val
+        ds = Dataset(ds.name, [r for r in ds.images if r.labelled])
+        err_console.print(
+            f"note: {len(unlabelled)} image(s) without any annotation left out of the split "
+            f"(unlabelled, not mitosis-free): {escape(', '.join(r.id for r in unlabelled[:3]))}"
+            + (", ..." if len(unlabelled) > 3 else "")
+        )
     keys = _keys(by, natural_keys(ds))
     _check_keys(ds, keys)
     train, val = split_dataset(ds, val_fraction=val_fraction, seed=seed, stratify=keys)

@@ -35,7 +35,7 @@ def test_stats_midog2021_and_by(monkeypatch, capsys, shared_data):
 
 def test_split_writes_json(monkeypatch, capsys, shared_data, tmp_path):
     out_path = tmp_path / "split.json"
-    code, out, _ = _run(
+    code, out, err = _run(
         monkeypatch,
         capsys,
         "data",
@@ -47,8 +47,10 @@ def test_split_writes_json(monkeypatch, capsys, shared_data, tmp_path):
         "1",
     )
     assert code == 0 and "wrote" in out
+    assert "note: 50 image(s) without any annotation left out of the split" in err
     doc = json.loads(out_path.read_text())
-    assert doc["n_train"] + doc["n_val"] == 553 and doc["stratify"] == ["tumor_type", "scanner"] and doc["seed"] == 1
+    # the 50 images without any annotation (unknown, not mitosis-free) are in neither part
+    assert doc["n_train"] + doc["n_val"] == 553 - 50 and doc["stratify"] == ["tumor_type", "scanner"] and doc["seed"] == 1
     assert doc["mitoses"]["train"] + doc["mitoses"]["val"] == 11937
 
 
