@@ -82,9 +82,7 @@ def split(
     from mitodet.data.load import load_any, natural_keys
     from mitodet.data.split import split_dataset, write_split
     from mitodet.data.stats import domain_counts
-    from mitodet.schema import IMPOSTER, MITOTIC_FIGURE
-
-    from mitodet.schema import Dataset
+    from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Dataset
 
     ds = load_any(path)
     unlabelled = [r for r in ds.images if not r.labelled]

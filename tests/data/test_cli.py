@@ -50,7 +50,8 @@ def test_split_writes_json(monkeypatch, capsys, shared_data, tmp_path):
     assert "note: 50 image(s) without any annotation left out of the split" in err
     doc = json.loads(out_path.read_text())
     # the 50 images without any annotation (unknown, not mitosis-free) are in neither part
-    assert doc["n_train"] + doc["n_val"] == 553 - 50 and doc["stratify"] == ["tumor_type", "scanner"] and doc["seed"] == 1
+    assert doc["n_train"] + doc["n_val"] == 553 - 50
+    assert doc["stratify"] == ["tumor_type", "scanner"] and doc["seed"] == 1
     assert doc["mitoses"]["train"] + doc["mitoses"]["val"] == 11937
 
 
