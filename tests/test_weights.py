@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mitodet.cli.infer import DEFAULT_MODELS
-from mitodet.infer import Detector, ensemble
+from mitodet.infer import Detector
+from mitodet.infer.ensemble import ensemble
 from mitodet.model import load_checkpoint
 from tests.conftest import need
 

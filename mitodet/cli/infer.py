@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, progress
-from mitodet.errors import MitodetError
+from mitodet.errors import MitodetError, printable
 from mitodet.resources import DEFAULT_MODELS, WEIGHTS
 from mitodet.settings import DEFAULT_BATCH, DEFAULT_HOTSPOT_MM2, DEFAULT_TILE
 
@@ -154,7 +154,8 @@ def detect_cmd(
 
             def on_regions(path: Path, done: int, total: int) -> None:
                 if path not in per_input:  # regions done before (a resumed run) do not count for the ETA
-                    per_input[path] = bar.add_task(f"  {path.name[:36]} regions", total=total, completed=done)
+                    name = escape(printable(path.name)[:36])
+                    per_input[path] = bar.add_task(f"  {name} regions", total=total, completed=done)
                 bar.update(per_input[path], completed=done, total=total)
 
             def on_result(path: Path, n: int | None, err: Exception | None) -> None:
@@ -162,7 +163,7 @@ def detect_cmd(
                     err_console.print(f"[red]error[/]: {escape(str(err))}", highlight=False)
                 else:
                     msg = "skipped (done; --force to redo)" if n is None else f"{n} mitotic figure(s)"
-                    out_console.print(f"{path}: {msg}", highlight=False, markup=False)
+                    out_console.print(f"{printable(str(path))}: {msg}", highlight=False, markup=False)
                 if path in per_input:
                     bar.update(per_input.pop(path), visible=False)
                 bar.advance(task)
@@ -175,7 +176,7 @@ def detect_cmd(
                 on_result=on_result,
                 on_file=lambda path: bar.update(sub, completed=0, total=None, visible=False),
                 on_tiles=lambda i, t: bar.update(sub, completed=i, total=t, visible=i < t),
-                note=lambda text: err_console.print(f"[yellow]note[/]: {escape(text)}", highlight=False),
+                note=lambda text: err_console.print(f"[yellow]note[/]: {escape(printable(text))}", highlight=False),
                 options=opts,
                 executor=executor,
                 on_regions=on_regions,
@@ -190,7 +191,7 @@ def detect_cmd(
     out_console.print(
         f"{t.inputs} input(s): {t.done} done, {t.skipped} skipped, {t.failed} failed; "
         f"{t.mitotic_figures} mitotic figure(s) in {_mm2(t.tissue_mm2)} mm² of tissue{density}; "
-        f"{t.megapixels:.1f} Mpx in {t.seconds:.1f} s{rate}; summary: {out / 'summary.csv'}",
+        f"{t.megapixels:.1f} Mpx in {t.seconds:.1f} s{rate}; summary: {printable(str(out / 'summary.csv'))}",
         highlight=False,
         markup=False,
     )

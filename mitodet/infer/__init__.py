@@ -1,7 +1,8 @@
 """Dense detection (tiled probability maps, local maxima), calibration, ensemble and outputs.
 
 Its names load on first use, so a torch-free module of this package (the summary, the report)
-can be imported without loading torch (``mitodet --version`` and ``-h`` stay fast)."""
+can be imported without loading torch (``mitodet --version`` and ``-h`` stay fast). The
+agreement function is ``mitodet.infer.ensemble.ensemble``: ``mitodet.infer.ensemble`` is its module."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ _WHERE = {
     "dense_map": "mitodet.infer.dense",
     "Detector": "mitodet.infer.detector",
     "detect_image": "mitodet.infer.ensemble",
-    "ensemble": "mitodet.infer.ensemble",
     "Detection": "mitodet.schema",
 }
 __all__ = sorted(_WHERE)

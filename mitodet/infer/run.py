@@ -34,7 +34,7 @@ from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_
 from mitodet.infer.report import CROP_UM, Crop, gallery_detections, ring_crop, write_report
 from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2, SUMMARY_FIELDS, Summary, summarize
 from mitodet.infer.tissue import TissueMask, mask_mpp_for, tissue_mask, write_mask_png
-from mitodet.io.atomic import remove_stale_temps, write_text
+from mitodet.io.atomic import remove_stale_temps, safe_cell, write_text
 from mitodet.io.atomic import write_csv as write_table
 from mitodet.io.files import check_output_dir
 from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image, tiff_stack_pages
@@ -685,7 +685,7 @@ def write_summary(out: Path, rows: list[dict]) -> Path:
     """Merge ``rows`` (one per input) into ``<out>/summary.csv``: rows of inputs not in this
     run are kept (first, in their order), then this run's rows in input order."""
     path = Path(out) / SUMMARY_CSV
-    mine = {r["input"] for r in rows}
+    mine = {safe_cell(r["input"]) for r in rows}  # old rows were read back as written (neutralised)
     old = []
     if path.exists():
         try:

@@ -104,14 +104,32 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (OWASP)
+
+
+def safe_cell(value):
+    """A CSV cell a spreadsheet shows as text: a string starting like a formula (``=``, ``+``,
+    ``-``, ``@``, tab, CR) gets a leading ``'``, as OWASP's CSV-injection advice says; numbers,
+    and strings that are plain numbers (``-0.5``), are left as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence | Mapping]) -> int:
     """Write a CSV table atomically: ``header`` then ``rows`` (sequences, or mappings keyed by the
-    header, missing keys left empty). Returns the number of rows written."""
+    header, missing keys left empty), every cell through :func:`safe_cell`. Every CSV mitodet
+    writes goes through here. Returns the number of rows written."""
     n = 0
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(header)
+        writer.writerow([safe_cell(h) for h in header])
         for row in rows:
-            writer.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
+            cells = [row.get(k, "") for k in header] if isinstance(row, Mapping) else row
+            writer.writerow([safe_cell(c) for c in cells])
             n += 1
     return n

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mitodet.errors import MitodetError
-from mitodet.io.atomic import atomic_open
+from mitodet.io.atomic import atomic_open, write_csv
 from mitodet.io.files import csv_errors, read_json
 from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, NON_MITOTIC, OUTPUT_NAME, Point, px_to_mm
 
@@ -76,9 +76,8 @@ def write_points_csv(
     if scores is not None:
         header += ["probability"]
     header += ["label"]
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
+
+    def rows():
         for i, p in enumerate(points):
             row: list = [f"{p.x:.2f}", f"{p.y:.2f}"]
             if mpp is not None:
@@ -86,7 +85,9 @@ def write_points_csv(
             if scores is not None:
                 row += [f"{float(scores[i]):.6f}"]
             row += [OUTPUT_NAME[p.label]]
-            writer.writerow(row)
+            yield row
+
+    write_csv(path, header, rows())
 
 
 def _number(text: str, source, where: str) -> float:

@@ -23,7 +23,7 @@ import yaml
 
 from mitodet.data.split import read_split, write_split
 from mitodet.errors import MitodetError
-from mitodet.io.atomic import atomic_open, atomic_path, write_text
+from mitodet.io.atomic import atomic_path, write_csv, write_text
 from mitodet.model.checkpoint import safe_load
 from mitodet.train.config import Config, config_from_dict, dump_config
 from mitodet.train.data import SplitData, ValImage, labelled_records, validation_images
@@ -96,11 +96,7 @@ def load_validation_set(run_dir: str | os.PathLike) -> list[ValImage]:
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
-    with atomic_open(run_dir / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in METRIC_FIELDS})
+    write_csv(run_dir / "metrics.csv", METRIC_FIELDS, [{k: r.get(k, "") for k in METRIC_FIELDS} for r in rows])
 
 
 def append_validation(run_dir: Path, epoch: int, detection: dict) -> None:

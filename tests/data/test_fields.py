@@ -46,17 +46,12 @@ def test_split_by_frame_spreads_the_mitoses(frames):
 def test_bad_label_table_is_one_line(frames, tmp_path):
     (tmp_path / "frames").mkdir()
     shutil.copy(frames / "frames" / "A03_00Aa.jpg", tmp_path / "frames")
-    rows = [{"frame": "A03_00Aa", "x": "10", "y": "10", "label": "maybe", "confidence": "1"}]
-    with open(tmp_path / "labels.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    with pytest.raises(MitodetError, match="line 2: unknown label 'maybe'"):
-        load_mitos_atypia14(tmp_path)
-    rows[0].update(label="mitosis", x="5000")
-    with open(tmp_path / "labels.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    with pytest.raises(MitodetError, match="outside the 1539x1376 image"):
-        load_mitos_atypia14(tmp_path)
+    row = {"frame": "A03_00Aa", "x": "10", "y": "10", "label": "maybe", "confidence": "1"}
+    for change, message in (({}, "line 2: unknown label 'maybe'"), ({"label": "mitosis", "x": "5000"}, "outside")):
+        row.update(change)
+        with open(tmp_path / "labels.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(row))
+            w.writeheader()
+            w.writerow(row)
+        with pytest.raises(MitodetError, match=message):
+            load_mitos_atypia14(tmp_path)

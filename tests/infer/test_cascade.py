@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mitodet.infer import Detector, dense_map, ensemble
-from mitodet.infer.ensemble import cascade, detect_image
+from mitodet.infer import Detector, dense_map
+from mitodet.infer.ensemble import cascade, detect_image, ensemble
 from mitodet.io.image import read_image
 from mitodet.model import create_model
 from mitodet.model.export import fold

@@ -1,4 +1,5 @@
-from mitodet.infer import Detection, ensemble
+from mitodet.infer import Detection
+from mitodet.infer.ensemble import ensemble
 
 MF, NON = "mitotic figure", "non-mitotic figure"
 
