@@ -19,7 +19,7 @@ for round in $(seq 1 "${ROUNDS:-1000}"); do
     if [ -f "$run/last.pt" ]; then
       .venv/bin/mitodet train --resume "$run" --max-minutes "$CHUNK" --quiet
     else
-      .venv/bin/mitodet train "configs/fields-$p.yaml" --run-dir "$run" --max-minutes "$CHUNK" --quiet
+      .venv/bin/mitodet train "configs/fields-$p.yaml" --run-dir "$run" --force --max-minutes "$CHUNK" --quiet
     fi
     # data paths relative to the project root, so the committed state resumes on any machine
     sed -i -E "s#/[^ '\"]*/shared/data/#../shared/data/#; s#$(pwd)/##" "$run/config.yaml"

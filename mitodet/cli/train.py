@@ -48,6 +48,7 @@ def train_cmd(
         None, "--max-minutes", help="stop after the epoch that would cross this budget (> 0)", callback=options.minutes
     ),
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bar"),
+    force: bool = typer.Option(False, "--force/--no-force", help="replace the run already in --run-dir"),
 ) -> None:
     """Train the P4 ResNet as in the paper; writes a run folder (config, metrics.csv, loss.png, best.pt, last.pt)."""
     from mitodet.io.atomic import remove_stale_temps
@@ -66,6 +67,11 @@ def train_cmd(
         raise MitodetError("mitodet train", "give a CONFIG.yaml or --resume RUN")
     else:
         cfg = load_config(config_path(config), set_)
+        held = [f for f in ("config.yaml", "last.pt", "best.pt", "metrics.csv") if run_dir and (run_dir / f).exists()]
+        if held and not force:
+            raise MitodetError(
+                run_dir, f"holds a run already ({', '.join(held)}): --resume it, or another --run-dir, or --force"
+            )
     with train_progress(quiet) as (on_step, on_image):
         summary = train(
             cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes, on_step=on_step, on_image=on_image
@@ -75,7 +81,10 @@ def train_cmd(
         if summary.best_val_loss is not None
         else "no validation split"
     )
-    stop = ", stopped by the time budget" if summary.stopped_early else ""
+    patience = (Path(summary.run_dir) / "patience-exhausted").is_file()
+    stop = ""
+    if summary.stopped_early:
+        stop = ", stopped: no better validation (val.patience)" if patience else ", stopped by the time budget"
     out_console.print(f"run {summary.run_dir}: {summary.epochs} epochs{stop}; {best}")
 
 

@@ -21,7 +21,8 @@ from mitodet.model import list_models
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())  # allow "model_mpp"
+    # allow "model_mpp"; no setting may be inf or nan (optim.lr=1e999 would train to NaN)
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class ModelCfg(_Strict):

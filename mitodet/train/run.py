@@ -181,8 +181,6 @@ def train(
         "train_images": len(split.train_ids),
         "val_images": len(split.val_ids),
     }
-    if main:
-        write_run_files(run_dir, cfg, split, desc)
     train_pool, val_pool = train_pool.to(device), val_pool.to(device)
     sampler: BatchSampler | DenseSampler
     if cfg.train.mode == "dense":
@@ -207,12 +205,19 @@ def train(
     minutes = {"cpu": 0.0, "cuda": 0.0}
     if resume:
         state = load_state(run_dir)
-        net.load_state_dict(state["model"])
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError:
+            raise MitodetError(
+                run_dir / "last.pt", f"does not fit a {cfg.model.name!r} model: model.* cannot change on --resume"
+            ) from None
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], sampler.gen)
         start, best, rows = state["epoch"], state["best_val_loss"], state["metrics"]
         minutes.update(state.get("minutes", {}))
+    if main:  # only now: a resumed run whose --set does not fit its state fails above, config.yaml untouched
+        write_run_files(run_dir, cfg, split, desc)
     items = detection_items(validation_images(split), cfg.val.tissue) if main and cfg.val.detect else []
 
     budget = max_minutes * 60.0 if max_minutes is not None else cfg.train.time_budget_s

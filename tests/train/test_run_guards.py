@@ -1,0 +1,53 @@
+"""What training must never do to a user's run: replace it silently, leave it unresumable, accept
+a setting that trains to NaN; and the patience rule that ends a run."""
+
+from __future__ import annotations
+
+import pytest
+
+from mitodet.errors import MitodetError
+from mitodet.train.config import config_from_dict
+from mitodet.train.run import _validations_since_best, train
+from tests.conftest import one_error_line
+from tests.train.conftest import tiny_raw
+
+
+@pytest.fixture(scope="module")
+def finished(small_crops, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "done"
+    train(config_from_dict(tiny_raw(small_crops, train={"epochs": 1, "steps_per_epoch": 2})), run)
+    return run
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "nan", ".inf"])
+def test_infinite_or_nan_settings_are_refused(small_crops, value):
+    raw = tiny_raw(small_crops)
+    raw["optim"]["lr"] = float(value) if value != ".inf" else float("inf")
+    with pytest.raises(MitodetError, match="optim.lr"):
+        config_from_dict(raw)
+
+
+def test_run_dir_holding_a_run_is_refused_without_force(cli, finished, small_crops, tmp_path):
+    cfg = tmp_path / "t.yaml"
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(tiny_raw(small_crops, train={"epochs": 1, "steps_per_epoch": 2})))
+    before = {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()}
+    code, _, err = cli("train", cfg, "--run-dir", finished, "--quiet")
+    line = one_error_line(code, err, "holds a run already")
+    assert "--resume" in line and "--force" in line
+    assert {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()} == before
+
+
+def test_resume_with_a_clashing_override_leaves_the_config(cli, finished):
+    before = (finished / "config.yaml").read_bytes()
+    code, _, err = cli("train", "--resume", finished, "--set", "model.name=fast", "--quiet")
+    one_error_line(code, err, "cannot change on --resume")
+    assert (finished / "config.yaml").read_bytes() == before  # still resumable as it was
+
+
+def test_patience_counts_validations_after_the_best():
+    rows = [{"val_f1_mean": v, "val_loss": 1.0, "train_loss": 1.0} for v in (0.3, 0.5, 0.4, 0.45)]
+    rows.insert(1, {"val_loss": 1.0, "train_loss": 1.0})  # an epoch without detection validation
+    assert _validations_since_best(rows, "f1_mean") == 2
+    assert _validations_since_best(rows[:3], "f1_mean") == 0
