@@ -1699,23 +1699,52 @@ case(
     "9",
     "evaluate removes a stale temp file in --out",
     [*EV[:-1], "{tmp}/ev"],
-    setup=lambda c: (eval_inputs(c, truth=REAL_TRUTH), _plant_temp("ev", ".metrics.a1b2c3d4.json")(c)),
+    setup=lambda c: (
+        eval_inputs(c, truth=REAL_TRUTH),
+        _plant_temp("ev", ".~mitodet-partial~.metrics.a1b2c3d4.json")(c),
+    ),
     expect="ok",
-    check=_temp_gone("ev", ".metrics.a1b2c3d4.json"),
+    check=_temp_gone("ev", ".~mitodet-partial~.metrics.a1b2c3d4.json"),
 )
 case(
     "9",
     "stain unmix removes a stale temp file in --out",
     ["stain", "unmix", "{data}/" + TILE, "--out", "{tmp}/u"],
-    setup=_plant_temp("u", ".x_residual.k9z_0abc.png"),
+    setup=_plant_temp("u", ".~mitodet-partial~.x_residual.k9z_0abc.png"),
     expect="ok",
-    check=_temp_gone("u", ".x_residual.k9z_0abc.png"),
+    check=_temp_gone("u", ".~mitodet-partial~.x_residual.k9z_0abc.png"),
 )
+
+
+def _user_dotfiles_kept(folder: str, names: tuple[str, ...]):
+    def check(ctx: Ctx, r: Result) -> str | None:
+        gone = [n for n in names if not (ctx.tmp / folder / n).exists()]
+        return f"deleted the user's {', '.join(gone)}" if gone else None
+
+    return check
+
+
+USER_DOTFILES = (".env.template", ".notes.12345678.txt", ".backup.archive_.tar", ".img.mitotic-figures.k2j_x9ab.json")
+for _cmd, _folder, _args in (
+    ("detect", "out", [*P, "--mpp", "0.25"]),
+    ("evaluate", "ev", [*EV[:-1], "{tmp}/ev"]),
+):
+    case(
+        "9",
+        f"{_cmd} leaves the user's old dotfiles in its output folder (only its own prefix is cleared)",
+        _args,
+        setup=lambda c, f=_folder, cmd=_cmd: (
+            eval_inputs(c, truth=REAL_TRUTH) if cmd == "evaluate" else None,
+            *(_plant_temp(f, n)(c) for n in USER_DOTFILES),
+        ),
+        expect="ok",
+        check=_user_dotfiles_kept(_folder, USER_DOTFILES),
+    )
 
 
 def _resume_with_temp(ctx: Ctx) -> None:
     run = ctx.copy_run()
-    _plant_temp("run", ".last.zz99yy88.pt")(ctx)
+    _plant_temp("run", ".~mitodet-partial~.last.zz99yy88.pt")(ctx)
     assert run.is_dir()
 
 
@@ -1725,16 +1754,16 @@ case(
     ["train", "--resume", "{tmp}/run", "--max-minutes", "0.001", "--quiet"],
     setup=_resume_with_temp,
     expect="ok",
-    check=_temp_gone("run", ".last.zz99yy88.pt"),
+    check=_temp_gone("run", ".~mitodet-partial~.last.zz99yy88.pt"),
     timeout=300,
 )
 case(
     "9",
     "detect removes a stale temp file in --out (kill -9 leftover)",
     [*P, "--mpp", "0.25"],
-    setup=_plant_temp("out", ".A00_01_0.mitotic-figures.q1w2e3r4.json"),
+    setup=_plant_temp("out", ".~mitodet-partial~.A00_01_0.mitotic-figures.q1w2e3r4.json"),
     expect="ok",
-    check=_temp_gone("out", ".A00_01_0.mitotic-figures.q1w2e3r4.json"),
+    check=_temp_gone("out", ".~mitodet-partial~.A00_01_0.mitotic-figures.q1w2e3r4.json"),
 )
 case(
     "9",
@@ -1743,10 +1772,12 @@ case(
     setup=lambda c: (
         eval_inputs(c, truth=REAL_TRUTH),
         (c.tmp / "ev").mkdir(),
-        (c.tmp / "ev" / ".metrics.fresh123.json").write_text(""),
+        (c.tmp / "ev" / ".~mitodet-partial~.metrics.fresh123.json").write_text(""),
     ),
     expect="ok",
-    check=lambda c, r: None if (c.tmp / "ev" / ".metrics.fresh123.json").exists() else "removed a file in use",
+    check=lambda c, r: (
+        None if (c.tmp / "ev" / ".~mitodet-partial~.metrics.fresh123.json").exists() else "removed a file in use"
+    ),
 )
 case(
     "9",

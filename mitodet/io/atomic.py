@@ -22,9 +22,13 @@ from mitodet.errors import MitodetError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-# Temporary names of atomic_path: "." + target stem + "." + mkstemp's 8 random characters
-# [a-z0-9_] + target suffix, e.g. ".img.mitotic-figures.k2j_x9ab.json" for img.mitotic-figures.json.
-TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<rand>[a-z0-9_]{8})(?P<suffix>\.[^.]+)?$")
+# Temporary names of atomic_path: the unmistakable prefix TEMP_PREFIX + target stem + "." +
+# mkstemp's 8 random characters [a-z0-9_] + target suffix, e.g.
+# ".~mitodet-partial~.img.mitotic-figures.k2j_x9ab.json" for img.mitotic-figures.json. Only names
+# with this prefix are ever removed: a user's own dotfiles (".env.template", ".notes.12345678.txt")
+# never match it.
+TEMP_PREFIX = ".~mitodet-partial~."
+TEMP_NAME = re.compile(r"^\.~mitodet-partial~\.(?P<stem>.+)\.(?P<rand>[a-z0-9_]{8})(?P<suffix>\.[^.]+)?$")
 STALE_AFTER_S = 60.0  # a temp file untouched this long belongs to no running writer
 
 
@@ -38,7 +42,7 @@ def remove_stale_temps(folder: str | os.PathLike, min_age_s: float = STALE_AFTER
     """Delete the temporary files that :func:`atomic_path` leaves when its process is killed
     (``kill -9`` between creating and renaming one), in ``folder`` only (not below it).
 
-    Only hidden files of exactly that naming pattern, not modified for ``min_age_s`` seconds
+    Only hidden files of exactly that naming pattern (its prefix is this program's own), not modified for ``min_age_s`` seconds
     (so a concurrent writer's file in progress is left alone), are removed. Returns them;
     a missing folder or a file that cannot be removed is skipped silently."""
     folder = Path(folder)
@@ -73,7 +77,7 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix, dir=path.parent)
     except (FileExistsError, NotADirectoryError):
         raise MitodetError(path, "cannot write: a file is in the way of its folder") from None
     except OSError as err:  # read-only folder, disk full, ...: name the output, not the temporary file

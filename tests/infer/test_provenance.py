@@ -238,7 +238,7 @@ def test_multi_page_tiff_stack_is_detected_page_by_page(pair, shared_data, tmp_p
 def test_stale_temporary_files_are_removed(pair, roi, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    stale = out / ".roi.mitotic-figures.q1w2e3r4.json"
+    stale = out / ".~mitodet-partial~.roi.mitotic-figures.q1w2e3r4.json"
     stale.write_bytes(b"")
     old = stale.stat().st_mtime_ns - 3600 * 10**9
     os.utime(stale, ns=(old, old))

@@ -58,9 +58,13 @@ def test_kill_9_leftovers_are_removed_by_the_next_run(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "img.mitotic-figures.json")], env=env)
     assert r.returncode == -9
     left = [p for p in tmp_path.iterdir()]
-    assert len(left) == 1 and left[0].name.startswith(".img.mitotic-figures.")
+    assert len(left) == 1 and left[0].name.startswith(".~mitodet-partial~.img.mitotic-figures.")
     assert temp_target(left[0].name) == "img.mitotic-figures.json"
     keep = [tmp_path / ".bashrc", tmp_path / ".notes.txt", tmp_path / "img.csv", tmp_path / ".x.abcd1234.json.bak"]
+    # dotfiles of the user that have the shape of the old temporary names (issue 19, item 1)
+    keep += [
+        tmp_path / n for n in (".env.template", ".notes.12345678.txt", ".backup.archive_.tar", ".a.b.c.k2j_x9ab.json")
+    ]
     for p in keep:
         p.write_text("mine")
     fresh = tmp_path / ".other.zzzz9999.png"
@@ -83,7 +87,7 @@ def test_commands_clear_their_output_folder(cli, tmp_path, shared_data):
 
     gt = need(shared_data / "formats" / "midog2025_t1_eval")
     (tmp_path / "ev").mkdir()
-    stale = tmp_path / "ev" / ".metrics.a1b2c3d4.json"
+    stale = tmp_path / "ev" / ".~mitodet-partial~.metrics.a1b2c3d4.json"
     stale.write_text("")
     os.utime(stale, (time.time() - 3600,) * 2)
     code, out, err = cli(
