@@ -42,8 +42,9 @@ def remove_stale_temps(folder: str | os.PathLike, min_age_s: float = STALE_AFTER
     """Delete the temporary files that :func:`atomic_path` leaves when its process is killed
     (``kill -9`` between creating and renaming one), in ``folder`` only (not below it).
 
-    Only hidden files of exactly that naming pattern (its prefix is this program's own), not modified for ``min_age_s`` seconds
-    (so a concurrent writer's file in progress is left alone), are removed. Returns them;
+    Only hidden files of exactly that naming pattern (its prefix is this program's own), not
+    modified for ``min_age_s`` seconds (so a concurrent writer's file in progress is left
+    alone), are removed. Returns them;
     a missing folder or a file that cannot be removed is skipped silently."""
     folder = Path(folder)
     removed: list[Path] = []
