@@ -56,7 +56,9 @@ def evaluate_cmd(
         for w in r["warnings"]:
             err_console.print(f"[yellow]warning[/]: {escape(r['image'])}: {escape(w)}", highlight=False)
     agg = result["aggregates"]
-    cols = ["group", "TP", "FP", "FN", "precision", "recall", "F1", "AP", "FROC-AUC"]
+    from mitodet.evaluate.froc import MAX_FP
+
+    cols = ["group", "TP", "FP", "FN", "precision", "recall", "F1", "AP", f"FROC-AUC/{MAX_FP:g}"]
     table = ui_table(f"MIDOG evaluation ({len(result['results'])} images)", cols, right=set(cols[1:]))
     groups = [""] + sorted({k[: -len("precision")] for k in agg if k.endswith("_precision")})
     for g in groups:
@@ -71,12 +73,29 @@ def evaluate_cmd(
             f"{agg[f'{g}recall']:.4f}",
             f"{f1:.4f}",
             f"{agg[f'{g}AP']:.4f}",
-            "n/a" if math.isnan(froc) else f"{froc:.3f}",
+            "n/a" if math.isnan(froc) else f"{froc / MAX_FP:.3f}",
         )
     print_table(table)
+    err_console.print(
+        f"FROC-AUC/{MAX_FP:g}: mean sensitivity over 0-{MAX_FP:g} false positives per image\n"
+        f"(1 = perfect; metrics.json keeps the official value, {MAX_FP:g} times this)",
+        highlight=False,
+        markup=False,
+    )
+    n_truth, n_pred = agg["tp"] + agg["fn"], agg["tp"] + agg["fp"]
+    if min(n_truth, n_pred) < FEW_POINTS:
+        err_console.print(
+            f"note: AP and FROC rest on few points ({n_truth} true, {n_pred} predicted\n"
+            "mitotic figures): treat them as rough",
+            highlight=False,
+            markup=False,
+        )
     remove_stale_temps(out)  # hidden temporary files of a killed earlier run
     metrics, plot = write_evaluation(result, out)
     out_console.print(f"wrote {metrics} and {plot}")
+
+
+FEW_POINTS = 20  # below this many true or predicted figures, AP and FROC are noted as rough
 
 
 def register(app: typer.Typer) -> None:

@@ -80,3 +80,14 @@ def test_froc_constant_curve_and_empty():
     pred = [[(0.0, 0.0, 0.9), (1.0, 1.0, 0.1)]]
     assert math.isclose(froc_auc(gt, pred, 7.5e-3), 8 / (1 + 1e-6), rel_tol=1e-9)
     assert math.isnan(froc_auc(gt, [[]], 7.5e-3))
+
+
+def test_cli_says_what_froc_is_and_when_points_are_few(cli, eval_dir, tmp_path):
+    code, out, err = cli("evaluate", "-t", eval_dir / "ground_truth.json", "-p", eval_dir / "predictions.json",
+                         "-o", tmp_path)  # fmt: skip
+    assert code == 0 and "FROC-AUC/8" in out
+    raw = json.loads((tmp_path / "metrics.json").read_text())["aggregates"]["froc_auc"]
+    assert raw > 1 and f"{raw / 8:.3f}" in out  # metrics.json keeps the undivided area; the table shows it / 8
+    assert "mean sensitivity over 0-8 false positives per image" in err
+    assert "AP and FROC rest on few points (7 true, 6 predicted" in err
+    assert all(len(line) <= 80 for line in err.splitlines())
