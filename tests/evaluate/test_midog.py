@@ -90,4 +90,4 @@ def test_cli_says_what_froc_is_and_when_points_are_few(cli, eval_dir, tmp_path):
     assert raw > 1 and f"{raw / 8:.3f}" in out  # metrics.json keeps the undivided area; the table shows it / 8
     assert "mean sensitivity over 0-8 false positives per image" in err
     assert "AP and FROC rest on few points (7 true, 6 predicted" in err
-    assert all(len(line) <= 80 for line in err.splitlines())
+    assert all(len(line) <= 80 for line in err.splitlines() if not line.startswith("warning"))
