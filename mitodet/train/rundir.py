@@ -126,10 +126,18 @@ def plot_losses(path: Path, rows: list[dict], title: str = "") -> None:
     if any(r.get("val_loss") not in (None, "") for r in rows):
         ax.plot(ep, [r.get("val_loss") for r in rows], "s-", label="val loss (class-balanced)")
         ax2 = ax.twinx()
-        ax2.plot(ep, [r.get("val_f1") for r in rows], "^--", color="tab:green", label="val F1")
-        ax2.set_ylabel("val patch F1")
+        ax2.plot(ep, [r.get("val_f1") for r in rows], "^--", color="tab:green", label="val patch F1")
+        # the detection scores that choose best.pt, at the epochs that measured them
+        for key, label, color in (
+            ("val_f1_density", "F1 at density", "tab:purple"),
+            ("val_f1_fields", "fields F1 (official)", "tab:red"),
+        ):
+            pts = [(r["epoch"], float(r[key])) for r in rows if r.get(key) not in (None, "")]
+            if pts:
+                ax2.plot(*zip(*pts, strict=True), "D-", color=color, label=label)
+        ax2.set_ylabel("F1")
         ax2.set_ylim(0, 1)
-        ax2.legend(loc="upper right")
+        ax2.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
     ax.legend(loc="upper left")
