@@ -118,7 +118,9 @@ def _slide_path(source) -> Path | None:
         name = getattr(source, attr, None)
         if isinstance(name, (str, os.PathLike)) and Path(name).is_file():
             return Path(name)
-    fs_path = getattr(getattr(source, "_fs", None), "path", None) or getattr(source, "_urlpath", None)
+    # tiffslide keeps the open TiffFile, whose file handle knows the path
+    handle = getattr(getattr(source, "_tifffile", None), "filehandle", None)
+    fs_path = getattr(handle, "path", None)
     if isinstance(fs_path, (str, os.PathLike)) and Path(fs_path).is_file():
         return Path(fs_path)
     return None

@@ -58,6 +58,9 @@ def test_slide_object_equals_its_path_and_saves_the_cli_files(models, tmp_path):
     with openslide.OpenSlide(str(SLIDE)) as slide:
         by_object = mitodet.detect(slide, models=models)
     assert by_object.points == by_path.points and by_path.summary == by_object.summary
+    tiffslide = pytest.importorskip("tiffslide")
+    with tiffslide.TiffSlide(str(SLIDE)) as slide:
+        assert mitodet.detect(slide, models=models).points == by_path.points
     written = by_path.save(tmp_path)
     names = sorted(p.name for p in written)
     assert "CMU-1-Small-Region.mitotic-figures.json" in names and "CMU-1-Small-Region.geojson" in names
