@@ -71,6 +71,15 @@ def density_scores(
     }
 
 
+def candidate_thresholds(pred: Mapping[str, Sequence], keys, max_thresholds: int = 100) -> list[float]:
+    """The distinct probabilities of the predictions of images ``keys``, thinned to quantiles
+    when there are more than ``max_thresholds``: the thresholds a search tries."""
+    probs = np.unique([float(p[2]) for k in keys for p in pred.get(k, [])])
+    if len(probs) > max_thresholds:
+        probs = np.unique(np.quantile(probs, np.linspace(0, 1, max_thresholds), method="nearest"))
+    return probs.tolist()
+
+
 def best_density_threshold(
     truth: Mapping[str, Sequence],
     pred: Mapping[str, Sequence],
@@ -83,12 +92,9 @@ def best_density_threshold(
     ``truth`` give s, unmatched detections in images with area count for f). Returns the scores there plus
     ``"threshold"`` and ``"curve"`` [(t, F1)]; quantiles of the probabilities are tried when there
     are more than ``max_thresholds`` distinct ones."""
-    probs = np.unique([float(p[2]) for k in area_mm2 for p in pred.get(k, [])])
-    if len(probs) > max_thresholds:
-        probs = np.unique(np.quantile(probs, np.linspace(0, 1, max_thresholds), method="nearest"))
     best: dict = {"threshold": 1.0, "f1_density": 0.0}
     curve = []
-    for t in probs.tolist():
+    for t in candidate_thresholds(pred, area_mm2, max_thresholds):
         sc = density_scores(truth, pred, area_mm2, radius, t, density)
         curve.append((t, sc["f1_density"]))
         if sc["f1_density"] > best["f1_density"]:

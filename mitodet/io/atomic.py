@@ -28,7 +28,7 @@ os.umask(_UMASK)
 # with this prefix are ever removed: a user's own dotfiles (".env.template", ".notes.12345678.txt")
 # never match it.
 TEMP_PREFIX = ".~mitodet-partial~."
-TEMP_NAME = re.compile(r"^\.~mitodet-partial~\.(?P<stem>.+)\.(?P<rand>[a-z0-9_]{8})(?P<suffix>\.[^.]+)?$")
+TEMP_NAME = re.compile("^" + re.escape(TEMP_PREFIX) + r"(?P<stem>.+)\.(?P<rand>[a-z0-9_]{8})(?P<suffix>\.[^.]+)?$")
 STALE_AFTER_S = 60.0  # a temp file untouched this long belongs to no running writer
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mitodet.evaluate.density import best_density_threshold, density_scores
+from mitodet.evaluate.density import best_density_threshold, candidate_thresholds, density_scores
 from mitodet.infer.detector import Detector
 from mitodet.io.image import read_image
 from mitodet.model.export import fold
@@ -124,19 +124,12 @@ def fields_f1(truth: dict, pred: dict, fields: set[str], threshold: float) -> di
     return {"f1": f1, "tp": tp, "fn": fn, "fp": fp}
 
 
-def _thresholds(pred: dict, keys, max_thresholds: int = 100) -> list[float]:
-    probs = np.unique([float(p[2]) for k in keys for p in pred.get(k, [])])
-    if len(probs) > max_thresholds:
-        probs = np.unique(np.quantile(probs, np.linspace(0, 1, max_thresholds), method="nearest"))
-    return probs.tolist()
-
-
 def best_combined_threshold(truth: dict, pred: dict, area: dict, fields: set[str], density: float) -> dict:
     """The threshold maximising the mean of the F1 at density (every validation image) and the
     official F1 of the whole fields: a rule held by two kinds of evidence (many labs' crops, one
     lab's exhaustive fields), so that it depends less on any one of them."""
     best: dict = {"threshold": 1.0, "f1_mean": -1.0}
-    for t in _thresholds(pred, area):
+    for t in candidate_thresholds(pred, area):
         sc = density_scores(truth, pred, area, MATCH_RADIUS_UM, t, density)
         ff = fields_f1(truth, pred, fields, t)["f1"]
         mean = float(np.nanmean([sc["f1_density"], ff]))
@@ -179,7 +172,7 @@ def density_report(
     if fields:
         best["f1_fields"] = fields_f1(truth, pred, fields, threshold)["f1"]
         own = max(
-            ({"threshold": t, **fields_f1(truth, pred, fields, t)} for t in _thresholds(pred, fields, 2000)),
+            ({"threshold": t, **fields_f1(truth, pred, fields, t)} for t in candidate_thresholds(pred, fields, 2000)),
             key=lambda r: r["f1"],
             default={"threshold": 1.0, "f1": 0.0},
         )
