@@ -497,7 +497,14 @@ def main(argv=None) -> None:
     template = (ROOT / "benchmarks" / "model_report.md.in").read_text()
     write_text(ROOT / "docs" / "model-report.md", template.replace("{{tables}}", tables))  # prose is in the template
     card = (ROOT / "benchmarks" / "model_card.md.in").read_text()
-    write_text(args.weights / "MODEL_CARD.md", card.replace("{{card_tables}}", card_tables(results, pair)))
+    atypical = ROOT / "docs" / "results" / "atypical-card.md"  # benchmarks/bench_atypical.py writes it
+    block = (
+        f"<!-- atypical: benchmarks/bench_atypical.py -->\n{atypical.read_text()}<!-- /atypical -->\n"
+        if atypical.is_file()
+        else ""
+    )
+    card = card.replace("{{card_tables}}", card_tables(results, pair)).replace("{{atypical}}\n", block)
+    write_text(args.weights / "MODEL_CARD.md", card)
     plot(results, args.out / "report.png")
     print(tables)
 

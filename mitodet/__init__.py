@@ -2,7 +2,7 @@
 
 Follows Lafarge & Koelzer, "Semi-supervised hard-negative mining and color
 augmentation strategies", MIDOG 2022. One subpackage per stage:
-data, io, stain, augment, model, train, mine, infer, evaluate, cli.
+data, io, stain, augment, model, classify, train, mine, infer, evaluate, cli.
 
 The Python API (``docs/api.md``)::
 
@@ -16,9 +16,9 @@ Its names load on first use, so ``import mitodet`` does not import torch.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Result", "detect", "evaluate", "load_models", "pretrained", "__version__"]
+__all__ = ["AtypicalClassifier", "Result", "detect", "evaluate", "load_models", "pretrained", "__version__"]
 
-_API = {"Result", "detect", "evaluate", "load_models", "pretrained"}
+_API = {"AtypicalClassifier", "Result", "detect", "evaluate", "load_models", "pretrained"}
 
 
 def __getattr__(name: str):

@@ -26,7 +26,16 @@ import numpy as np
 
 from mitodet.errors import MitodetError
 
-POINT_COLUMNS = ("x_px", "y_px", "x_mm", "y_mm", "probability", "label")
+
+def __getattr__(name: str):
+    if name == "AtypicalClassifier":  # loads torch: only when asked for
+        from mitodet.classify.predict import AtypicalClassifier
+
+        return AtypicalClassifier
+    raise AttributeError(f"module 'mitodet.api' has no attribute {name!r}")
+
+
+POINT_COLUMNS = ("x_px", "y_px", "x_mm", "y_mm", "probability", "atypical_probability", "label")
 ProgressFn = Callable[[int, int], None]
 
 
@@ -50,7 +59,7 @@ class Result:
         return [p for p in self.points if p["label"] == "mitotic figure"]
 
     def to_pandas(self):
-        """The points as a pandas DataFrame (columns ``x_px, y_px, x_mm, y_mm, probability, label``)."""
+        """The points as a pandas DataFrame (the columns of POINT_COLUMNS)."""
         try:
             import pandas as pd
         except ImportError:  # pandas is not a dependency of mitodet
@@ -172,9 +181,24 @@ def _progress_callbacks(progress: bool | ProgressFn) -> tuple[Any, ProgressFn | 
     return bar, update
 
 
+def _as_classifier(atypical):
+    """None (off), or the classifier that ``atypical`` names (True: the bundled one)."""
+    if atypical is False or atypical is None:
+        return None
+    from mitodet.classify.predict import AtypicalClassifier
+
+    if isinstance(atypical, AtypicalClassifier):
+        return atypical
+    return AtypicalClassifier.from_checkpoint(None if atypical is True else atypical)
+
+
 def _read_points(data: bytes) -> list[dict[str, Any]]:
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
-    return [{k: (r[k] if k == "label" else float(r[k])) for k in POINT_COLUMNS} for r in rows]
+
+    def value(k: str, v: str | None):
+        return v if k == "label" else (float(v) if v not in (None, "") else None)
+
+    return [{k: value(k, r.get(k)) for k in POINT_COLUMNS} for r in rows]
 
 
 def detect(
@@ -189,6 +213,7 @@ def detect(
     full_ensemble: bool = False,
     report: bool = True,
     overlay: bool = False,
+    atypical=True,
     name: str | None = None,
     progress: bool | ProgressFn = False,
 ) -> Result:
@@ -197,7 +222,9 @@ def detect(
     ``source``: a path (image or slide), an (H, W, 3) uint8 numpy array, a PIL image, or an
     OpenSlide / tiffslide object. ``mpp`` (µm/px) is needed for arrays and PIL images and for
     files that store no spacing. ``models``: None (the bundled pair), checkpoint paths, or
-    detectors from :func:`load_models`. ``progress``: True for a progress bar, or a callback
+    detectors from :func:`load_models`. ``atypical``: True (the bundled atypical-vs-normal
+    classifier gives each mitotic figure ``atypical_probability``), False, a checkpoint path or an
+    :class:`~mitodet.classify.predict.AtypicalClassifier`. ``progress``: True for a progress bar, or a callback
     ``(regions done, total)``. Errors are :class:`mitodet.errors.MitodetError` with one line.
     """
     from mitodet.infer.run import Options, run_inputs
@@ -227,6 +254,7 @@ def detect(
             hotspot_mm2=hotspot_mm2 if hotspot_mm2 is not None else DEFAULT_HOTSPOT_MM2,
             report=report,
             force=True,
+            atypical=_as_classifier(atypical),
         )
         errors: list[Exception] = []
 

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent
 CONFIGS = PACKAGE / "configs"
 WEIGHTS = PACKAGE / "weights"
 DEFAULT_MODELS = [WEIGHTS / "default-ca-rgb.pt", WEIGHTS / "default-ca-od.pt"]  # the bundled pair
+ATYPICAL_WEIGHTS = WEIGHTS / "atypical.pt"  # the bundled atypical-vs-normal classifier
 
 
 def bundled_configs() -> dict[str, Path]:

@@ -24,6 +24,7 @@ LABELS = (MITOTIC_FIGURE, IMPOSTER, NEGATIVE)
 NON_MITOTIC = "non-mitotic figure"
 DETECTION_LABELS = (MITOTIC_FIGURE, NON_MITOTIC)
 OUTPUT_NAME = {MITOTIC_FIGURE: MITOTIC_FIGURE, IMPOSTER: NON_MITOTIC, NEGATIVE: NEGATIVE}
+ATYPICAL_FIGURE = "atypical mitotic figure"  # a GeoJSON class of detect's output; reads back as a mitotic figure
 
 # -- units --------------------------------------------------------------------------------
 DEFAULT_MPP = 0.25  # µm per pixel of MIDOG-style "40x" data
@@ -75,6 +76,7 @@ class Detection:
     y: float
     probability: float
     label: str = MITOTIC_FIGURE
+    atypical: float | None = None  # P(atypical) of a mitotic figure, when the classifier ran
 
     @property
     def is_mitosis(self) -> bool:

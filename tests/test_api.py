@@ -37,7 +37,14 @@ def test_import_is_light():
 
 def test_array_gives_the_cli_points(models, patch, tmp_path, cli):
     result = mitodet.detect(patch, mpp=ICPR_MPP, models=models)
-    assert result.points and set(result.points[0]) == {"x_px", "y_px", "x_mm", "y_mm", "probability", "label"}
+    assert result.points and set(result.points[0]) == {
+        "x_px", "y_px", "x_mm", "y_mm", "probability", "atypical_probability", "label"
+    }  # fmt: skip
+    mfs = [p for p in result.points if p["label"] == "mitotic figure"]
+    assert all(0 <= p["atypical_probability"] <= 1 for p in mfs)  # every figure classified
+    assert result.summary["atypical_figures"] == sum(
+        p["atypical_probability"] >= result.summary["atypical_threshold"] for p in mfs
+    )
     tifffile.imwrite(tmp_path / "p.tiff", patch, photometric="rgb", resolution=(1e4 / ICPR_MPP,) * 2,
                      resolutionunit="CENTIMETER")  # fmt: skip
     code, _, err = cli("detect", tmp_path / "p.tiff", "--out", tmp_path / "out")
@@ -47,6 +54,8 @@ def test_array_gives_the_cli_points(models, patch, tmp_path, cli):
     assert [(float(r["x_px"]), float(r["y_px"]), float(r["probability"]), r["label"]) for r in rows] == [
         (p["x_px"], p["y_px"], p["probability"], p["label"]) for p in result.points
     ]
+    off = mitodet.detect(patch, mpp=ICPR_MPP, models=models, atypical=False)
+    assert all(p["atypical_probability"] is None for p in off.points) and off.summary["atypical_figures"] == ""
     same = mitodet.detect(Image.fromarray(patch), mpp=ICPR_MPP, models=models)  # a PIL image too
     assert same.points == result.points
     assert result.summary["mitotic_figures"] == len(result.mitotic_figures)

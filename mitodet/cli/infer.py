@@ -70,6 +70,14 @@ def detect_cmd(
         True, "--tissue/--no-tissue", help="Find the tissue and run the networks only there (counts per mm² of it)."
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write <name>.report.html."),
+    atypical: bool = typer.Option(
+        True,
+        "--atypical/--no-atypical",
+        help="Give every mitotic figure P(atypical) and count the atypical ones (the bundled classifier).",
+    ),
+    atypical_model: Path = typer.Option(
+        None, "--atypical-model", help="Atypical-vs-normal classifier checkpoint (default: the bundled one)."
+    ),
     full_ensemble: bool = typer.Option(
         False,
         "--full-ensemble/--cascade",
@@ -128,6 +136,11 @@ def detect_cmd(
     if not inputs:
         raise MitodetError(None, "no INPUT given (or pass --grand-challenge)")
     files = collect_inputs(inputs)
+    classifier = None
+    if atypical:
+        from mitodet.classify.predict import AtypicalClassifier
+
+        classifier = AtypicalClassifier.from_checkpoint(atypical_model)
     opts = Options(
         mpp=mpp,
         threshold=threshold,
@@ -138,6 +151,7 @@ def detect_cmd(
         tissue=tissue,
         hotspot_mm2=hotspot_mm2,
         report=report,
+        atypical=classifier,
     )
     executor = None
     if ray:

@@ -50,7 +50,7 @@ def _root(
 
 
 # Each mitodet.cli.<stage> module defines register(app) adding its commands/groups.
-STAGES = ["data", "model", "augment", "train", "stain", "mine", "infer", "evaluate"]
+STAGES = ["data", "model", "augment", "train", "stain", "mine", "infer", "evaluate", "classify"]
 
 for _stage in STAGES:
     importlib.import_module(f"mitodet.cli.{_stage}").register(app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from mitodet.errors import MitodetError
 from mitodet.infer.dense import DEFAULT_BATCH, DEFAULT_TILE, ProbabilityMap, dense_map, map_shape
 from mitodet.infer.onnx import OnnxModel
 from mitodet.infer.peaks import local_maxima
+from mitodet.io.files import file_sha256
 from mitodet.io.image import check_mpp
 from mitodet.model import load_checkpoint
 from mitodet.model.export import fold as fold_model
@@ -38,15 +38,6 @@ BACKENDS = ("auto", "onnx", "torch")
 
 # need(cx, cy) -> bool[len(cy), len(cx)]: which output cells (centres in input-image pixels) to compute
 NeedFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (a checkpoint's identity)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_backend(backend: str, device: str = "cpu") -> str:

@@ -10,7 +10,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mitodet.io.atomic import atomic_path, write_text
 from mitodet.io.points import write_points_csv, write_points_geojson
-from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, Detection, Point, px_to_mm
+from mitodet.schema import ATYPICAL_FIGURE, IMPOSTER, MITOTIC_FIGURE, Detection, Point, px_to_mm
+
+
+def _midog_point(d: Detection, mpp: float) -> dict:
+    doc = {
+        "name": d.label,
+        "point": [px_to_mm(d.x, mpp), px_to_mm(d.y, mpp), 0],
+        "probability": round(d.probability, 6),
+    }
+    if d.atypical is not None:  # an extra field: MIDOG tools read name, point and probability only
+        doc["atypical_probability"] = round(d.atypical, 6)
+    return doc
 
 
 def midog_points(dets: list[Detection], mpp: float) -> dict:
@@ -18,14 +29,7 @@ def midog_points(dets: list[Detection], mpp: float) -> dict:
     return {
         "name": "Points of interest",
         "type": "Multiple points",
-        "points": [
-            {
-                "name": d.label,
-                "point": [px_to_mm(d.x, mpp), px_to_mm(d.y, mpp), 0],
-                "probability": round(d.probability, 6),
-            }
-            for d in dets
-        ],
+        "points": [_midog_point(d, mpp) for d in dets],
         "version": {"major": 1, "minor": 0},
     }
 
@@ -38,14 +42,27 @@ def _points(dets: list[Detection]) -> list[Point]:
     return [Point(d.x, d.y, MITOTIC_FIGURE if d.is_mitosis else IMPOSTER) for d in dets]
 
 
-def write_csv(path: str | Path, dets: list[Detection], mpp: float) -> None:
-    """x_px, y_px, x_mm, y_mm, probability, label."""
-    write_points_csv(path, _points(dets), mpp=mpp, scores=[d.probability for d in dets])
+def write_csv(path: str | Path, dets: list[Detection], mpp: float, atypical: bool = False) -> None:
+    """x_px, y_px, x_mm, y_mm, probability[, atypical_probability], label (``atypical``: the
+    classifier ran; the column is empty for candidates that are not mitotic figures)."""
+    extra = {"atypical_probability": ["" if d.atypical is None else f"{d.atypical:.6f}" for d in dets]}
+    write_points_csv(
+        path, _points(dets), mpp=mpp, scores=[d.probability for d in dets], extra=extra if atypical else None
+    )
 
 
-def write_geojson(path: str | Path, dets: list[Detection], extra: list[dict] | None = None) -> None:
-    """QuPath-importable points with classification and a measurements dict."""
-    write_points_geojson(path, _points(dets), scores=[d.probability for d in dets], measurements=extra)
+def write_geojson(path: str | Path, dets: list[Detection], atypical_threshold: float | None = None) -> None:
+    """QuPath-importable points with classification and a measurements dict; with the
+    classifier's threshold, figures at or above it are classed "atypical mitotic figure" (their
+    own colour in QuPath) and every classified figure carries an "atypical probability"."""
+    names = [
+        ATYPICAL_FIGURE
+        if atypical_threshold is not None and d.atypical is not None and d.atypical >= atypical_threshold
+        else None
+        for d in dets
+    ]
+    meas = [{} if d.atypical is None else {"atypical probability": d.atypical} for d in dets]
+    write_points_geojson(path, _points(dets), scores=[d.probability for d in dets], measurements=meas, names=names)
 
 
 def _font(size: float):

@@ -217,12 +217,18 @@ def render_report(
         (_fmt(s.figures_per_mm2, ".2f"), "mitotic figures per mm²"),
         (str(s.hotspot_figures), f"in the hotspot ({s.hotspot_mm2:g} mm² circle)"),
     ]
+    if s.atypical_figures is not None:
+        share = f" ({100 * s.atypical_fraction:.0f}%)" if s.atypical_fraction is not None else ""
+        numbers.append((f"{s.atypical_figures}{share}", "atypical mitotic figures"))
     cards = "".join(f'<div class="num"><b>{html.escape(a)}</b><span>{html.escape(b)}</span></div>' for a, b in numbers)
     tiles = []
     for k, c in enumerate(crops, 1):
         d = c.det
         cls = "mf" if d.is_mitosis else "non"
         label = "mitotic figure" if d.is_mitosis else "candidate"
+        if d.atypical is not None and s.atypical_threshold is not None:
+            kind = "atypical" if d.atypical >= s.atypical_threshold else "normal"
+            label = f"{kind} (p<sub>atyp</sub>={d.atypical:.2f})"
         tiles.append(
             f'<div class="crop {cls}"><img alt="detection {k}" src="{_data_uri(c.pixels)}"/>'
             f"<b>#{k} p={d.probability:.3f}</b><br>{label}<br>"
@@ -237,6 +243,8 @@ def render_report(
         ("models", s.models),
         ("threshold", s.threshold),
     ]
+    if s.atypical_threshold is not None:
+        details.append(("atypical when", f"P(atypical) ≥ {s.atypical_threshold:.4f} (balanced accuracy on validation)"))
     rows = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(str(b))}</td></tr>" for a, b in details)
     name = html.escape(s.input.replace("\\", "/").rsplit("/", 1)[-1])
     return f"""<!DOCTYPE html>

@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image
 
 from mitodet import __version__
+from mitodet.classify.data import centred_square
+from mitodet.classify.predict import AtypicalClassifier
 from mitodet.errors import MitodetError
 from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
@@ -40,6 +42,7 @@ from mitodet.io.files import check_output_dir
 from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image, tiff_stack_pages
 from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
 from mitodet.reflect import centred_window
+from mitodet.resample import resample
 from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, count_mitoses, match_radius_px
 
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
@@ -327,6 +330,7 @@ class Options:
     tissue: bool = True  # skip tiles without tissue; counts per mm² of tissue
     hotspot_mm2: float = DEFAULT_HOTSPOT_MM2
     report: bool = True
+    atypical: AtypicalClassifier | None = None  # P(atypical) of every mitotic figure (None: off)
 
 
 @dataclass
@@ -367,6 +371,7 @@ PROVENANCE_LABELS = {
     "tissue": "--tissue",
     "positives_only": "--positives-only",
     "hotspot_mm2": "--hotspot-mm2",
+    "atypical": "atypical classifier (--no-atypical, --atypical-model)",
     "mitodet": "mitodet version",
 }
 
@@ -390,6 +395,9 @@ def provenance(detectors: list[Detector], item: Item, opts: Options) -> dict[str
         "tissue": opts.tissue,
         "positives_only": opts.positives_only,
         "hotspot_mm2": opts.hotspot_mm2,
+        "atypical": None
+        if opts.atypical is None
+        else {"sha256": opts.atypical.sha256, "threshold": opts.atypical.threshold},
         "mitodet": __version__,
     }
     return json.loads(json.dumps(doc))  # as it reads back from a file
@@ -559,27 +567,36 @@ def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note)
     return inp
 
 
+def _windows(inp: _Input, dets: list[Detection], mpp: float, side: int) -> list[np.ndarray]:
+    """``side`` px windows centred on ``dets``, at ``mpp`` µm/px by the one spacing rule."""
+    if inp.image is not None:
+        src = int(math.ceil(side * mpp / inp.spacing)) + 4  # input px that hold the window
+        return [
+            centred_square(resample(centred_window(inp.image, d.x, d.y, src), inp.spacing, mpp)[0], side) for d in dets
+        ]
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UpsamplingWarning)
+        with open_slide(inp.path, inp.spacing) as s:
+            f = s.mpp / mpp  # window px per level-0 px
+            for d in dets:
+                x, y = (d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5
+                out.append(s.read_region(int(round(x)) - side // 2, int(round(y)) - side // 2, side, side, mpp))
+    return out
+
+
 def _crops(inp: _Input, dets: list[Detection], model_mpp: float) -> list[Crop]:
     """Gallery crops of ``dets`` at the model spacing, the matching radius ringed."""
     side = int(round(CROP_UM / model_mpp))
     radius = match_radius_px(model_mpp)
-    out = []
-    if inp.image is not None:
-        f = inp.spacing / model_mpp  # crop px per input px
-        src = max(8, int(round(side / f)))
-        for d in dets:
-            win = centred_window(inp.image, d.x, d.y, src)
-            out.append(Crop(ring_crop(np.asarray(Image.fromarray(win).resize((side, side))), radius), d))
-        return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UpsamplingWarning)
-        with open_slide(inp.path, inp.spacing) as s:
-            f = s.mpp / model_mpp  # model px per level-0 px
-            for d in dets:
-                x, y = (d.x + 0.5) * f - 0.5, (d.y + 0.5) * f - 0.5
-                px = s.read_region(int(round(x)) - side // 2, int(round(y)) - side // 2, side, side, model_mpp)
-                out.append(Crop(ring_crop(px, radius), d))
-    return out
+    return [Crop(ring_crop(w, radius), d) for w, d in zip(_windows(inp, dets, model_mpp, side), dets, strict=True)]
+
+
+def classify_atypical(inp: _Input, dets: list[Detection], clf: AtypicalClassifier) -> list[Detection]:
+    """``dets`` with P(atypical) set on each mitotic figure (candidates below the threshold: None)."""
+    mfs = [d for d in dets if d.is_mitosis]
+    p = iter(clf.probabilities(np.stack(_windows(inp, mfs, clf.mpp, clf.input))) if mfs else [])
+    return [replace(d, atypical=float(next(p))) if d.is_mitosis else d for d in dets]
 
 
 def _thumbnail(inp: _Input, max_side: int) -> tuple[np.ndarray, float]:
@@ -603,6 +620,9 @@ def _finish(
     paths = outputs_for(out, inp.stem)
     models = " + ".join(d.name for d in detectors)
     t = [opts.threshold if opts.threshold is not None else d.threshold for d in detectors]
+    if opts.atypical is not None:
+        dets = classify_atypical(inp, dets, opts.atypical)
+    t_atyp = opts.atypical.threshold if opts.atypical is not None else None
     tissue_mm2 = (
         inp.tissue.area_mm2 if inp.tissue is not None else inp.size[0] * inp.size[1] * (inp.spacing / 1000) ** 2
     )
@@ -617,10 +637,11 @@ def _finish(
         network_px / 1e6,
         models,
         " / ".join(f"{v:.4f}" for v in t),
+        t_atyp,
     )
     listed = [d for d in dets if d.is_mitosis] if opts.positives_only else dets
-    write_csv(paths["csv"], listed, inp.spacing)
-    write_geojson(paths["geojson"], listed)
+    write_csv(paths["csv"], listed, inp.spacing, atypical=t_atyp is not None)
+    write_geojson(paths["geojson"], listed, t_atyp)
     caption = overlay_caption(detectors, opts.threshold)
     if inp.tissue is not None:
         write_mask_png(paths["tissue.png"], inp.tissue)

@@ -34,6 +34,9 @@ SUMMARY_FIELDS = [
     "network_mpx",
     "models",
     "threshold",
+    "atypical_figures",
+    "atypical_fraction",
+    "atypical_threshold",
 ]
 
 
@@ -103,6 +106,9 @@ class Summary:
     network_mpx: float
     models: str
     threshold: str
+    atypical_figures: int | None = None  # mitotic figures called atypical (None: the classifier did not run)
+    atypical_fraction: float | None = None  # of the mitotic figures (None also when there are none)
+    atypical_threshold: float | None = None
 
     def row(self) -> dict:
         return {k: ("" if v is None else v) for k, v in asdict(self).items()}
@@ -119,9 +125,14 @@ def summarize(
     network_mpx: float = 0.0,
     models: str = "",
     threshold: str = "",
+    atypical_threshold: float | None = None,
 ) -> tuple[Summary, Hotspot | None]:
-    """The summary of one input's detections (pixels of spacing ``mpp``; ``size`` = (width, height))."""
+    """The summary of one input's detections (pixels of spacing ``mpp``; ``size`` = (width, height));
+    ``atypical_threshold``: the classifier ran, count the figures at or above it as atypical."""
     mfs = [d for d in dets if d.is_mitosis]
+    n_atyp = None
+    if atypical_threshold is not None:
+        n_atyp = sum(d.atypical is not None and d.atypical >= atypical_threshold for d in mfs)
     hs = hotspot(
         np.array([(d.x, d.y) for d in mfs]).reshape(-1, 2),
         hotspot_radius_px(hotspot_mm2, mpp),
@@ -144,5 +155,8 @@ def summarize(
         network_mpx=round(network_mpx, 3),
         models=models,
         threshold=threshold,
+        atypical_figures=n_atyp,
+        atypical_fraction=round(n_atyp / len(mfs), 4) if n_atyp is not None and mfs else None,
+        atypical_threshold=None if atypical_threshold is None else round(atypical_threshold, 4),
     )
     return s, hs

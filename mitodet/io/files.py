@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import tempfile
@@ -85,3 +86,12 @@ def check_output_file(path: str | os.PathLike, source: str | None = None) -> Pat
     except MitodetError as err:  # name the file the user gave, not only its folder
         raise MitodetError(where, err.problem) from None
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (a checkpoint's identity)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -18,20 +18,32 @@ import csv
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import atomic_open, write_csv
 from mitodet.io.files import csv_errors, read_json
-from mitodet.schema import IMPOSTER, MITOTIC_FIGURE, NEGATIVE, NON_MITOTIC, OUTPUT_NAME, Point, px_to_mm
+from mitodet.schema import (
+    ATYPICAL_FIGURE,
+    IMPOSTER,
+    MITOTIC_FIGURE,
+    NEGATIVE,
+    NON_MITOTIC,
+    OUTPUT_NAME,
+    Point,
+    px_to_mm,
+)
 
 COLORS = {MITOTIC_FIGURE: [220, 30, 30], IMPOSTER: [30, 120, 220], NEGATIVE: [120, 120, 120]}
+CLASS_COLORS = {ATYPICAL_FIGURE: [240, 150, 0]}  # extra class names written by detect
 
 # Every spelling a reader accepts, lower-case -> schema label.
 _LABEL_ALIASES = {
     MITOTIC_FIGURE: MITOTIC_FIGURE,
+    ATYPICAL_FIGURE: MITOTIC_FIGURE,  # detect's atypical-vs-normal call: still a mitotic figure
+    "normal mitotic figure": MITOTIC_FIGURE,
     "mitotic_figure": MITOTIC_FIGURE,
     "mitosis": MITOTIC_FIGURE,
     "mitose": MITOTIC_FIGURE,
@@ -67,15 +79,18 @@ def write_points_csv(
     points: Sequence[Point],
     mpp: float | None = None,
     scores: Sequence[float] | None = None,
+    extra: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """Write points as a CSV table (atomically); millimetres from ``mpp`` µm/px when given."""
+    """Write points as a CSV table (atomically); millimetres from ``mpp`` µm/px when given;
+    ``extra``: more columns (name -> one written value per point), before the label."""
     _check_scores(points, scores)
+    extra = extra or {}
     header = ["x_px", "y_px"]
     if mpp is not None:
         header += ["x_mm", "y_mm"]
     if scores is not None:
         header += ["probability"]
-    header += ["label"]
+    header += list(extra) + ["label"]
 
     def rows():
         for i, p in enumerate(points):
@@ -84,7 +99,7 @@ def write_points_csv(
                 row += [f"{px_to_mm(p.x, mpp):.6f}", f"{px_to_mm(p.y, mpp):.6f}"]
             if scores is not None:
                 row += [f"{float(scores[i]):.6f}"]
-            row += [OUTPUT_NAME[p.label]]
+            row += [values[i] for values in extra.values()] + [OUTPUT_NAME[p.label]]
             yield row
 
     write_csv(path, header, rows())
@@ -131,8 +146,10 @@ def points_to_geojson(
     points: Sequence[Point],
     scores: Sequence[float] | None = None,
     measurements: Sequence[dict] | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> dict:
-    """A QuPath-importable FeatureCollection; scores become the 'probability' measurement."""
+    """A QuPath-importable FeatureCollection; scores become the 'probability' measurement;
+    ``names`` (one per point, None: the label's name) set a point's class name (and colour)."""
     _check_scores(points, scores)
     if measurements is not None and len(measurements) != len(points):
         raise ValueError(f"{len(measurements)} measurement sets for {len(points)} points")
@@ -143,9 +160,10 @@ def points_to_geojson(
             meas["probability"] = float(scores[i])
         if measurements is not None:
             meas.update({str(k): float(v) for k, v in measurements[i].items()})
+        name = (names[i] if names is not None else None) or OUTPUT_NAME[p.label]
         props: dict = {
             "objectType": "annotation",
-            "classification": {"name": OUTPUT_NAME[p.label], "color": COLORS[p.label]},
+            "classification": {"name": name, "color": CLASS_COLORS.get(name, COLORS[p.label])},
             "isLocked": False,
         }
         if meas:
@@ -166,9 +184,10 @@ def write_points_geojson(
     points: Sequence[Point],
     scores: Sequence[float] | None = None,
     measurements: Sequence[dict] | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> None:
     """Write :func:`points_to_geojson` atomically."""
-    doc = points_to_geojson(points, scores, measurements)
+    doc = points_to_geojson(points, scores, measurements, names)
     with atomic_open(path, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mitodet.errors import MitodetError
+from mitodet.model.classifier import P4Classifier
 from mitodet.model.resnet import P4ResNet, PlainResNet, ResNet
 
 
@@ -67,3 +68,9 @@ register_model("tiny", P4ResNet, "tiny P4 ResNet for tests (rf 16)", 16, **_TINY
 register_model("plain-paper", PlainResNet, "non-equivariant 'paper' (same FLOPs)", 78, **_PAPER)
 register_model("plain-fast", PlainResNet, "non-equivariant 'fast' (same FLOPs)", 78, **_FAST)
 register_model("plain-tiny", PlainResNet, "non-equivariant 'tiny' (same FLOPs)", 16, **_TINY)
+# Crop classifiers (atypical vs normal): the same layouts read out by global average pooling, so
+# a detector's weights initialise them ("atypical-fast" from the bundled "fast" detectors).
+_WIDE = dict(block="basic", width=8, width_post=16, stem_convs=2, blocks_pre=0, blocks_post=9)
+register_model("atypical-fast", P4Classifier, "crop classifier, 'fast' layout (rf 78)", 78, **_FAST)
+register_model("atypical-wide", P4Classifier, "crop classifier, 'fast' with 16 fields after the pool", 78, **_WIDE)
+register_model("atypical-tiny", P4Classifier, "tiny crop classifier for tests (rf 16)", 16, **_TINY)

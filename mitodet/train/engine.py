@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from mitodet.augment.transforms import center_crop
+from mitodet.classify.metrics import auc
 from mitodet.train.device import autocast
 
 StepCallback = Callable[[int, int, float, float], None]  # (step done, steps, mean loss, samples/s)
@@ -79,15 +78,6 @@ def score_windows(
         out.append(torch.softmax(logit, 1)[:, 1].cpu())
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties averaged."""
-    n1, n0 = int(labels.sum()), int((1 - labels).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(scores)
-    return float((r[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def evaluate(

@@ -50,7 +50,7 @@ def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
     doc = json.loads((out / "A00_01_0.mitotic-figures.json").read_text())
     assert doc["type"] == "Multiple points" and doc["points"]
     rows = list(csv.DictReader((out / "A00_01_0.csv").open()))
-    assert list(rows[0]) == ["x_px", "y_px", "x_mm", "y_mm", "probability", "label"]
+    assert list(rows[0]) == ["x_px", "y_px", "x_mm", "y_mm", "probability", "atypical_probability", "label"]
     assert len(rows) == len(doc["points"])
     for row, p in zip(rows, doc["points"], strict=False):
         assert math.isclose(float(row["x_px"]) * 0.2456 / 1000, p["point"][0], abs_tol=1e-5)
