@@ -167,6 +167,56 @@ def calibrate_cmd(
         out_console.print(f"stored threshold {r['threshold']:.4f} in {r['checkpoint']}")
 
 
+def finetune_cmd(
+    inputs: list[Path] = typer.Argument(
+        ..., help="The lab's labelled images, or folders of them.", callback=options.inputs
+    ),
+    truth: Path = typer.Option(
+        ...,
+        "--truth",
+        help="Their labels, as evaluate --truth reads them: a MIDOG JSON, a folder of QuPath GeoJSON or CSV "
+        "files (<image>.geojson), or one CSV table image,x,y (pixels). 'mitotic figure' (or unnamed) points "
+        "are positives; 'non-mitotic figure', 'imposter' or 'non-mitosis' are hard negatives.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the adapted pair, its training state and card.", callback=options.out_dir
+    ),  # fmt: skip
+    mpp: float = typer.Option(
+        None, "--mpp", help="Pixel spacing of the images, µm/px (default: stored).", callback=options.mpp
+    ),  # fmt: skip
+    minutes: float = typer.Option(
+        15.0, "--minutes", help="Training budget for both models together.", callback=options.minutes
+    ),  # fmt: skip
+    from_: list[Path] = typer.Option([], "--from", help="Checkpoints to start from (default: the bundled pair)."),
+    exhaustive: bool = typer.Option(
+        True,
+        "--exhaustive/--not-exhaustive",
+        help="Every mitosis of each image is labelled, so every other cell is a negative (the default); "
+        "--not-exhaustive for crop-style labels (only cells far from the labels are negatives).",
+    ),
+    threads: int = typer.Option(None, "--threads", help="CPU threads (default: all).", callback=options.threads),
+) -> None:
+    """Adapt the bundled pair to a lab's own labelled fields: fine-tune both models, choose their
+    thresholds on a calibration share of the images (official F1), and compare with the bundled pair.
+    The labels are taken as exhaustive: every unlabelled cell of an image is a negative."""
+    from mitodet.train.finetune import finetune
+
+    setup_logging(quiet=True)
+    note = lambda text: err_console.print(f"note: {text}", highlight=False, markup=False)  # noqa: E731
+    r = finetune(inputs, truth, out, mpp=mpp, minutes=minutes, models=from_ or None, exhaustive=exhaustive,
+                 threads=threads, note=note)  # fmt: skip
+    if r.after:
+        b, a = r.before, r.after
+        out_console.print(
+            f"calibration fields ({len(r.calibration)} images, {b['tp'] + b['fn']} mitoses): F1 {b['f1']:.3f} bundled "
+            f"-> {a['f1']:.3f} adapted ({a['f1'] - b['f1']:+.3f}; 95 % interval {r.interval[0]:+.3f} to "
+            f"{r.interval[1]:+.3f})",
+            highlight=False,
+        )
+    models = " ".join(f"--model {m}" for m in r.models)
+    out_console.print(f"use it: mitodet detect IMAGES {models} --out results/", highlight=False, markup=False)
+
+
 def _num(v: float, fmt: str = "{:.3f}") -> str:
     return "n/a" if v != v else fmt.format(v)  # NaN: nothing to measure in that group
 
@@ -175,3 +225,4 @@ def register(app: typer.Typer) -> None:
     """Add ``train`` and ``calibrate`` to the root app."""
     app.command("train")(train_cmd)
     app.command("calibrate")(calibrate_cmd)
+    app.command("finetune")(finetune_cmd)

@@ -85,3 +85,58 @@ def load_mitos_atypia14(root: str | os.PathLike, low_confidence_weight: float = 
         weight = low_confidence_weight if label == MITOTIC_FIGURE and conf < LOW_CONFIDENCE else 1.0
         rec.points.append(Point(x, y, label, n, weight))
     return Dataset("MITOS-ATYPIA-14 fields", list(records.values()))
+
+
+FIELDS_TABLE_COLUMNS = ["image", "mpp", "x", "y", "label", "weight"]
+
+
+def load_fields_table(path: str | os.PathLike, exhaustive: bool = True, source: str = "lab fields") -> Dataset:
+    """A lab's own labelled images, as ``mitodet finetune`` writes them: one CSV row per point
+    (``image, mpp, x, y, label[, weight]``; image paths relative to the table's folder allowed;
+    a row with empty x and y lists an image without points). With ``exhaustive`` every unlabelled
+    cell of an image is a negative (a field); otherwise only cells far from the points are
+    (crop-style labels). Ids are ``<source image stem>`` made unique; ``source_image`` is the
+    image, so a split by source image splits by image."""
+    path = Path(path)
+    with csv_errors(path), open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not set(FIELDS_TABLE_COLUMNS[:5]) <= set(rows[0]):
+        raise MitodetError(path, f"expected a CSV table with the columns {', '.join(FIELDS_TABLE_COLUMNS[:5])}")
+    records: dict[str, ImageRecord] = {}
+    for n, r in enumerate(rows, start=2):
+        where = f"{path}: line {n}"
+        image = Path(r["image"])
+        image = image if image.is_absolute() else path.parent / image
+        key = str(image)
+        if key not in records:
+            if not image.is_file():
+                raise MitodetError(where, f"image {image} not found")
+            with Image.open(image) as im:
+                w, h = im.size
+            stem, i = image.stem, 1
+            while stem in {rec.id for rec in records.values()}:
+                stem, i = f"{image.stem}_{i}", i + 1
+            records[key] = ImageRecord(
+                id=stem,
+                path=image,
+                width=w,
+                height=h,
+                mpp=_number(r, "mpp", where),
+                domain={
+                    "source": source,
+                    "scanner": source,
+                    "source_image": key,
+                    "labels": "exhaustive" if exhaustive else "partial",
+                },
+            )
+        rec = records[key]
+        if not (r.get("x") or "").strip() and not (r.get("y") or "").strip():
+            continue
+        label = {"mitotic figure": MITOTIC_FIGURE, "non-mitotic figure": IMPOSTER}.get(r["label"].strip().lower())
+        if label is None:
+            raise MitodetError(where, f"unknown label {r['label']!r} (mitotic figure or non-mitotic figure)")
+        x, y = _number(r, "x", where), _number(r, "y", where)
+        weight = _number(r, "weight", where) if (r.get("weight") or "").strip() else 1.0
+        x, y = clamp_inside(x, y, rec.width, rec.height, 0, path, f"line {n}")
+        rec.points.append(Point(x, y, label, n, weight))
+    return Dataset(source, list(records.values()))

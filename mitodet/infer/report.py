@@ -228,7 +228,7 @@ def render_report(
         label = "mitotic figure" if d.is_mitosis else "candidate"
         if d.atypical is not None and s.atypical_threshold is not None:
             kind = "atypical" if d.atypical >= s.atypical_threshold else "normal"
-            label = f"{kind} (p<sub>atyp</sub>={d.atypical:.2f})"
+            label = f"{kind} mitotic figure<br>P(atypical) {d.atypical:.2f}"
         tiles.append(
             f'<div class="crop {cls}"><img alt="detection {k}" src="{_data_uri(c.pixels)}"/>'
             f"<b>#{k} p={d.probability:.3f}</b><br>{label}<br>"

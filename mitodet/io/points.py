@@ -53,6 +53,8 @@ _LABEL_ALIASES = {
     NON_MITOTIC: IMPOSTER,
     "non mitotic figure": IMPOSTER,
     "imposter": IMPOSTER,
+    "non-mitosis": IMPOSTER,
+    "non mitosis": IMPOSTER,
     "hard negative": IMPOSTER,
     "2": IMPOSTER,
     NEGATIVE: NEGATIVE,

@@ -33,7 +33,8 @@ class ModelCfg(_Strict):
 class DataCfg(_Strict):
     crops: str | None = None  # midog21_crops root: positives + near-miss negatives inside each crop
     atnorm: str | None = None  # atnorm_md root: MIDOG++ multi-domain crops (centre mitosis labelled only)
-    fields: str | None = None  # mitos_atypia14 root: whole frames, every mitosis labelled (exhaustive)
+    fields: str | None = None  # mitos_atypia14 root, or a fields table (finetune): whole labelled images
+    fields_exhaustive: bool = True  # a fields table's labels are exhaustive (every other cell a negative)
     field_grid: int = Field(8, ge=1)  # stride (px) of negative centres in whole fields (kind "field")
     field_oversample: int = Field(1, ge=1)  # each field mitosis is this many positive anchors
     low_confidence_weight: float = Field(0.5, ge=0, le=1)  # weight of a field mitosis of panel confidence < 0.7
@@ -166,7 +167,7 @@ class ValCfg(_Strict):
     tissue: list[str] = Field(default_factory=list)  # validation tissue tiles (never trained on)
     # what picks best.pt and its threshold (f1_density / f1_mean need detect; f1_mean: the mean of
     # the F1 at density and the official F1 on validation fields, at one threshold)
-    select: Literal["loss", "f1_density", "f1_mean"] = "loss"
+    select: Literal["loss", "f1_density", "f1_mean", "f1_fields"] = "loss"
     patience: int | None = Field(None, ge=1)  # stop after this many detection validations without a better best.pt
     every: int = Field(1, ge=1)  # detection validation every N epochs (and at the last)
 
@@ -246,7 +247,7 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
         raise MitodetError(
             source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}"
         )
-    if cfg.val.select in ("f1_density", "f1_mean") and not cfg.val.detect:
+    if cfg.val.select in ("f1_density", "f1_mean", "f1_fields") and not cfg.val.detect:
         raise MitodetError(source, f"val.select: {cfg.val.select} needs val.detect: true")
     if check_paths:
         _check_paths(cfg, source)

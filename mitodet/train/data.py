@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mitodet.data.crops import load_atnorm_crops, load_midog21_crops
-from mitodet.data.fields import load_mitos_atypia14
+from mitodet.data.fields import load_fields_table, load_mitos_atypia14
 from mitodet.data.midog import load_annotations
 from mitodet.data.split import read_split, split_dataset
 from mitodet.errors import MitodetError
@@ -181,7 +181,9 @@ def labelled_records(cfg) -> list[ImageRecord]:
         records += list(load_midog21_crops(d.crops))
     if d.atnorm:
         records += list(load_atnorm_crops(d.atnorm))
-    if d.fields:
+    if d.fields and Path(d.fields).is_file():  # a lab's own fields table (mitodet finetune)
+        records += list(load_fields_table(d.fields, d.fields_exhaustive))
+    elif d.fields:
         records += list(load_mitos_atypia14(d.fields, d.low_confidence_weight))
     if d.annotations:
         records += midog_records(d.annotations, d.images_dir)

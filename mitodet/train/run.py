@@ -103,7 +103,7 @@ def _epoch_line(row: dict) -> str:
 
 def _score(row: dict, select: str) -> float | None:
     """What best.pt minimises: the validation loss, or minus the density F1 (None: not measured)."""
-    if select in ("f1_density", "f1_mean"):
+    if select in ("f1_density", "f1_mean", "f1_fields"):
         key = f"val_{select}"
         return -row[key] if row.get(key) is not None else None
     return row.get("val_loss", row["train_loss"])
@@ -258,7 +258,7 @@ def train(
                 budget is not None and time.perf_counter() - t_run + float(np.mean([*epoch_times, this])) > budget
             )
             if items and ((epoch + 1) % cfg.val.every == 0 or last):
-                rule = "f1_mean" if cfg.val.select == "f1_mean" else "f1_density"
+                rule = cfg.val.select if cfg.val.select in ("f1_mean", "f1_fields") else "f1_density"
                 detection = validate_detection(
                     net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device, rule
                 )

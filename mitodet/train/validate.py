@@ -148,11 +148,17 @@ def density_report(
     fields: set[str] | None = None,
     rule: str = "f1_density",
 ) -> dict:
-    """The threshold by ``rule`` (``f1_density``; ``f1_mean``: see :func:`best_combined_threshold`)
-    or the given one, and s / f / F1 overall and per group there. With whole ``fields``, also their
-    official F1 there (``f1_fields``) and at their own best threshold (``fields_best``)."""
+    """The threshold by ``rule`` (``f1_density``; ``f1_mean``: see :func:`best_combined_threshold`;
+    ``f1_fields``: the official F1 of the fields alone, a lab's own fine-tuning) or the given one,
+    and s / f / F1 overall and per group there. With whole ``fields``, also their official F1
+    there (``f1_fields``) and at their own best threshold (``fields_best``)."""
     fields = fields or set()
-    if threshold is None and rule == "f1_mean" and fields:
+    if threshold is None and rule == "f1_fields" and fields:
+        threshold = max(
+            candidate_thresholds(pred, fields, 2000), key=lambda t: fields_f1(truth, pred, fields, t)["f1"], default=0.5
+        )
+        best = {"threshold": threshold, **density_scores(truth, pred, area, MATCH_RADIUS_UM, threshold, density)}
+    elif threshold is None and rule == "f1_mean" and fields:
         best = best_combined_threshold(truth, pred, area, fields, density)
         threshold = best["threshold"]
     elif threshold is None:

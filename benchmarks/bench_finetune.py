@@ -1,0 +1,129 @@
+"""Adaptation to a lab measured on fields it never saw (issue #22), through the command line:
+
+* MITOS-ATYPIA-14: ``mitodet finetune`` on the 77 frames that the fields runs of issue #17 train
+  on (its 19 held-back frames left out), then the bundled and the adapted pair scored on those 19
+  frames with the official scorer;
+* ICPR 2012 as a second lab: the 50 patches split by source image (``A00_01`` of
+  ``A00_01_0.jpg``, seeded), adapted on one half and scored on the other.
+
+Each adaptation runs ``mitodet finetune`` at its default budget (15 minutes for both models) in
+its own process. Prints a table; writes benchmarks/results/bench_finetune.csv.
+
+    python benchmarks/bench_finetune.py [--only ma14 icpr] [--minutes 15] [--threads 2] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mitodet.data.fields import MITOS_ATYPIA14_MPP  # noqa: E402
+from mitodet.evaluate.matching import score  # noqa: E402
+from mitodet.infer.ensemble import detect_image  # noqa: E402
+from mitodet.infer.run import load_detectors  # noqa: E402
+from mitodet.io.atomic import write_csv  # noqa: E402
+from mitodet.io.image import read_image  # noqa: E402
+from mitodet.resources import DEFAULT_MODELS  # noqa: E402
+from mitodet.schema import MATCH_RADIUS_UM, um_to_px  # noqa: E402
+
+DATA = Path(os.environ.get("MITODET_DATA", ROOT.parent / "shared" / "data"))
+CSV = ROOT / "benchmarks" / "results" / "bench_finetune.csv"
+ICPR_MPP = 0.2456
+
+
+def ma14(work: Path) -> tuple[list[Path], Path, list[tuple[Path, list]], float]:
+    root = DATA / "mitos_atypia14"
+    split = json.loads((ROOT / "training-state" / "fields-ca-rgb" / "split.json").read_text())
+    held = {i.removeprefix("ma14_") for i in split["val"] if i.startswith("ma14_")}
+    rows = list(csv.DictReader(open(root / "labels.csv", newline="")))
+    frames = sorted((root / "frames").glob("*.jpg"))
+    table = work / "ma14-labels.csv"
+    with open(table, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "x", "y", "label"])
+        for f in frames:
+            pts = [r for r in rows if r["frame"] == f.stem]
+            name = {"mitosis": "mitotic figure", "non-mitosis": "non-mitotic figure"}
+            w.writerows([[f.name, r["x"], r["y"], name[r["label"]]] for r in pts] or [[f.name, "", "", ""]])
+    test = [(f, [(float(r["x"]), float(r["y"])) for r in rows if r["frame"] == f.stem and r["label"] == "mitosis"])
+            for f in frames if f.stem in held]  # fmt: skip
+    return [f for f in frames if f.stem not in held], table, test, MITOS_ATYPIA14_MPP
+
+
+def icpr(work: Path) -> tuple[list[Path], Path, list[tuple[Path, list]], float]:
+    root = DATA / "icpr2012_patches"
+    rows = list(csv.DictReader(open(root / "mitoses.csv", newline="")))
+    sources = sorted({r["patch"].rsplit("_", 1)[0] for r in rows})
+    random.Random(0).shuffle(sources)
+    test_src = set(sources[: len(sources) // 2])
+    table = work / "icpr-labels.csv"
+    with open(table, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "x", "y"])
+        w.writerows([[r["patch"], r["cx"], r["cy"]] for r in rows])
+    patches = sorted({r["patch"] for r in rows})
+    adapt = [root / "images" / p for p in patches if p.rsplit("_", 1)[0] not in test_src]
+    test = [(root / "images" / p, [(float(r["cx"]), float(r["cy"])) for r in rows if r["patch"] == p and r["cx"]])
+            for p in patches if p.rsplit("_", 1)[0] in test_src]  # fmt: skip
+    return adapt, table, test, ICPR_MPP
+
+
+def official_f1(models: list[Path], test: list[tuple[Path, list]], mpp: float) -> dict:
+    dets = load_detectors(models, threads=1)
+    r = um_to_px(MATCH_RADIUS_UM, mpp)
+    truth, pred = {}, {}
+    for path, pts in test:
+        pixels, _ = read_image(path, mpp)
+        truth[path.name] = [(x / r, y / r) for x, y in pts]
+        pred[path.name] = [(d.x / r, d.y / r) for d in detect_image(dets, pixels, mpp) if d.is_mitosis]
+    s = score(truth, pred, 1.0)
+    return {k: s[k] for k in ("tp", "fp", "fn", "precision", "recall", "f1")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", default=["ma14", "icpr"])
+    ap.add_argument("--minutes", type=float, default=15.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-finetune")
+    args = ap.parse_args()
+    rows = []
+    for lab in args.only:
+        work = args.work / lab
+        work.mkdir(parents=True, exist_ok=True)
+        adapt, table, test, mpp = {"ma14": ma14, "icpr": icpr}[lab](work)
+        out = work / "adapted"
+        cmd = [sys.executable, "-m", "mitodet", "finetune", *map(str, adapt), "--truth", str(table), "--mpp", str(mpp),
+               "--out", str(out), "--minutes", str(args.minutes), "--threads", str(args.threads)]  # fmt: skip
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, env={**os.environ, "MITODET_DATA": str(DATA)})
+        wall = (time.perf_counter() - t0) / 60
+        adapted = sorted(out.glob("adapted-*.pt"))
+        before, after = official_f1(list(DEFAULT_MODELS), test, mpp), official_f1(adapted, test, mpp)
+        n = sum(len(p) for _, p in test)
+        rows.append({"lab": lab, "adapt_images": len(adapt), "test_images": len(test), "test_mitoses": n,
+                     "minutes": round(wall, 1), "f1_bundled": round(before["f1"], 3),
+                     "f1_adapted": round(after["f1"], 3),
+                     "gain": round(after["f1"] - before["f1"], 3),
+                     "adapted_tp_fp_fn": f"{after['tp']}/{after['fp']}/{after['fn']}",
+                     "bundled_tp_fp_fn": f"{before['tp']}/{before['fp']}/{before['fn']}"})  # fmt: skip
+        print(rows[-1], flush=True)
+    print(f"{'lab':6} {'adapt':>6} {'test':>5} {'MFs':>4} {'min':>5} {'F1 bundled':>10} {'F1 adapted':>10} {'gain':>6}")
+    for r in rows:
+        print(f"{r['lab']:6} {r['adapt_images']:>6} {r['test_images']:>5} {r['test_mitoses']:>4} {r['minutes']:>5} "
+              f"{r['f1_bundled']:>10.3f} {r['f1_adapted']:>10.3f} {r['gain']:>+6.3f}")  # fmt: skip
+    write_csv(CSV, list(rows[0]), rows)
+
+
+if __name__ == "__main__":
+    main()

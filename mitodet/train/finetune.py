@@ -1,0 +1,307 @@
+"""``mitodet finetune``: adapt the bundled pair (or given checkpoints) to a lab's own labelled
+fields, on a CPU, in minutes.
+
+1. The labels are paired with the images (:mod:`mitodet.train.labels`) and written as a fields
+   table (``DIR/data/fields.csv``), which training reads as whole labelled fields: with
+   exhaustive labels every unlabelled cell is a negative and the imposters are weighted up.
+2. The images are split by image (seeded, 25 %) into adaptation and calibration fields.
+3. Each model is fine-tuned from its checkpoint for its share of the budget (dense training, its
+   own augmentation protocol); where the original training crops are at hand (``data_root``),
+   a share of each batch comes from them (the guard against forgetting). best.pt and its
+   threshold: the official F1 on the calibration fields.
+4. The bundled and the adapted pair are scored on the calibration fields with the official
+   scorer, with a bootstrap interval over images; the original validation side is scored too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mitodet.data.fields import FIELDS_TABLE_COLUMNS
+from mitodet.data.split import read_split
+from mitodet.errors import MitodetError
+from mitodet.evaluate.density import MIDOG_DENSITY
+from mitodet.evaluate.matching import score
+from mitodet.infer.ensemble import detect_image
+from mitodet.infer.run import collect_inputs, load_detectors
+from mitodet.io.atomic import write_csv, write_text
+from mitodet.io.image import read_image
+from mitodet.model.checkpoint import load_checkpoint
+from mitodet.resources import DEFAULT_MODELS
+from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, OUTPUT_NAME, um_to_px
+from mitodet.train.config import config_from_dict
+from mitodet.train.labels import LabelledImage, lab_labels
+from mitodet.train.run import train
+from mitodet.train.rundir import load_validation_set
+from mitodet.train.validate import density_report, detect_items, detection_items
+
+CALIBRATION_FRACTION = 0.25
+DEFAULT_MINUTES = 15.0
+SOURCE = "lab fields"
+# negatives of each batch: mostly the lab's own fields; crops and their imposters keep the rest
+MIX_WITH_CROPS = {"field": 0.6, "crop": 0.25, "imposter": 0.15}
+MIX_ALONE = {"field": 1.0}
+
+
+@dataclass
+class FinetuneReport:
+    out: Path
+    models: list[Path]
+    images: int
+    adaptation: list[str]
+    calibration: list[str]
+    mitoses: int
+    imposters: int
+    minutes: float
+    forgetting_guard: bool
+    before: dict = field(default_factory=dict)  # bundled pair on the calibration fields
+    after: dict = field(default_factory=dict)  # adapted pair
+    interval: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap of F1 after - before
+    original: dict = field(default_factory=dict)  # the original validation side: before / after sensitivity
+    thresholds: list[float] = field(default_factory=list)
+
+
+def write_fields_table(path: Path, labelled: list[LabelledImage]) -> None:
+    rows = []
+    for im in labelled:
+        if not im.points:
+            rows.append({"image": str(im.path.resolve()), "mpp": im.mpp})
+        for p in im.points:
+            rows.append({"image": str(im.path.resolve()), "mpp": im.mpp, "x": f"{p.x:.2f}", "y": f"{p.y:.2f}",
+                         "label": OUTPUT_NAME[p.label], "weight": p.weight})  # fmt: skip
+    write_csv(path, FIELDS_TABLE_COLUMNS, rows)
+
+
+def _data_root(data_root: str | os.PathLike | None) -> Path | None:
+    root = data_root or os.environ.get("MITODET_DATA")
+    if root and (Path(root) / "midog21_crops").is_dir():
+        return Path(root)
+    return None
+
+
+def finetune_config(init: Path, table: Path, seconds: float, root: Path | None, exhaustive: bool, seed: int) -> dict:
+    """The training config of one model: its own (from the checkpoint) with the data, sampling,
+    schedule and validation of a fine-tuning run."""
+    net, meta = load_checkpoint(init)
+    base = dict(meta.get("config") or {})
+    protocol = meta.get("augmentation") or base.get("augment", {}).get("protocol", "ca-rgb")
+    augment = base.get("augment", {"protocol": protocol})
+    data = {"fields": str(table), "fields_exhaustive": exhaustive, "field_grid": 8, "field_oversample": 4}
+    if root is not None:
+        data.update(crops=str(root / "midog21_crops"), crop_grid=8)
+        if (root / "atnorm_md").is_dir():
+            data["atnorm"] = str(root / "atnorm_md")
+    return {
+        "name": f"finetune-{init.stem}",
+        "seed": seed,
+        "device": "auto",
+        "model": {"name": net.config["name"], "init": str(init)},
+        "data": data,
+        "split": {"val_fraction": CALIBRATION_FRACTION, "seed": seed, "stratify": ["source", "scanner"]},
+        "sampling": {"batch_size": 16, "negative_mix": MIX_WITH_CROPS if root else MIX_ALONE},
+        "dense": {
+            "window": 160,
+            "pos_radius_um": 2.0,
+            "ignore_radius_um": 7.5,
+            "positive_windows": 0.5,
+            "unlabelled_weight": 0.5,
+            "hard_negative_fraction": 0.2,
+            "imposter_weight": 3.0,
+        },  # fmt: skip
+        "augment": augment,
+        "optim": {"lr": 0.005, "lr_min": 0.0001, "cycle_epochs": 10},
+        "train": {"mode": "dense", "epochs": 1000, "steps_per_epoch": 40, "time_budget_s": seconds},
+        "val": {"detect": True, "select": "f1_fields" if exhaustive else "loss", "every": 1, "negatives": 2000},
+    }
+
+
+def _f1_on(detectors, images: list[LabelledImage]) -> tuple[dict, dict]:
+    """Official pooled F1 of ``detectors`` on ``images`` -> (scores, per-image (tp, fp, fn))."""
+    truth, pred = {}, {}
+    for im in images:
+        pixels, _ = read_image(im.path, im.mpp)
+        dets = detect_image(detectors, pixels, im.mpp)
+        key = str(im.path)
+        r = um_to_px(MATCH_RADIUS_UM, im.mpp)
+        truth[key] = [(p.x / r, p.y / r) for p in im.points if p.label == MITOTIC_FIGURE]  # radius 1 in these units
+        pred[key] = [(d.x / r, d.y / r) for d in dets if d.is_mitosis]
+    s = score(truth, pred, 1.0)
+    per = {k: (v.true_positives, v.false_positives, v.false_negatives) for k, v in s["per_image"].items()}
+    return {k: s[k] for k in ("tp", "fp", "fn", "precision", "recall", "f1")}, per
+
+
+def _f1(tp: float, fp: float, fn: float) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+
+
+def bootstrap_gain(before: dict, after: dict, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of F1(after) - F1(before), resampling the images (paired)."""
+    keys = sorted(before)
+    if not keys:
+        return float("nan"), float("nan")
+    b, a = np.array([before[k] for k in keys], float), np.array([after[k] for k in keys], float)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(n):
+        idx = rng.integers(0, len(keys), len(keys))
+        gains.append(_f1(*a[idx].sum(0)) - _f1(*b[idx].sum(0)))
+    g = np.array(gains)
+    g = g[np.isfinite(g)]
+    return (float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))) if len(g) else (float("nan"),) * 2
+
+
+def finetune(
+    inputs: list[Path],
+    truth: Path,
+    out: Path,
+    mpp: float | None = None,
+    minutes: float = DEFAULT_MINUTES,
+    models: list[Path] | None = None,
+    exhaustive: bool = True,
+    data_root: str | os.PathLike | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+    note: Callable[[str], None] | None = None,
+) -> FinetuneReport:
+    """Adapt ``models`` (default: the bundled pair) to the labelled ``inputs`` -> the report."""
+    say = note or (lambda text: None)
+    if threads:
+        torch.set_num_threads(threads)
+    models = [Path(m) for m in (models or DEFAULT_MODELS)]
+    files = collect_inputs(inputs)
+    labelled = lab_labels(files, truth, mpp)
+    if len(labelled) < 2:
+        raise MitodetError(truth, "fine-tuning needs at least 2 labelled images (adaptation and calibration)")
+    if not sum(im.mitoses for im in labelled):
+        raise MitodetError(truth, "no mitotic figure among the labels")
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "data" / "fields.csv"
+    table.parent.mkdir(exist_ok=True)
+    write_fields_table(table, labelled)
+    root = _data_root(data_root)
+    say(
+        "original training crops: "
+        + (
+            f"mixed into each batch ({root})"
+            if root
+            else "not found ($MITODET_DATA): fine-tuning on the lab's fields alone"
+        )
+    )
+    t0 = time.perf_counter()
+    adapted, thresholds = [], []
+    for m in models:
+        cfg = config_from_dict(finetune_config(m, table, minutes * 60 / len(models), root, exhaustive, seed), str(m))
+        run_dir = out / m.stem
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        say(f"adapting {m.name} ({minutes / len(models):.1f} min)")
+        train(cfg, run_dir=run_dir)
+        if not (run_dir / "best.pt").is_file():
+            raise MitodetError(run_dir, "training ended before its first validation: give more --minutes")
+        final = out / f"adapted-{m.stem}.pt"
+        shutil.copyfile(run_dir / "best.pt", final)
+        adapted.append(final)
+        thresholds.append(float(load_checkpoint(final)[1].get("threshold", 0.5)))
+    spent = (time.perf_counter() - t0) / 60
+    _, val_ids = read_split(out / models[0].stem / "split.json")
+    cal = [im for im in labelled if _record_id(im, labelled) in set(val_ids)]
+    adapt = [im for im in labelled if im not in cal]
+    rep = FinetuneReport(out, adapted, len(labelled), [str(i.path) for i in adapt], [str(i.path) for i in cal],
+                         sum(im.mitoses for im in labelled), sum(len(im.points) - im.mitoses for im in labelled),
+                         spent, root is not None, thresholds=thresholds)  # fmt: skip
+    if cal:
+        say(f"scoring both pairs on the {len(cal)} calibration field(s)")
+        rep.before, per_b = _f1_on(load_detectors(models), cal)
+        rep.after, per_a = _f1_on(load_detectors(adapted), cal)
+        rep.interval = bootstrap_gain(per_b, per_a)
+    if root is not None:
+        say("scoring the original validation side before and after (forgetting)")
+        rep.original = _original_side(out / models[0].stem, models[0], adapted[0])
+    write_text(out / "finetune.json", json.dumps(_jsonable(rep), indent=1) + "\n")
+    write_text(out / "MODEL_CARD.md", model_card(rep, labelled))
+    return rep
+
+
+def _record_id(im: LabelledImage, labelled: list[LabelledImage]) -> str:
+    """The record id the fields table gives ``im`` (its stem, made unique in table order)."""
+    seen: set[str] = set()
+    for other in labelled:
+        stem, i = other.path.stem, 1
+        while stem in seen:
+            stem, i = f"{other.path.stem}_{i}", i + 1
+        seen.add(stem)
+        if other is im:
+            return stem
+    raise KeyError(im.path)
+
+
+def _original_side(run_dir: Path, before: Path, after: Path) -> dict:
+    """Sensitivity on the original validation side (the training crops' validation mitoses, at
+    each model's own threshold), before and after adaptation: the check on forgetting."""
+    vals = [v for v in load_validation_set(run_dir) if v.domain.get("source") != SOURCE]
+    if not vals:
+        return {}
+    items = detection_items(vals)
+    groups = {it.id: it.group for it in items}
+    out = {}
+    for name, ckpt in (("before", before), ("after", after)):
+        net, meta = load_checkpoint(ckpt)
+        truth, pred, area = detect_items(net, items, meta.get("mpp", 0.25), meta.get("interpolation", "bilinear"))
+        rep = density_report(truth, pred, area, groups, MIDOG_DENSITY, threshold=float(meta.get("threshold", 0.5)))
+        out[name] = {"sensitivity": rep["sensitivity"], **{g: v["sensitivity"] for g, v in rep["groups"].items()}}
+    return out
+
+
+def _jsonable(rep: FinetuneReport) -> dict:
+    d = dict(rep.__dict__)
+    d["out"], d["models"] = str(rep.out), [str(m) for m in rep.models]
+    d["interval"] = list(rep.interval)
+    return d
+
+
+def model_card(rep: FinetuneReport, labelled: list[LabelledImage]) -> str:
+    spacing = sorted({round(im.mpp, 4) for im in labelled})
+    b, a = rep.before, rep.after
+    lines = [
+        "# Adapted pair (mitodet finetune)",
+        "",
+        f"- Data: {rep.images} labelled images ({len(rep.adaptation)} adaptation, {len(rep.calibration)} calibration),",
+        f"  {rep.mitoses} mitotic figures, {rep.imposters} imposters, spacing {', '.join(map(str, spacing))} µm/px.",
+        f"- Training: {rep.minutes:.1f} minutes for {len(rep.models)} models; original training crops "
+        + (
+            "mixed in (guard against forgetting)." if rep.forgetting_guard else "not available: the lab's fields alone."
+        ),
+        f"- Thresholds (best official F1 on the calibration fields): {', '.join(f'{t:.4f}' for t in rep.thresholds)}.",
+        "",
+    ]
+    if rep.original:
+        o = rep.original
+        lines += [
+            "Original validation side (forgetting check), sensitivity at each model's threshold: "
+            f"{o['before']['sensitivity']:.3f} before, {o['after']['sensitivity']:.3f} after (first model).",
+            "",
+        ]
+    if a:
+        lines += [
+            "| pair | TP | FP | FN | precision | recall | F1 |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {n} | {s['tp']} | {s['fp']} | {s['fn']} | {s['precision']:.3f} | {s['recall']:.3f} | "
+                f"{s['f1']:.3f} |"
+                for n, s in (("bundled", b), ("adapted", a))
+            ),
+            "",
+            f"F1 gain {a['f1'] - b['f1']:+.3f}, 95 % bootstrap interval over the calibration images "
+            f"[{rep.interval[0]:+.3f}, {rep.interval[1]:+.3f}] ({b['tp'] + b['fn']} mitoses). The threshold was "
+            "chosen on these fields, so the adapted F1 is optimistic by that choice.",
+        ]
+    return "\n".join(lines) + "\n"

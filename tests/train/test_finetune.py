@@ -1,0 +1,57 @@
+"""``mitodet finetune`` end to end with tiny models on real patches (seconds, not minutes)."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import need, one_error_line
+from tests.infer.helpers import tiny_pair
+
+
+@pytest.fixture
+def lab(shared_data, tmp_path):
+    src = need(shared_data / "icpr2012_patches" / "images")
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    names = ["A00_01_0.jpg", "A00_01_1.jpg", "A00_02_0.jpg", "A00_03_0.jpg"]
+    for n in names:
+        shutil.copy(src / n, folder / n)
+    table = tmp_path / "labels.csv"
+    table.write_text(
+        "image,x,y,label\nA00_01_0.jpg,127.5,127.6,mitotic figure\nA00_01_1.jpg,145.7,19.2,mitotic figure\n"
+        "A00_01_1.jpg,60,60,non-mitotic figure\nA00_02_0.jpg,,,\nA00_03_0.jpg,120,130,mitotic figure\n"
+    )
+    return folder, table
+
+
+def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monkeypatch):
+    monkeypatch.setenv("MITODET_DATA", str(tmp_path / "no-data"))  # no original crops: the lab alone
+    a, b = tiny_pair(tmp_path)
+    folder, table = lab
+    out = tmp_path / "out"
+    code, stdout, err = cli("finetune", folder, "--truth", table, "--mpp", "0.2456", "--out", out,
+                            "--minutes", "0.05", "--from", a, "--from", b, "--threads", "1")  # fmt: skip
+    assert code == 0, err
+    assert "not found" in err and "the lab's fields alone" in err  # says it fine-tuned without the guard
+    assert f"--model {out / 'adapted-a.pt'} --model {out / 'adapted-b.pt'}" in stdout
+    rep = json.loads((out / "finetune.json").read_text())
+    assert rep["images"] == 4 and rep["mitoses"] == 3 and rep["imposters"] == 1 and not rep["forgetting_guard"]
+    assert len(rep["calibration"]) == 1 and len(rep["adaptation"]) == 3
+    assert set(rep["before"]) >= {"f1", "tp"} and set(rep["after"]) >= {"f1", "tp"}
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "4 labelled images" in card and "bootstrap interval" in card
+    for m in ("a", "b"):
+        assert (out / m / "last.pt").is_file() and (out / m / "metrics.csv").is_file()  # its training state
+    code, _, err = cli("detect", folder / "A00_01_0.jpg", "--mpp", "0.2456", "-o", tmp_path / "d",
+                       "--model", out / "adapted-a.pt", "--model", out / "adapted-b.pt")  # fmt: skip
+    assert code == 0, err
+
+
+def test_finetune_bad_input_is_one_line(cli, lab, tmp_path):
+    folder, table = lab
+    table.write_text("image,x,y\nA00_01_0.jpg,127.5,127.6\n")
+    code, _, err = cli("finetune", folder, "--truth", table, "--mpp", "0.2456", "--out", tmp_path / "o")
+    one_error_line(code, err, "A00_01_1.jpg", "no labels for this image")
+    code, _, err = cli("finetune", folder, "--truth", table, "--out", tmp_path / "o")
+    one_error_line(code, err, "no pixel spacing", "--mpp")
