@@ -41,6 +41,17 @@ def px_to_mm(px, mpp: float):
     return px * mpp / 1000.0
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, never in exponent form and never rounded to
+    zero (an area of 0.0041 mm² reads 0.00410, not 0.00); 0 reads 0."""
+    import math
+
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
 def mm_to_px(mm, mpp: float):
     """Millimetres to pixel coordinate(s) of spacing ``mpp``."""
     return mm * 1000.0 / mpp

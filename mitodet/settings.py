@@ -15,6 +15,7 @@ from mitodet.errors import MitodetError
 DEFAULT_TILE = 512  # input pixels per tile side (including the receptive-field overlap)
 DEFAULT_BATCH = 1  # tiles per forward pass (512 x 1 was the fastest measured: benchmarks/bench_tiles.py)
 DEFAULT_HOTSPOT_MM2 = 2.0  # 10 high-power fields in current grading guidelines
+MIN_DENSITY_MM2 = 0.1  # below half a high-power field of tissue, a count per mm² is not a density
 MIN_TILE, MAX_TILE = 128, 8192  # tile side (input px): at least a receptive field; at most ~1 GB per batch
 MAX_BATCH_SIZE = 256
 MAX_THREADS = 1024

@@ -11,7 +11,8 @@ from mitodet.cli import options
 from mitodet.cli.ui import err_console, out_console, progress
 from mitodet.errors import MitodetError, printable
 from mitodet.resources import DEFAULT_MODELS, WEIGHTS
-from mitodet.settings import DEFAULT_BATCH, DEFAULT_HOTSPOT_MM2, DEFAULT_TILE
+from mitodet.schema import significant
+from mitodet.settings import DEFAULT_BATCH, DEFAULT_HOTSPOT_MM2, DEFAULT_TILE, MIN_DENSITY_MM2
 
 # Options that take an optional value: bare ``--ray`` means ``--ray=local`` (see normalize_argv).
 BARE_VALUES = {"--ray": "local"}
@@ -201,7 +202,7 @@ def detect_cmd(
             executor.close()
     t = totals[0]
     rate = f", {t.megapixels / t.seconds:.2f} Mpx/s" if t.seconds > 0 and t.done else ""
-    density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 > 0 else ""
+    density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 >= MIN_DENSITY_MM2 else ""
     out_console.print(
         f"{t.inputs} input(s): {t.done} done, {t.skipped} skipped, {t.failed} failed; "
         f"{t.mitotic_figures} mitotic figure(s) in {_mm2(t.tissue_mm2)} mm² of tissue{density}; "
@@ -215,8 +216,8 @@ def detect_cmd(
 
 
 def _mm2(area: float) -> str:
-    """An area in mm² with two decimals, or two significant digits below 1 mm² (a patch: 0.0041)."""
-    return f"{area:.2f}" if area >= 0.995 or area == 0 else f"{area:.2g}"
+    """An area in mm² to three significant digits (a patch: 0.00410; never 0.00)."""
+    return significant(area)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,8 @@ from scipy.spatial import cKDTree
 
 from mitodet.infer.summary import Hotspot, Summary
 from mitodet.io.atomic import write_text
-from mitodet.schema import Detection, px_to_mm
+from mitodet.schema import Detection, px_to_mm, significant
+from mitodet.settings import MIN_DENSITY_MM2
 
 GALLERY = 48  # crops shown
 CROP_UM = 48.0  # side of a gallery crop
@@ -177,6 +178,7 @@ def render_report(
     dets: list[Detection],
     crops: list[Crop],
     caption: str = "",
+    threshold: float | None = None,
 ) -> str:
     """The report page. ``thumb``: the image at ``scale`` thumbnail pixels per input pixel;
     ``tissue``: the tissue mask (any resolution, same extent) or None; ``dets`` in input pixels."""
@@ -206,16 +208,30 @@ def render_report(
     fig1 = _svg(_data_uri(tissue_picture(thumb, tis)), w, h, marks + ring)
     fig2 = _svg(_data_uri(heat), w, h, dots + ring)
     s = summary
-    hs_text = (
-        f"{s.hotspot_figures} at ({_fmt(s.hotspot_x_mm, '.2f')}, {_fmt(s.hotspot_y_mm, '.2f')}) mm"
-        if hotspot
-        else "no mitotic figure"
+    if s.hotspot_figures is None:
+        hs_text = (
+            f"none: the tissue ({significant(s.tissue_mm2)} mm²) is smaller than the {s.hotspot_mm2:g} mm² hotspot "
+            f"circle; {s.mitotic_figures} mitotic figure(s) in the whole specimen"
+        )
+    elif hotspot:
+        hs_text = f"{s.hotspot_figures} at ({_fmt(s.hotspot_x_mm, '.2f')}, {_fmt(s.hotspot_y_mm, '.2f')}) mm"
+    else:
+        hs_text = "no mitotic figure"
+    density = (
+        (_fmt(s.figures_per_mm2, ".2f"), "mitotic figures per mm²")
+        if s.figures_per_mm2 is not None
+        else ("–", f"per mm²: not shown for less than {MIN_DENSITY_MM2:g} mm² of tissue")
+    )
+    hot = (
+        (str(s.hotspot_figures), f"in the hotspot ({s.hotspot_mm2:g} mm² circle)")
+        if s.hotspot_figures is not None
+        else ("–", f"no hotspot: less tissue than its {s.hotspot_mm2:g} mm² (count: the whole specimen)")
     )
     numbers = [
         (str(s.mitotic_figures), "mitotic figures"),
-        (_fmt(s.tissue_mm2, ".2f"), "mm² of tissue"),
-        (_fmt(s.figures_per_mm2, ".2f"), "mitotic figures per mm²"),
-        (str(s.hotspot_figures), f"in the hotspot ({s.hotspot_mm2:g} mm² circle)"),
+        (significant(s.tissue_mm2), "mm² of tissue"),
+        density,
+        hot,
     ]
     if s.atypical_figures is not None:
         share = f" ({100 * s.atypical_fraction:.0f}%)" if s.atypical_fraction is not None else ""
@@ -231,7 +247,7 @@ def render_report(
             label = f"{kind} mitotic figure<br>P(atypical) {d.atypical:.2f}"
         tiles.append(
             f'<div class="crop {cls}"><img alt="detection {k}" src="{_data_uri(c.pixels)}"/>'
-            f"<b>#{k} p={d.probability:.3f}</b><br>{label}<br>"
+            f"<b>#{k} p={d.probability:.4f}</b>{_margin(d.probability, threshold)}<br>{label}<br>"
             f"({px_to_mm(d.x, s.mpp):.3f}, {px_to_mm(d.y, s.mpp):.3f}) mm</div>"
         )
     details = [
@@ -259,11 +275,29 @@ hotspot (dashed: the {s.hotspot_mm2:g} mm² circle with the most figures, {html.
 is the hotspot; dots: the figures).<div class="legend" style="background:linear-gradient(to right,{_legend()})"></div>
 <div class="scale"><span>0</span><span>{top:g}</span></div></figcaption></figure>
 </div>
-<h2>Strongest detections ({len(crops)} shown, {CROP_UM:g} µm crops, centre ringed)</h2>
+<h2>{html.escape(_gallery_title(crops, len(mfs)))} ({CROP_UM:g} µm crops, centre ringed)</h2>
 <div class="gallery">{"".join(tiles)}</div>
 <h2>Details</h2><table>{rows}</table>
 </main></body></html>
 """
+
+
+def _margin(p: float, threshold: float | None) -> str:
+    """The score's distance from the threshold in logit units, which separates what four
+    decimals of 0.999x cannot (e.g. +1.2 above, -0.4 below)."""
+    if threshold is None or not 0 < threshold < 1:
+        return ""
+    q = min(max(p, 1e-9), 1 - 1e-9)
+    m = math.log(q / (1 - q)) - math.log(threshold / (1 - threshold))
+    return f" <span title='logit(p) - logit(threshold)'>{m:+.1f}</span>"
+
+
+def _gallery_title(crops: list[Crop], n_figures: int) -> str:
+    shown = sum(c.det.is_mitosis for c in crops)
+    title = f"Mitotic figures, strongest first ({shown} of {n_figures})"
+    if len(crops) > shown:
+        title += f", then the strongest {len(crops) - shown} candidates below the threshold"
+    return title
 
 
 def write_report(path, *args, **kwargs) -> None:

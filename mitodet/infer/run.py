@@ -688,6 +688,7 @@ def _finish(
             dets,
             _crops(inp, shown, detectors[0].mpp),
             caption,
+            threshold=t[0],
         )
     doc = midog_points(listed, inp.spacing)
     doc["summary"] = summary.row()

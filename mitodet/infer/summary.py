@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mitodet.schema import Detection, px_to_mm
-from mitodet.settings import DEFAULT_HOTSPOT_MM2
+from mitodet.settings import DEFAULT_HOTSPOT_MM2, MIN_DENSITY_MM2
 
 SUMMARY_FIELDS = [
     "input",
@@ -96,7 +96,7 @@ class Summary:
     tissue_mm2: float
     figures_per_mm2: float | None
     hotspot_mm2: float
-    hotspot_figures: int
+    hotspot_figures: int | None  # None: less tissue than the hotspot's area (no hotspot to speak of)
     hotspot_x_mm: float | None
     hotspot_y_mm: float | None
     mpp: float
@@ -130,22 +130,27 @@ def summarize(
     """The summary of one input's detections (pixels of spacing ``mpp``; ``size`` = (width, height));
     ``atypical_threshold``: the classifier ran, count the figures at or above it as atypical."""
     mfs = [d for d in dets if d.is_mitosis]
+    has_hotspot = tissue_mm2 >= hotspot_mm2  # a 2 mm² circle in 0.6 mm² of tissue is the whole specimen
     n_atyp = None
     if atypical_threshold is not None:
         n_atyp = sum(d.atypical is not None and d.atypical >= atypical_threshold for d in mfs)
-    hs = hotspot(
-        np.array([(d.x, d.y) for d in mfs]).reshape(-1, 2),
-        hotspot_radius_px(hotspot_mm2, mpp),
-        np.array([d.probability for d in mfs]),
+    hs = (
+        hotspot(
+            np.array([(d.x, d.y) for d in mfs]).reshape(-1, 2),
+            hotspot_radius_px(hotspot_mm2, mpp),
+            np.array([d.probability for d in mfs]),
+        )
+        if has_hotspot
+        else None
     )
     s = Summary(
         input=name,
         mitotic_figures=len(mfs),
         candidates=len(dets),
         tissue_mm2=round(tissue_mm2, 6),
-        figures_per_mm2=round(len(mfs) / tissue_mm2, 4) if tissue_mm2 > 0 else None,
+        figures_per_mm2=round(len(mfs) / tissue_mm2, 4) if tissue_mm2 >= MIN_DENSITY_MM2 else None,
         hotspot_mm2=hotspot_mm2,
-        hotspot_figures=hs.count if hs else 0,
+        hotspot_figures=(hs.count if hs else 0) if has_hotspot else None,
         hotspot_x_mm=round(float(px_to_mm(hs.x, mpp)), 6) if hs else None,
         hotspot_y_mm=round(float(px_to_mm(hs.y, mpp)), 6) if hs else None,
         mpp=mpp,

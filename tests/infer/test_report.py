@@ -80,3 +80,18 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert pink.mean() > 0.02
     if os.environ.get("MITODET_SCREENSHOT"):  # keep it to look at
         shutil.copy(shot, os.environ["MITODET_SCREENSHOT"])
+
+
+def test_report_of_a_small_patch_does_not_mislead(shared_data, tmp_path):
+    """A 256² patch (0.004 mm²): no hotspot, no density, an area that does not print as 0.00, a
+    gallery headed by what it holds and scores that separate around the threshold."""
+    patch = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
+    dets = run.load_detectors(tiny_pair(tmp_path, threshold=0.4), threads=1)
+    opts = run.Options(mpp=0.2456, tissue=False, threshold=0.3)
+    assert run.run_inputs(dets, [patch], tmp_path / "out", options=opts) == 0
+    page = (tmp_path / "out" / "A00_01_0.report.html").read_text(encoding="utf-8")
+    assert "0.00395" in page and ">0.00<" not in page  # 256² px at 0.2456 µm/px
+    assert "no hotspot: less tissue than its 2 mm²" in page and "smaller than the 2 mm² hotspot" in page
+    assert "per mm²: not shown" in page
+    assert "Strongest detections" not in page and "Mitotic figures, strongest first" in page
+    assert re.search(r"p=0\.\d{4}</b> <span title='logit\(p\) - logit\(threshold\)'>[+-]\d+\.\d", page)

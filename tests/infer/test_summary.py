@@ -56,3 +56,22 @@ def test_summary_in_mm():
     assert abs(s.hotspot_x_mm - 1025 * mpp / 1000) < 0.01 and abs(s.hotspot_y_mm - 0.5) < 0.01
     empty, none = summarize("y.tif", [], mpp, (10, 10), tissue_mm2=0.0, tissue_fraction=0.0)
     assert none is None and empty.figures_per_mm2 is None and empty.row()["hotspot_x_mm"] == ""
+
+
+def test_small_specimens_get_no_hotspot_and_no_density():
+    mpp = 0.25
+    dets = [Detection(100, 100, 0.99), Detection(120, 130, 0.99)]
+    patch, _ = summarize("patch.png", dets, mpp, (256, 256), tissue_mm2=0.0041, tissue_fraction=1.0)
+    assert patch.hotspot_figures is None and patch.hotspot_x_mm is None and patch.figures_per_mm2 is None
+    assert patch.row()["hotspot_figures"] == "" and patch.mitotic_figures == 2
+    slide, hs = summarize("slide.svs", dets, mpp, (2220, 2967), tissue_mm2=0.59, tissue_fraction=0.36)
+    assert hs is None and slide.hotspot_figures is None  # a 2 mm² circle in 0.59 mm² of tissue
+    assert slide.figures_per_mm2 == round(2 / 0.59, 4)
+    big, hs = summarize("big.svs", dets, mpp, (20000, 20000), tissue_mm2=2.5, tissue_fraction=0.1)
+    assert hs is not None and big.hotspot_figures == 2
+
+
+def test_significant_digits_never_print_zero():
+    from mitodet.schema import significant
+
+    assert [significant(v) for v in (0.0041, 0.594084, 12.345, 0.0)] == ["0.00410", "0.594", "12.3", "0"]

@@ -43,6 +43,7 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     assert "4 labelled images" in card and "bootstrap interval" in card
     for m in ("a", "b"):
         assert (out / m / "last.pt").is_file() and (out / m / "metrics.csv").is_file()  # its training state
+        assert (out / m / "final" / "last.pt").is_file()  # and the final epochs on every field
     code, _, err = cli("detect", folder / "A00_01_0.jpg", "--mpp", "0.2456", "-o", tmp_path / "d",
                        "--model", out / "adapted-a.pt", "--model", out / "adapted-b.pt")  # fmt: skip
     assert code == 0, err
