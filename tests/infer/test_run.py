@@ -3,12 +3,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from mitodet.settings import MIN_DENSITY_MM2
 import tifffile
 
 from mitodet.infer import run
 from mitodet.io.slide import open_slide
+from mitodet.settings import MIN_DENSITY_MM2
 from tests.conftest import need
 from tests.infer.helpers import Interrupted, Stopper, tiny_pair
 
