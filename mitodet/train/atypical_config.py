@@ -18,7 +18,7 @@ from mitodet.classify.data import WINDOW
 from mitodet.errors import MitodetError
 from mitodet.model import list_models
 from mitodet.schema import DEFAULT_MPP
-from mitodet.train.config import AugmentCfg, ModelCfg, OptimCfg, _apply_override, _Strict
+from mitodet.train.config import AugmentCfg, ModelCfg, OptimCfg, _Strict, read_settings
 
 
 class CropDataCfg(_Strict):
@@ -79,18 +79,7 @@ def atypical_config(raw: dict, source: str = "config", check_paths: bool = True)
 
 def load_atypical_config(path: str | os.PathLike, overrides=(), check_paths: bool = True) -> AtypicalConfig:
     """Read a YAML config, apply ``KEY=VALUE`` overrides, validate."""
-    p = Path(path)
-    if not p.is_file():
-        raise MitodetError(path, "config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise MitodetError(path, f"not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise MitodetError(path, "expected a mapping of settings at the top level")
-    for item in overrides:
-        _apply_override(raw, item, str(path))
-    return atypical_config(raw, str(path), check_paths)
+    return atypical_config(read_settings(path, overrides), str(path), check_paths)
 
 
 def dump_atypical_config(cfg: AtypicalConfig) -> str:

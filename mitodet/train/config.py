@@ -258,6 +258,11 @@ def load_config(
     path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True
 ) -> Config:
     """Read a YAML config, apply ``KEY=VALUE`` overrides, validate everything."""
+    return config_from_dict(read_settings(path, overrides), str(path), check_paths)
+
+
+def read_settings(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """The mapping of a YAML settings file with ``KEY=VALUE`` overrides applied (one-line errors)."""
     source = str(path)
     p = Path(path)
     if not p.is_file():
@@ -270,7 +275,7 @@ def load_config(
         raise MitodetError(source, "expected a mapping of settings at the top level")
     for item in overrides:
         _apply_override(raw, item, source)
-    return config_from_dict(raw, source, check_paths)
+    return raw
 
 
 def override_config(cfg: Config, overrides, source: str = "config") -> Config:
