@@ -179,6 +179,7 @@ def render_report(
     crops: list[Crop],
     caption: str = "",
     threshold: float | None = None,
+    context: str = "",
 ) -> str:
     """The report page. ``thumb``: the image at ``scale`` thumbnail pixels per input pixel;
     ``tissue``: the tissue mask (any resolution, same extent) or None; ``dets`` in input pixels."""
@@ -266,7 +267,7 @@ def render_report(
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{name}: mitotic figures</title><style>{CSS}</style></head>
-<body><header><h1>{name}</h1><p>{html.escape(caption)}</p></header><main>
+<body><header><h1>{name}</h1><p>{html.escape(caption)}</p><p>{html.escape(context)}</p></header><main>
 <div class="numbers">{cards}</div>
 <div class="figs">
 <figure>{fig1}<figcaption>Tissue mask (outlined in blue; the rest dimmed), mitotic figures (blue rings) and the

@@ -43,6 +43,7 @@ from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image, tiff_stack_
 from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
 from mitodet.reflect import centred_window
 from mitodet.resample import resample
+from mitodet.resources import BUNDLED_QUALITY, DEFAULT_MODELS
 from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, count_mitoses, match_radius_px
 
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
@@ -689,6 +690,7 @@ def _finish(
             _crops(inp, shown, detectors[0].mpp),
             caption,
             threshold=t[0],
+            context=report_context(detectors),
         )
     doc = midog_points(listed, inp.spacing)
     doc["summary"] = summary.row()
@@ -697,6 +699,20 @@ def _finish(
     if inp.partial is not None:
         inp.partial.unlink(missing_ok=True)
     return summary
+
+
+def report_context(detectors: list[Detector]) -> str:
+    """The line every report carries: version, date, and what the results are and are worth."""
+    bundled = {p.name for p in DEFAULT_MODELS}
+    quality = (
+        BUNDLED_QUALITY
+        if all(d.name in bundled for d in detectors)
+        else "models given with --model: see their own training run for their quality"
+    )
+    return (
+        f"mitodet {__version__}, {time.strftime('%Y-%m-%d')}. Research use only: candidates for a "
+        f"pathologist's review, not a diagnosis; {quality} (mitodet/weights/MODEL_CARD.md)."
+    )
 
 
 def _title(item: Item) -> str:

@@ -95,3 +95,4 @@ def test_report_of_a_small_patch_does_not_mislead(shared_data, tmp_path):
     assert "per mm²: not shown" in page
     assert "Strongest detections" not in page and "Mitotic figures, strongest first" in page
     assert re.search(r"p=0\.\d{4}</b> <span title='logit\(p\) - logit\(threshold\)'>[+-]\d+\.\d", page)
+    assert "mitodet 0." in page and "Research use only" in page and "--model: see their own" in page
