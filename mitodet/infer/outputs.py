@@ -119,7 +119,7 @@ def write_overlay(
             lines[-1] = (lines[-1][0] + "   " + part, sub_font)
         else:
             lines.append((part, sub_font))
-    lines.append(("      mitotic figure (probability), circle = 7.5 um matching radius", sub_font))
+    lines.append(("      mitotic figure (probability), circle = 7.5 µm matching radius", sub_font))
     pad = round(6 * unit)
     heights = [draw.textbbox((0, 0), "Ag", font=f)[3] for _, f in lines]
     bar = Image.new("RGB", (im.width, int(sum(heights)) + pad * (len(lines) + 1)), (32, 32, 32))
