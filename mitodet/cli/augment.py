@@ -26,7 +26,9 @@ def preview(
     ),
     negatives: bool = typer.Option(False, help="show negative patches instead of mitoses"),
     seed: int = typer.Option(0, help="random seed (>= 0)", callback=options.count),
-    set_: list[str] = typer.Option([], "--set", help="override a config setting, e.g. augment.rgb.scale=0.2"),
+    set_: list[str] = typer.Option(
+        [], "--set", metavar="KEY=VALUE", help="override a config setting, e.g. augment.rgb.scale=0.2"
+    ),
 ) -> None:
     """Write a PNG grid: each row a real patch (first column) and its augmentations per protocol."""
     from mitodet.augment.preview import write_png

@@ -16,7 +16,7 @@ def train_atypical_cmd(
     config: str = typer.Argument(
         None, help="YAML config, or the name of a bundled config (atypical); paths relative to the cwd"
     ),
-    set_: list[str] = typer.Option([], "--set", help="override a setting: --set train.epochs=10"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting: --set train.epochs=10"),
     resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last.pt"),
     run_dir: Path = typer.Option(None, "--run-dir", help="run folder (default: <out>/<name>-<timestamp>)"),
     max_minutes: float = typer.Option(
@@ -65,7 +65,9 @@ def train_atypical_cmd(
 
 def classify_cmd(
     crops: list[Path] = typer.Argument(
-        ..., help="Mitosis-centred crops: image files, or folders (searched recursively).", callback=options.inputs
+        ...,
+        help="Mitosis-centred crops: image files, or folders (searched recursively).",
+        callback=options.inputs,
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (classify.csv).", callback=options.out_dir),
     mpp: float = typer.Option(

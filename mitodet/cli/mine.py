@@ -133,7 +133,7 @@ def hard_cmd(
         help="retrain each round from scratch (default: from the previous best.pt)",
     ),
     set_: list[str] = typer.Option(
-        [], "--set", help="override settings of the retraining rounds (e.g. train.epochs=5)"
+        [], "--set", metavar="KEY=VALUE", help="override settings of the retraining rounds (e.g. train.epochs=5)"
     ),
     max_minutes: float = typer.Option(
         None, "--max-minutes", help="time budget of each round (> 0)", callback=options.minutes

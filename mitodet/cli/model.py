@@ -56,7 +56,7 @@ def list_cmd() -> None:
 @model_app.command("summary")
 def summary_cmd(
     name: str = typer.Argument(..., help="configuration name (see `mitodet model list`) or checkpoint file"),
-    set_: list[str] = typer.Option(None, "--set", help="override KEY=VALUE, e.g. --set width=12"),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="override KEY=VALUE, e.g. --set width=12"),
 ) -> None:
     """Print parameters, FLOPs per output pixel, receptive field and stride of a model."""
     from mitodet.model import model_from
@@ -83,7 +83,9 @@ def summary_cmd(
 def export_cmd(
     name: str = typer.Argument(..., help="checkpoint file (or a configuration name: random weights)"),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write", callback=options.out_file),
-    set_: list[str] = typer.Option(None, "--set", help="override KEY=VALUE for a configuration name"),
+    set_: list[str] = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="override KEY=VALUE for a configuration name"
+    ),
 ) -> None:
     """Fold P4 filters and batch norm into plain convolutions, write ONNX and check it."""
     from mitodet.model import model_from

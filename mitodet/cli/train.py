@@ -40,7 +40,10 @@ def train_cmd(
         "see configs/); paths inside it are relative to the cwd",
     ),
     set_: list[str] = typer.Option(
-        [], "--set", help="override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2]"
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2]",
     ),
     resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last.pt"),
     run_dir: Path = typer.Option(None, "--run-dir", help="run folder (default: <out>/<name>-<timestamp>)"),
@@ -187,7 +190,9 @@ def finetune_cmd(
     minutes: float = typer.Option(
         15.0, "--minutes", help="Training budget for both models together.", callback=options.minutes
     ),  # fmt: skip
-    from_: list[Path] = typer.Option([], "--from", help="Checkpoints to start from (default: the bundled pair)."),
+    from_: list[Path] = typer.Option(
+        [], "--from", metavar="CHECKPOINT", help="Checkpoints to start from (default: the bundled pair)."
+    ),
     exhaustive: bool = typer.Option(
         True,
         "--exhaustive/--not-exhaustive",
