@@ -5,6 +5,8 @@ fields, on a CPU, in minutes.
    table (``DIR/data/fields.csv``), which training reads as whole labelled fields: with
    exhaustive labels every unlabelled cell is a negative and the imposters are weighted up.
 2. The images are split by image (seeded, 25 %) into adaptation and calibration fields.
+   After training, the two models' thresholds are chosen together for their agreement
+   ensemble's official F1 on the calibration fields.
 3. Each model is fine-tuned from its checkpoint for its share of the budget (dense training, its
    own augmentation protocol); where the original training crops are at hand (``data_root``),
    a share of each batch comes from them (the guard against forgetting). best.pt and its
@@ -33,13 +35,14 @@ from mitodet.data.split import read_split, write_split
 from mitodet.errors import MitodetError
 from mitodet.evaluate.density import MIDOG_DENSITY
 from mitodet.evaluate.matching import score
-from mitodet.infer.ensemble import detect_image
+from mitodet.infer.ensemble import agreement_pairs, detect_image
 from mitodet.infer.run import collect_inputs, load_detectors
 from mitodet.io.atomic import write_csv, write_text
 from mitodet.io.image import read_image
 from mitodet.model.checkpoint import load_checkpoint, save_checkpoint
 from mitodet.resources import DEFAULT_MODELS
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, OUTPUT_NAME, um_to_px
+from mitodet.train.calibrate import PAIR_FLOOR
 from mitodet.train.config import config_from_dict
 from mitodet.train.labels import LabelledImage, lab_labels
 from mitodet.train.run import train
@@ -213,13 +216,22 @@ def finetune(
             raise MitodetError(run_dir, "training ended before its first validation: give more --minutes")
         calibrated.append(run_dir / "best.pt")
         thresholds.append(float(load_checkpoint(run_dir / "best.pt")[1].get("threshold", 0.5)))
-        final = out / f"adapted-{m.stem}.pt"
-        final_epochs(run_dir, table, share * FINAL_SHARE, root, exhaustive, seed, final)
-        adapted.append(final)
-    spent = (time.perf_counter() - t0) / 60
     _, val_ids = read_split(out / models[0].stem / "split.json")
     cal = [im for im in labelled if _record_id(im, labelled) in set(val_ids)]
     adapt = [im for im in labelled if im not in cal]
+    if len(calibrated) == 2 and cal and exhaustive:
+        say("choosing the pair's thresholds together on the calibration fields (official F1 of the ensemble)")
+        pair = pair_thresholds(calibrated, cal)
+        if pair is not None:
+            thresholds = list(pair)
+            for ckpt, t in zip(calibrated, thresholds, strict=True):
+                store_threshold(ckpt, t)
+    for m, ckpt in zip(models, calibrated, strict=True):
+        final = out / f"adapted-{m.stem}.pt"
+        say(f"final epochs of {m.name} on every field")
+        final_epochs(ckpt.parent, table, share * FINAL_SHARE, root, exhaustive, seed, final)
+        adapted.append(final)
+    spent = (time.perf_counter() - t0) / 60
     rep = FinetuneReport(out, adapted, len(labelled), [str(i.path) for i in adapt], [str(i.path) for i in cal],
                          sum(im.mitoses for im in labelled), sum(len(im.points) - im.mitoses for im in labelled),
                          spent, root is not None, thresholds=thresholds)  # fmt: skip
@@ -234,6 +246,44 @@ def finetune(
     write_text(out / "finetune.json", json.dumps(_jsonable(rep), indent=1) + "\n")
     write_text(out / "MODEL_CARD.md", model_card(rep, labelled))
     return rep
+
+
+def store_threshold(ckpt: Path, threshold: float) -> None:
+    model, meta = load_checkpoint(ckpt)
+    meta.update(threshold=float(threshold), calibration={"rule": "official F1 of the pair on the calibration fields"})
+    save_checkpoint(ckpt, model, **meta)
+
+
+def pair_thresholds(models: list[Path], images: list[LabelledImage], steps: int = 30) -> tuple[float, float] | None:
+    """The thresholds (ta, tb) whose agreement ensemble has the best official F1 on ``images``.
+    Pairs are formed once among each model's candidates (as the ensemble forms them); a pair is
+    a mitotic figure when pa >= ta and pb >= tb. Grid: ``steps`` quantiles of each model's paired
+    probabilities above 0.5."""
+    dets = load_detectors(models)
+    pairs, truth = {}, {}
+    for im in images:
+        pixels, _ = read_image(im.path, im.mpp)
+        a = dets[0].candidates(pixels, im.mpp, PAIR_FLOOR)
+        b = dets[1].candidates(pixels, im.mpp, PAIR_FLOOR)
+        r = um_to_px(MATCH_RADIUS_UM, im.mpp)  # coordinates in units of the matching radius
+        ij = agreement_pairs(a, b, r)
+        key = str(im.path)
+        pairs[key] = np.array(
+            [((a[i].x + b[j].x) / 2 / r, (a[i].y + b[j].y) / 2 / r, a[i].probability, b[j].probability) for i, j in ij]
+        ).reshape(-1, 4)
+        truth[key] = [(p.x / r, p.y / r) for p in im.points if p.label == MITOTIC_FIGURE]
+    every = np.concatenate(list(pairs.values()))
+    if not (every[:, 2] > 0.5).any() or not (every[:, 3] > 0.5).any():
+        return None
+    q = np.linspace(0, 0.999, steps)
+    best = (-1.0, 0.5, 0.5)
+    for ta in np.unique(np.quantile(every[every[:, 2] > 0.5, 2], q)):
+        for tb in np.unique(np.quantile(every[every[:, 3] > 0.5, 3], q)):
+            called = {k: [(x, y) for x, y, pa, pb in v if pa >= ta and pb >= tb] for k, v in pairs.items()}
+            f1 = score(truth, called, 1.0)["f1"]
+            if f1 > best[0]:
+                best = (f1, float(ta), float(tb))
+    return best[1], best[2]
 
 
 def final_epochs(
@@ -305,7 +355,8 @@ def model_card(rep: FinetuneReport, labelled: list[LabelledImage]) -> str:
         + (
             "mixed in (guard against forgetting)." if rep.forgetting_guard else "not available: the lab's fields alone."
         ),
-        f"- Thresholds (best official F1 on the calibration fields): {', '.join(f'{t:.4f}' for t in rep.thresholds)};",
+        f"- Thresholds (chosen together for the pair's best official F1 on the calibration fields): "
+        f"{', '.join(f'{t:.4f}' for t in rep.thresholds)};",
         "  then the final quarter of the budget trained on every field (calibration ones included).",
         "",
     ]
