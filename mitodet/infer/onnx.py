@@ -4,6 +4,9 @@
 The export takes longer than a small image's detection, so exported graphs are kept in a cache
 folder (``$MITODET_CACHE``, else ``~/.cache/mitodet``), keyed by a hash of the weights, the
 configuration and the torch version; without a writable cache the graph is exported every time.
+A cached graph is trusted only after it gives the torch model's own logits on a fixed probe
+input: a graph swapped, edited or made for other weights is exported again, so whoever can
+write the cache cannot choose the results.
 """
 
 from __future__ import annotations
@@ -53,9 +56,11 @@ class OnnxModel(nn.Module):
         model = model.cpu().float().eval()
         cached = _cache_path(model)
         if cached is not None and cached.is_file():
-            with contextlib.suppress(Exception):  # a damaged cache entry is exported again below
-                self.session = ort.InferenceSession(str(cached), opts, providers=["CPUExecutionProvider"])
-                return
+            with contextlib.suppress(Exception):  # a damaged or foreign cache entry is exported again below
+                session = ort.InferenceSession(str(cached), opts, providers=["CPUExecutionProvider"])
+                if agrees(session, model):
+                    self.session = session
+                    return
         if cached is not None:
             with contextlib.suppress(OSError):
                 export_onnx(model, cached)
@@ -75,6 +80,16 @@ class OnnxModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.session.run(["logits"], {"image": x.detach().cpu().float().contiguous().numpy()})[0]
         return torch.from_numpy(np.ascontiguousarray(logits))
+
+
+def agrees(session: Any, model: Any, atol: float = 1e-3) -> bool:
+    """Whether ``session`` gives ``model``'s logits on a fixed random probe (one small tile)."""
+    n = int(model.receptive_field) + 4 * int(model.stride)
+    x = torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(12345))
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = session.run(["logits"], {"image": x.numpy()})[0]
+    return got.shape == ref.shape and bool(np.allclose(got, ref, atol=atol, rtol=1e-3))
 
 
 def cache_dir() -> Path:

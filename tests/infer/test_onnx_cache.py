@@ -1,0 +1,42 @@
+"""The ONNX graph cache cannot choose the results: swapped or foreign graphs are exported again."""
+
+import shutil
+
+import torch
+
+from mitodet.infer.onnx import OnnxModel, _cache_path, agrees
+from mitodet.model import create_model
+
+
+def _two():
+    torch.manual_seed(0)
+    a = create_model("tiny").eval()
+    torch.manual_seed(1)
+    b = create_model("tiny").eval()
+    return a, b
+
+
+def test_swapped_cached_graphs_are_not_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("MITODET_CACHE", str(tmp_path))
+    a, b = _two()
+    OnnxModel(a, 1), OnnxModel(b, 1)  # both graphs cached
+    pa, pb = _cache_path(a), _cache_path(b)
+    assert pa.is_file() and pb.is_file() and pa != pb
+    tmp = tmp_path / "swap"
+    shutil.move(pa, tmp)
+    shutil.move(pb, pa)
+    shutil.move(tmp, pb)  # whoever can write the cache swaps them
+    x = torch.rand(1, 3, 40, 40)
+    for model in (a, b):
+        net = OnnxModel(model, 1)
+        assert agrees(net.session, model)
+        with torch.no_grad():
+            assert torch.allclose(net(x), model(x), atol=1e-4)  # its own answer, not the other's
+
+
+def test_a_damaged_cached_graph_is_exported_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("MITODET_CACHE", str(tmp_path))
+    a, _ = _two()
+    OnnxModel(a, 1)
+    _cache_path(a).write_bytes(b"not a graph")
+    assert agrees(OnnxModel(a, 1).session, a)
