@@ -880,6 +880,9 @@ def run_grand_challenge(detectors, gc_input: Path, gc_output: Path, mpp=None, th
     files = sorted(p for p in (Path(gc_input) / "images").rglob("*") if p.suffix.lower() in {".tif", ".tiff"})
     if len(files) != 1:
         raise MitodetError(Path(gc_input) / "images", f"expected exactly one TIFF, found {len(files)}")
+    pages = tiff_stack_pages(files[0])
+    if pages > 1:  # the container answers for one image: a stack's other pages would be dropped
+        raise MitodetError(files[0], f"is a stack of {pages} images; the grand-challenge mode takes one image")
     image, spacing = read_image(files[0], mpp)
     if spacing is None:
         raise MitodetError(files[0], "no pixel spacing in the TIFF tags; pass --mpp")

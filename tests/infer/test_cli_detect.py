@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from mitodet.cli.main import app
 from mitodet.infer import Detector
 from mitodet.infer.calibrate import calibrate
 from mitodet.model import load_checkpoint
-from tests.conftest import need
+from tests.conftest import need, one_error_line
 from tests.infer.helpers import ImpulseNet, tiny_pair
 
 runner = CliRunner()
@@ -116,6 +117,16 @@ def test_grand_challenge_mode(shared_data, ckpts, tmp_path):
         p["point"][0] <= 400 * 0.25e-3 and p["point"][1] <= 300 * 0.25e-3 for p in doc["points"]
     )
     assert {p["name"] for p in doc["points"]} <= {"mitotic figure", "non-mitotic figure"}
+
+
+def test_grand_challenge_refuses_a_stack(cli, shared_data, ckpts, tmp_path):
+    stack = need(shared_data / "midog25_stack" / "stack_5.tiff")
+    (tmp_path / "in" / "images").mkdir(parents=True)
+    shutil.copy(stack, tmp_path / "in" / "images" / "stack.tiff")
+    code, _, err = cli("detect", "--grand-challenge", "--gc-input", tmp_path / "in", "--gc-output", tmp_path / "out",
+                       "--model", ckpts[0])  # fmt: skip
+    one_error_line(code, err, "stack.tiff", "is a stack of 16 images")
+    assert not (tmp_path / "out" / "mitotic-figures.json").exists()
 
 
 def test_missing_default_weights_is_one_line_error(tmp_path, monkeypatch):
