@@ -146,8 +146,9 @@ def is_tiff(path: str | os.PathLike) -> bool:
         return fh.read(4) in _TIFF_MAGIC
 
 
-def _spacing_from_page(page) -> float | None:
-    """µm/px from one tifffile page: Aperio description first, then the resolution tags."""
+def _spacing_from_page(page, path=None) -> float | None:
+    """µm/px from one tifffile page: Aperio description first, then the resolution tags. Pixels
+    whose X and Y spacings differ are refused (one line): every area would be wrong."""
     desc = page.description or ""
     m = re.search(r"\bMPP\s*=\s*([0-9.eE+-]+)", desc)
     if m:
@@ -169,6 +170,16 @@ def _spacing_from_page(page) -> float | None:
     if um_per_unit is None:  # unit "none": the ratio carries no length
         return None
     mpp = um_per_unit / px_per_unit
+    if "YResolution" in tags:
+        ynum, yden = tags["YResolution"].value
+        if ynum and yden:
+            ympp = um_per_unit / (ynum / yden)
+            if abs(ympp / mpp - 1) > 0.01:
+                raise MitodetError(
+                    path,
+                    f"its X and Y pixel spacings differ ({mpp:.4g} and {ympp:.4g} µm/px): mitodet needs square "
+                    "pixels; resample the image to square pixels first",
+                )
     return mpp if 0 < mpp <= MAX_PLAUSIBLE_MPP else None
 
 
@@ -179,7 +190,9 @@ def read_spacing(path: str | os.PathLike) -> float | None:
         return None
     try:
         with tifffile.TiffFile(path) as tif:
-            spacing = _spacing_from_page(tif.pages[0])
+            spacing = _spacing_from_page(tif.pages[0], path)
+    except MitodetError:
+        raise
     except Exception as err:  # tifffile raises many types for damaged files
         raise MitodetError(path, f"corrupt TIFF: {err}") from None
     return check_stored_mpp(spacing, path)
@@ -247,7 +260,7 @@ def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
             colormap = pg.colormap if photometric == 3 else None
             if photometric == 0 and arr.ndim == 2:  # MINISWHITE: invert
                 arr = np.iinfo(arr.dtype).max - arr if np.issubdtype(arr.dtype, np.integer) else arr
-            spacing = _spacing_from_page(pg)
+            spacing = _spacing_from_page(pg, path)
     except MitodetError:
         raise
     except Exception as err:  # truncated strips, bad tags, unknown compression ...

@@ -236,3 +236,15 @@ def test_check_mpp_bounds(value):
     with pytest.raises(MitodetError, match="--mpp"):
         check_mpp(value)
     assert check_mpp(0.05) == 0.05 and check_mpp(20) == 20.0
+
+
+def test_non_square_pixels_are_refused_in_one_line(tmp_path, crop):
+    """#19 item 7: a TIFF whose Y spacing differs from its X spacing would halve every area."""
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(path, crop, resolution=(40000, 20000), resolutionunit="CENTIMETER")
+    with pytest.raises(MitodetError, match=r"t.tif: its X and Y pixel spacings differ \(0.25 and 0.5 µm/px\)"):
+        read_image(path)
+    with pytest.raises(MitodetError, match="square pixels"):
+        read_spacing(path)
+    tifffile.imwrite(path, crop, resolution=(40000, 40000.2), resolutionunit="CENTIMETER")
+    assert read_image(path)[1] == pytest.approx(0.25)  # rounding in the tags is not a difference
