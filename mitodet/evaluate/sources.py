@@ -302,6 +302,8 @@ def match_predictions(
                     foreign.append(name)
                     continue
                 for cand in (path.parent / pk / "output" / rel, path.parent / pk / rel):
+                    if not cand.resolve().is_relative_to(path.parent.resolve()):
+                        raise MitodetError(path, f"job {pk}: its output {pk}/{rel} lies outside the predictions folder")
                     if cand.is_file():
                         found[name] = cand
                         break
@@ -339,6 +341,11 @@ def match_predictions(
                 )
                 hit = next((c for c in cands if c.is_file()), None)
                 if hit is not None:
+                    other = next((n for n, f in found.items() if f == hit), None)
+                    if other is not None:  # e.g. case.tiff and case.png both stripped to "case"
+                        raise MitodetError(
+                            hit, f"would be the predictions of two ground-truth images, {other} and {name}; rename it"
+                        )
                     found[name] = hit
                     used.add(key)
                     break

@@ -121,6 +121,25 @@ def test_grand_challenge_names_that_do_not_pair_up(shared_data, tmp_path):
     assert any("not in the ground truth" in w for w in out["warnings"]) and len(out["results"]) == 2
 
 
+def test_one_prediction_file_never_scores_two_images(tmp_path):
+    """#19 item 8: 007.tiff and 007.png both strip to 007: one file must not be counted twice."""
+    truth = {"007.tiff": [[0.1, 0.1, 0]], "007.png": [[0.2, 0.2, 0]]}
+    t, p = write(tmp_path, truth, {"007.mitotic-figures.json": doc(GOOD)})
+    with pytest.raises(MitodetError, match="would be the predictions of two ground-truth images"):
+        evaluate(t, p)
+
+
+def test_job_outputs_outside_the_predictions_folder_are_refused(shared_data, tmp_path):
+    import shutil
+
+    gc = Path(shutil.copytree(need(shared_data / "formats" / "midog2025_t1_eval"), tmp_path / "gc"))
+    jobs = json.loads((gc / "predictions.json").read_text())
+    jobs[0]["pk"] = "../../etc"
+    (gc / "predictions.json").write_text(json.dumps(jobs))
+    with pytest.raises(MitodetError, match="lies outside the predictions folder"):
+        evaluate(gc / "ground_truth.json", gc / "predictions.json")
+
+
 def test_unknown_point_names_are_reported(tmp_path):
     points, warnings = parse_points(doc({**GOOD, "name": "Mitotic Figure"}), "p.json")
     assert points[0][3] == 0 and any("'Mitotic Figure'" in w for w in warnings)
