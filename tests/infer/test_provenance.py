@@ -87,6 +87,21 @@ def test_changed_settings_models_or_input_recompute_and_say_why(models, pair, ro
     assert doc["provenance"]["models"][0]["sha256"] == hashlib.sha256(models[0].read_bytes()).hexdigest()
 
 
+def test_a_rewritten_input_of_the_same_size_and_mtime_is_recomputed(pair, roi, tmp_path):
+    """#19 item 9: reuse is keyed on a hash of the file's first and last MB too, not size and mtime alone."""
+    out = tmp_path / "out"
+    assert _detect(pair, [roi], out) == 0
+    st = roi.stat()
+    data = bytearray(roi.read_bytes())
+    data[-100:] = bytes(255 - b for b in data[-100:])  # other pixels, the same size
+    roi.write_bytes(bytes(data))
+    os.utime(roi, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old modification time
+    assert roi.stat().st_size == st.st_size and roi.stat().st_mtime_ns == st.st_mtime_ns
+    notes = []
+    _detect(pair, [roi], out, notes)
+    assert "input file changed" in notes[0]
+
+
 def test_output_of_another_input_with_the_same_name_is_not_reused(pair, roi, tmp_path):
     out = tmp_path / "out"
     _detect(pair, [roi], out)
