@@ -39,7 +39,7 @@ from mitodet.train.device import pick_device
 from mitodet.train.engine import StepCallback, score_windows
 from mitodet.train.patches import KINDS, Pool
 from mitodet.train.run import prepare_data, train
-from mitodet.train.rundir import read_metrics, read_run_config
+from mitodet.train.rundir import read_metrics, read_run_config, training_pid
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,9 @@ def hard_negative_mining(
     for need in ("config.yaml", "split.json", "best.pt", "metrics.csv"):
         if not (base / need).is_file():
             raise MitodetError(base, f"not a finished training run (no {need})")
+    pid = training_pid(base)
+    if pid is not None:
+        raise MitodetError(base, f"is still training (process {pid}); mine it once that run has finished")
     cfg0 = override_config(read_run_config(base), list(overrides), str(base / "config.yaml"))  # e.g. device=cpu
     device = pick_device(cfg0.device)
     bf16 = cfg0.train.amp == "bf16"

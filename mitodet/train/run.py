@@ -35,10 +35,12 @@ from mitodet.train.patches import Pool, attach_stain_vectors, build_pool
 from mitodet.train.rundir import (
     append_validation,
     load_state,
+    mark_training,
     new_run_dir,
     plot_losses,
     save_state,
     set_rng_state,
+    unmark_training,
     write_metrics,
     write_run_files,
 )
@@ -175,6 +177,8 @@ def train(
     rf = int(net.receptive_field)
     main = dist_info.main
     split, train_pool, val_pool = prepare_data(cfg, run_dir, resume, on_image if main else None)
+    if main:
+        mark_training(run_dir)  # mine hard refuses a run that is still training
     desc = {
         "train": train_pool.describe(),
         "val": val_pool.describe(),
@@ -296,6 +300,8 @@ def train(
             stopped = True
             break
     barrier(dist_info)
+    if main:
+        unmark_training(run_dir)
     scored = [r for r in rows if _score(r, cfg.val.select) is not None and "val_loss" in r]
     b = min(scored, key=lambda r: _score(r, cfg.val.select)) if scored else None
     return Summary(

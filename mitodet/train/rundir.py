@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import random
+import socket
 import time
 from pathlib import Path
 
@@ -146,6 +147,33 @@ def plot_losses(path: Path, rows: list[dict], title: str = "") -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+# -- the "still training" marker ------------------------------------------------------------
+LOCK = "training.lock"
+
+
+def mark_training(run_dir: Path) -> None:
+    """``training.lock``: this host and process are training in ``run_dir`` (see :func:`training_pid`)."""
+    write_text(Path(run_dir) / LOCK, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}) + "\n")
+
+
+def unmark_training(run_dir: Path) -> None:
+    (Path(run_dir) / LOCK).unlink(missing_ok=True)
+
+
+def training_pid(run_dir: str | os.PathLike) -> int | None:
+    """The PID of a process of this host still training in ``run_dir`` (None: none; a marker
+    left by a crash or by another machine does not count)."""
+    try:
+        doc = json.loads((Path(run_dir) / LOCK).read_text())
+        pid = int(doc["pid"])
+        if doc.get("host") != socket.gethostname() or pid == os.getpid():
+            return None
+        os.kill(pid, 0)  # signal 0: does the process exist?
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid
 
 
 # -- resume state (weights_only-loadable) ---------------------------------------------------

@@ -41,6 +41,30 @@ def test_hard_mining_rounds_on_tiny_config(shared_data, tmp_path):
     assert json.load(open(base.run_dir / "round2" / "split.json")) == json.load(open(base.run_dir / "split.json"))
     assert (base.run_dir / "hard_mining.png").is_file()
     assert res.best_round in (0, 1, 2) and res.best_checkpoint.is_file()
+    assert not (base.run_dir / "training.lock").exists()  # a finished run holds no marker
+
+
+def test_a_run_still_training_is_not_mined(tmp_path):
+    """#19 item 9: mine hard refuses a run whose training process is alive (a crash's marker does not count)."""
+    import socket
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ("config.yaml", "split.json", "best.pt", "metrics.csv"):
+        (run / f).write_text("x")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / "training.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": alive.pid}))
+        with pytest.raises(MitodetError, match=f"is still training \\(process {alive.pid}\\)"):
+            hard_negative_mining(run)
+    finally:
+        alive.kill()
+        alive.wait()
+    with pytest.raises(MitodetError) as err:  # the process is gone: the marker is stale
+        hard_negative_mining(run)
+    assert "still training" not in str(err.value)
 
 
 def test_patience_stops_when_f1_stops_rising(shared_data, tmp_path, monkeypatch):
