@@ -38,7 +38,7 @@ from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2, SUMMARY_FIELDS, Summary, 
 from mitodet.infer.tissue import TissueMask, mask_mpp_for, tissue_mask, write_mask_png
 from mitodet.io.atomic import remove_stale_temps, safe_cell, write_text
 from mitodet.io.atomic import write_csv as write_table
-from mitodet.io.files import check_output_dir
+from mitodet.io.files import check_output_dir, parse_json
 from mitodet.io.image import IMAGE_SUFFIXES, image_size, read_image, tiff_stack_pages
 from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
 from mitodet.reflect import centred_window
@@ -446,8 +446,8 @@ class Reused:
 def _read_finished(final: Path) -> dict | None:
     """A finished input's MIDOG JSON (None when unreadable or not an object)."""
     try:
-        doc = json.loads(final.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = parse_json(final.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # a damaged leftover is recomputed, never a traceback
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -480,10 +480,10 @@ def _read_partial(
     """The finished regions in ``partial`` -> (regions, None), or ({}, why it is not used) when
     it is unreadable, malformed, made with other settings or holds results outside its regions."""
     try:
-        doc = json.loads(partial.read_text(encoding="utf-8"))
+        doc = parse_json(partial.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}, None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}, "unreadable"
     if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT or not isinstance(doc.get("regions"), dict):
         return {}, "not a mitodet partial state of this version"

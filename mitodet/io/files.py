@@ -12,12 +12,21 @@ from pathlib import Path
 
 from mitodet.errors import MitodetError
 
+MAX_INT_DIGITS = 30  # longer integers are read as floats (inf past 1e308): no OverflowError later
+
+
+def parse_json(text: str):
+    """``json.loads`` that reads an absurdly long integer as a float (finite checks catch it)."""
+    return json.loads(text, parse_int=lambda s: int(s) if len(s) <= MAX_INT_DIGITS else float(s))
+
 
 def read_json(path: str | os.PathLike):
-    """Parse a JSON file; a missing, folder, non-text or invalid file is a MitodetError."""
+    """Parse a JSON file; a missing, folder, non-text, invalid or absurdly nested file is a MitodetError."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise MitodetError(path, "not usable JSON: nested too deeply") from None
     except FileNotFoundError:
         raise MitodetError(path, "file not found") from None
     except IsADirectoryError:

@@ -302,3 +302,18 @@ def test_point_file_errors(tmp_path):
         load_ground_truth(tmp_path / "d", 0.25)
     preds, warnings = match_predictions(tmp_path / "mm.csv", ["mm"])
     assert preds["mm"][0] == [[0.1, 0.2, 0, 1, 0.5]]
+
+
+def test_absurd_json_is_one_line(cli, tmp_path):
+    """#19 item 13: 100000-deep nesting and a 400-digit number give one line, not a traceback."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    big = tmp_path / "big.json"
+    big.write_text('{"a.tiff": [[1' + "0" * 400 + ", 2, 0]]}")
+    for args, words in (
+        (("evaluate", "--truth", deep, "--pred", deep, "--out", tmp_path / "o"), ("deep.json", "nested too deeply")),
+        (("evaluate", "--truth", big, "--pred", big, "--out", tmp_path / "o"), ("big.json", "finite numbers")),
+        (("data", "stats", deep), ("deep.json", "nested too deeply")),
+    ):
+        code, _, err = cli(*args)
+        one_error_line(code, err, *words)

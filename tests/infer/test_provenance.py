@@ -259,3 +259,15 @@ def test_stale_temporary_files_are_removed(pair, roi, tmp_path):
     os.utime(stale, ns=(old, old))
     _detect(pair, [roi], out)
     assert not stale.exists() and (out / "roi.mitotic-figures.json").exists()
+
+
+def test_a_damaged_leftover_output_is_recomputed(pair, roi, tmp_path):
+    """#19 item 13: a deeply nested leftover <stem>.mitotic-figures.json in --out does not stop the run."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "roi.mitotic-figures.json").write_text("[" * 100000 + "]" * 100000)
+    results = []
+    assert _detect(pair, [roi], out, results=results) == 0
+    assert (
+        results[0][1] is not None and json.loads((out / "roi.mitotic-figures.json").read_text())["points"] is not None
+    )
