@@ -13,6 +13,7 @@ warnings again. Help is plain text (``-h`` or ``--help``): never cut at 80 colum
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
@@ -113,6 +114,9 @@ def _fail(text: str, code: int = 2) -> None:
 def run(argv: list[str] | None = None) -> None:
     """Console entry point (``mitodet``, ``python -m mitodet``)."""
     quiet_third_parties()
+    for stream in (sys.stdout, sys.stderr):  # a console that cannot print "²" or "µ" gets \xb2, not a traceback
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     exc = _click_exceptions()
     from mitodet.cli.infer import normalize_argv  # --ray without a value (see there)
 

@@ -189,3 +189,17 @@ def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path):
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "error: interrupted"
     assert out.count("mitotic figure(s)") < 60  # stopped before the end
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
+
+
+def test_a_console_that_cannot_print_micro_gets_no_traceback(shared_data):
+    """#19 item 14: an ASCII console sees \\xb5 for µ, and the command succeeds."""
+    import os
+    import subprocess
+    import sys
+
+    tile = shared_data / "tissue" / "monuseg" / "TCGA-18-5592-01Z-00-DX1.tif"
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    r = subprocess.run([sys.executable, "-m", "mitodet", "data", "image", str(tile), "--mpp", "0.25"],
+                       capture_output=True, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"\\xb5m/px" in r.stdout and b"Traceback" not in r.stderr
