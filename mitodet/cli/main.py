@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import inspect
 import logging
+import signal
 import sys
 import warnings
 
@@ -111,12 +112,28 @@ def _fail(text: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+_TERMINATED: list[bool] = []
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM (``kill``, a scheduler's stop) is handled as Ctrl-C: outputs in progress are
+    removed, finished ones kept, one line, exit 143."""
+    _TERMINATED.append(True)
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> None:
+    _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console entry point (``mitodet``, ``python -m mitodet``)."""
     quiet_third_parties()
     for stream in (sys.stdout, sys.stderr):  # a console that cannot print "²" or "µ" gets \xb2, not a traceback
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
+    with contextlib.suppress(ValueError):  # not the main thread: leave the signal alone
+        signal.signal(signal.SIGTERM, _on_sigterm)
     exc = _click_exceptions()
     from mitodet.cli.infer import normalize_argv  # --ray without a value (see there)
 
@@ -134,14 +151,14 @@ def run(argv: list[str] | None = None) -> None:
     except exc.ClickException as err:
         _fail(" ".join(err.format_message().split()), err.exit_code)
     except typer.Abort as err:  # typer < 0.22 answers Ctrl-C with Abort
-        _fail("interrupted", 130) if isinstance(err.__cause__, KeyboardInterrupt) else _fail("aborted", 1)
+        _interrupted() if isinstance(err.__cause__, KeyboardInterrupt) else _fail("aborted", 1)
     except MemoryError:
         _fail("out of memory: the input is too large for this machine (try a smaller --tile or --batch-size)", 1)
     except OSError as err:  # a file the system refused: permissions, disk full, a folder in the way ...
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         _fail(f"{where}{err.strerror or err}")
     if rv == 130:  # typer's answer to Ctrl-C
-        _fail("interrupted", 130)
+        _interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

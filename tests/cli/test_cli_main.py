@@ -148,9 +148,10 @@ def test_third_party_warnings_and_logs_are_quiet_ours_one_line(capsys):
     assert err == "warning: reading upsamples x2\n"
 
 
-def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path):
-    """SIGINT in the middle of a detection run (after the first output): one line, exit 130, no
-    traceback, no temporary file left."""
+@pytest.mark.parametrize("sig, code, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path, sig, code, word):
+    """SIGINT (or SIGTERM, #19 item 17) in the middle of a detection run (after the first
+    output): one line, exit 130 (143), no traceback, no temporary file left."""
     import shutil
     import signal
     import time
@@ -183,10 +184,10 @@ def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path):
     deadline = time.time() + 120
     while not (tmp_path / "o").is_dir() and time.time() < deadline:  # models loaded, first image done
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == "error: interrupted"
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"error: {word}"
     assert out.count("mitotic figure(s)") < 60  # stopped before the end
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
 
