@@ -201,12 +201,14 @@ def detect_cmd(
         if executor is not None:
             executor.close()
     t = totals[0]
+    table = out / "summary.csv"  # not written when no input was done or skipped
+    summary = f"; summary: {printable(str(table))}" if table.is_file() else "; no summary (no input done)"
     rate = f", {t.megapixels / t.seconds:.2f} Mpx/s" if t.seconds > 0 and t.done else ""
     density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 >= MIN_DENSITY_MM2 else ""
     out_console.print(
         f"{t.inputs} input(s): {t.done} done, {t.skipped} skipped, {t.failed} failed; "
         f"{t.mitotic_figures} mitotic figure(s) in {_mm2(t.tissue_mm2)} mm² of tissue{density}; "
-        f"{t.megapixels:.1f} Mpx in {t.seconds:.1f} s{rate}; summary: {printable(str(out / 'summary.csv'))}",
+        f"{t.megapixels:.1f} Mpx in {t.seconds:.1f} s{rate}{summary}",
         highlight=False,
         markup=False,
     )

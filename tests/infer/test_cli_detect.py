@@ -184,3 +184,12 @@ def test_detect_names_each_page_of_a_stack(cli, shared_data, ckpts, tmp_path):
     lines = stdout.strip().splitlines()
     assert [line.split(": ")[0] for line in lines[:16]] == [f"{stack} [page {i}/16]" for i in range(1, 17)]
     assert lines[-1].startswith("16 input(s): 16 done") and str(out / "summary.csv") in lines[-1].replace("\n", "")
+
+
+def test_a_run_where_every_input_failed_names_no_summary(cli, tmp_path):
+    """#19 item 17: no "summary: <out>/summary.csv" line for a file that was never written."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"x")
+    code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
+    assert code == 2 and "a.png" in err
+    assert "no summary (no input done)" in out and not (tmp_path / "o" / "summary.csv").exists()
