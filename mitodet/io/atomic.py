@@ -9,6 +9,7 @@ those of an output folder, and commands call it on the folders they write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import csv
 import os
 import re
@@ -88,6 +89,12 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:  # disk full while writing, ...: name the output, keep nothing half-written
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO):
+            raise MitodetError(path, f"cannot write ({err.strerror or err})") from None
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -95,3 +95,30 @@ def test_commands_clear_their_output_folder(cli, tmp_path, shared_data):
     )
     assert code == 0, err
     assert not stale.exists() and (tmp_path / "ev" / "metrics.json").is_file()
+
+
+def test_disk_full_names_the_output_and_leaves_nothing(tmp_path, monkeypatch):
+    """#19 item 17: ENOSPC while writing is one line naming the output, and no temporary file stays."""
+    import errno
+
+    from mitodet.errors import MitodetError
+    from mitodet.io.atomic import write_text
+
+    class Full:
+        def __init__(self, *a, **k):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("builtins.open", lambda *a, **k: Full())
+    with pytest.raises(MitodetError, match=r"out\.json: cannot write \(No space left on device\)"):
+        write_text(tmp_path / "out.json", "{}")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
