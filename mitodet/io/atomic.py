@@ -9,8 +9,8 @@ those of an output folder, and commands call it on the folders they write.
 from __future__ import annotations
 
 import contextlib
-import errno
 import csv
+import errno
 import os
 import re
 import tempfile
