@@ -18,7 +18,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from PIL import Image
 from mitodet import __version__
 from mitodet.classify.data import centred_square
 from mitodet.classify.predict import AtypicalClassifier
-from mitodet.errors import MitodetError
+from mitodet.errors import MitodetError, printable
 from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
 from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_overlay
@@ -53,6 +53,7 @@ REPORT_SIDE = 1200  # longest side of the report's pictures
 MAX_REGIONS = 100_000  # ~6400 mm² at 0.25 µm/px: larger is a wrong spacing or a damaged header
 PARTIAL_FORMAT = "mitodet-partial/3"
 SUMMARY_CSV = "summary.csv"
+OWN_PICTURES = (".overlay.png", ".tissue.png")  # what detect writes that a folder listing would take for inputs
 
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
@@ -61,9 +62,13 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
     files, seen = [], set()
     for p in inputs:
         p = Path(p)
-        if p.is_dir():
+        if p.is_dir():  # a folder's images, not the pictures detect itself writes (an --out used as input)
             found = sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES
+                f
+                for f in p.iterdir()
+                if f.is_file()
+                and f.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES
+                and not f.name.lower().endswith(OWN_PICTURES)
             )
         else:
             found = [p]  # missing files are reported (and skipped) when processed
@@ -351,6 +356,7 @@ class _Input:
     partial: Path | None = None
     failed: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
+    replaces: str | None = None  # the input (resolved path) whose outputs of the same name --force replaces
 
 
 def _region_key(x: int, y: int) -> str:
@@ -497,7 +503,9 @@ def _read_partial(
     return regions, None
 
 
-def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note) -> _Input | Reused:
+def _plan(
+    detectors: list[Detector], item: Item, out: Path, opts: Options, note, inputs: Collection[Path] = ()
+) -> _Input | Reused:
     """What to do for one input; :class:`Reused` when its outputs exist, made exactly as asked
     now (same input file, models, settings: :func:`provenance`), and not ``force``."""
     path = item.path
@@ -505,6 +513,25 @@ def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note)
         raise MitodetError(path, "file not found")
     wanted = provenance(detectors, item, opts)
     paths = outputs_for(out, item.stem)
+    clash = next((p for p in paths.values() if p.resolve() in inputs), None)
+    if clash is not None:  # e.g. a.tif's a.tissue.png over an input a.tissue.png of the same run
+        raise MitodetError(path, f"its output {printable(str(clash))} would overwrite an input; give another --out")
+    if paths["mitotic-figures.json"].exists():
+        doc = _read_finished(paths["mitotic-figures.json"])
+        prov = doc.get("provenance") if doc is not None else None
+        other = prov.get("input") if isinstance(prov, dict) else None
+        if isinstance(other, str) and other != wanted["input"]:
+            if not opts.force:
+                raise MitodetError(
+                    path,
+                    f"{out / item.stem}.* hold the results of another input of that name ({printable(other)}): "
+                    "give another --out, or --force to replace them",
+                )
+            inp_replaces = other
+        else:
+            inp_replaces = None
+    else:
+        inp_replaces = None
     if paths["mitotic-figures.json"].exists() and not opts.force:
         doc = _read_finished(paths["mitotic-figures.json"])
         why = "unreadable" if doc is None else provenance_mismatch(doc.get("provenance"), wanted)
@@ -583,6 +610,7 @@ def _plan(detectors: list[Detector], item: Item, out: Path, opts: Options, note)
             inp.image = image
             inp.jobs.append(replace(base, spacing=stored, pixels=image))
     inp.provenance = wanted
+    inp.replaces = inp_replaces
     text = upsampling_note(path.name, inp.spacing, model_mpp)
     if text and note:
         note(text)
@@ -740,16 +768,21 @@ def _title(item: Item) -> str:
     return item.path.name if item.page is None else f"{item.path.name}, page {item.page + 1} of {item.pages}"
 
 
-def write_summary(out: Path, rows: list[dict]) -> Path:
+def write_summary(out: Path, rows: list[dict], replaced: Collection[str] = ()) -> Path:
     """Merge ``rows`` (one per input) into ``<out>/summary.csv``: rows of inputs not in this
-    run are kept (first, in their order), then this run's rows in input order."""
+    run are kept (first, in their order), then this run's rows in input order; rows of the inputs
+    in ``replaced`` (resolved paths: their outputs were replaced) are dropped."""
     path = Path(out) / SUMMARY_CSV
     mine = {safe_cell(r["input"]) for r in rows}  # old rows were read back as written (neutralised)
     old = []
     if path.exists():
         try:
             with open(path, newline="", encoding="utf-8") as fh:
-                old = [r for r in csv.DictReader(fh) if r.get("input") not in mine]
+                old = [
+                    r
+                    for r in csv.DictReader(fh)
+                    if r.get("input") not in mine and str(Path(r.get("input") or "").resolve()) not in replaced
+                ]
         except (OSError, ValueError, csv.Error):
             old = []
     write_table(path, SUMMARY_FIELDS, old + rows)
@@ -801,10 +834,12 @@ def run_inputs(
     remove_stale_temps(out)  # what a killed run left (never a running writer's file)
     ex = executor or LocalExecutor(detectors, on_tiles)
     items = plan_items([Path(f) for f in files])
+    given = {Path(f).resolve() for f in files}
     totals = Totals(inputs=len(items))
     t0 = time.perf_counter()
     inputs: dict[str, _Input] = {}
     rows: dict[str, dict] = {}
+    replaced: set[str] = set()
 
     def fail(path: Path, err: Exception) -> None:
         if not isinstance(err, MitodetError):
@@ -822,6 +857,8 @@ def run_inputs(
             fail(Path(inp.item.name), err)
             return
         rows[inp.item.name] = s.row()
+        if inp.replaces:
+            replaced.add(inp.replaces)
         totals.done += 1
         totals.mitotic_figures += s.mitotic_figures
         totals.tissue_mm2 += s.tissue_mm2
@@ -842,7 +879,7 @@ def run_inputs(
             if on_file:
                 on_file(shown)
             try:
-                inp = _plan(detectors, item, out, opts, note)
+                inp = _plan(detectors, item, out, opts, note, given)
             except (MitodetError, OSError, ValueError) as err:
                 fail(shown, err)
                 continue
@@ -889,7 +926,7 @@ def run_inputs(
             finish_slide(inp)
     ordered = [rows[it.name] for it in items if it.name in rows]
     if ordered:
-        write_summary(out, ordered)
+        write_summary(out, ordered, replaced)
     totals.seconds = time.perf_counter() - t0
     if on_totals:
         on_totals(totals)

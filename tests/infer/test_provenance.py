@@ -103,14 +103,48 @@ def test_a_rewritten_input_of_the_same_size_and_mtime_is_recomputed(pair, roi, t
 
 
 def test_output_of_another_input_with_the_same_name_is_not_reused(pair, roi, tmp_path):
+    """#19 item 2: a second input of the same name, run later into the same --out, neither
+    overwrites the first one's outputs nor leaves summary.csv listing outputs that are gone."""
     out = tmp_path / "out"
     _detect(pair, [roi], out)
+    first = (out / "roi.mitotic-figures.json").read_bytes()
     other = tmp_path / "elsewhere" / "roi.tif"
     other.parent.mkdir()
     shutil.copy(roi, other)
+    results = []
+    assert _detect(pair, [other], out, results=results) == 1
+    assert "hold the results of another input of that name" in str(results[0][2]) and "--force" in str(results[0][2])
+    assert (out / "roi.mitotic-figures.json").read_bytes() == first  # untouched
     notes, results = [], []
-    _detect(pair, [other], out, notes, results)
-    assert results[0][1] is not None and "input file changed" in notes[0]
+    assert _detect(pair, [other], out, notes, results, force=True) == 0  # replaced when asked
+    doc = json.loads((out / "roi.mitotic-figures.json").read_text())
+    assert doc["provenance"]["input"] == str(other.resolve())
+    import csv
+
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["input"] for r in rows] == [str(other)]  # the first input's row went with its outputs
+
+
+def test_detects_own_pictures_are_not_inputs(pair, roi, tmp_path):
+    """#19 item 3: the output folder given as input does not grow with *.overlay.png / *.tissue.png."""
+    out = roi.parent  # the input folder itself as --out
+    _detect(pair, [roi], out, overlay=True)
+    assert (out / "roi.overlay.png").is_file() and (out / "roi.tissue.png").is_file()
+    assert run.collect_inputs([out]) == [roi]
+
+
+def test_an_input_named_like_an_output_is_not_clobbered(pair, roi, tmp_path):
+    """#19 item 3: roi.tif would write roi.tissue.png over an input of that name: refused in one line."""
+    from PIL import Image
+
+    victim = roi.parent / "roi.tissue.png"
+    Image.open(roi).convert("RGB").crop((0, 0, 200, 200)).save(victim)
+    before = victim.read_bytes()
+    results = []
+    assert _detect(pair, [roi, victim], roi.parent, results=results, mpp=0.25) == 1
+    errors = {r[0]: r[2] for r in results}
+    assert "would overwrite an input" in str(errors[str(roi)]) and errors[str(victim)] is None
+    assert victim.read_bytes() == before
 
 
 @pytest.fixture(scope="module")
