@@ -45,6 +45,7 @@ class OnnxModel(nn.Module):
                 "onnxruntime",
                 f"not installed; the onnx backend needs the extra ({EXPORT_EXTRA}), or use --backend torch",
             ) from None
+        ort.set_default_logger_severity(3)  # errors only: no coloured telemetry warning (a read-only HOME)
         self.receptive_field, self.stride, self.offset = model.receptive_field, model.stride, model.offset
         self._output_size = model.output_size
         opts = ort.SessionOptions()
@@ -62,7 +63,7 @@ class OnnxModel(nn.Module):
                     self.session = session
                     return
         if cached is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, MitodetError):  # a cache that cannot be written: export below
                 export_onnx(model, cached)
                 self.session = ort.InferenceSession(str(cached), opts, providers=["CPUExecutionProvider"])
                 return

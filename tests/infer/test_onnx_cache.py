@@ -40,3 +40,21 @@ def test_a_damaged_cached_graph_is_exported_again(tmp_path, monkeypatch):
     OnnxModel(a, 1)
     _cache_path(a).write_bytes(b"not a graph")
     assert agrees(OnnxModel(a, 1).session, a)
+
+
+def test_a_cache_that_cannot_be_written_exports_every_time(tmp_path, monkeypatch):
+    """#19 item 16: a read-only (or full) cache is not an error: the graph is exported for this run."""
+    import mitodet.infer.onnx as onnx_mod
+    from mitodet.errors import MitodetError
+
+    monkeypatch.setenv("MITODET_CACHE", str(tmp_path))
+    real = onnx_mod.export_onnx
+
+    def refuse(model, path):
+        if str(path).startswith(str(tmp_path)):
+            raise MitodetError(path, "cannot write (Read-only file system)")
+        return real(model, path)
+
+    monkeypatch.setattr(onnx_mod, "export_onnx", refuse)
+    a, _ = _two()
+    assert agrees(OnnxModel(a, 1).session, a)
