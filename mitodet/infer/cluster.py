@@ -48,6 +48,26 @@ def _remote_job(spec: dict, job: Job, tissue: TissueMask | None) -> tuple[str, A
         return "error", (job.path, f"{type(err).__name__}: {err}")
 
 
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A ``HOST:PORT`` (or ``ray://HOST:PORT``) that nothing answers on is one line after
+    ``timeout`` seconds, not a wait of minutes inside ``ray.init``; ``auto`` is left to Ray."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise MitodetError(
+            address, f"no Ray head answers there within {timeout:g} s ({err.strerror or err}); is the cluster up?"
+        ) from None
+
+
 class RayExecutor:
     """Runs jobs as Ray tasks. ``address``: None starts a local Ray runtime (``num_cpus`` CPUs,
     default all), else joins that cluster ("auto" = the one this machine belongs to,
@@ -73,6 +93,7 @@ class RayExecutor:
             kw: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             try:
                 if address:
+                    check_reachable(address)
                     ray.init(address=address, **kw)
                 else:  # local workers import the mitodet this process runs (a checkout, or installed)
                     here = str(Path(__file__).resolve().parents[2])
