@@ -777,7 +777,7 @@ def write_summary(out: Path, rows: list[dict], replaced: Collection[str] = ()) -
     old = []
     if path.exists():
         try:
-            with open(path, newline="", encoding="utf-8") as fh:
+            with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
                 old = [
                     r
                     for r in csv.DictReader(fh)

@@ -106,6 +106,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs):
     """``open()`` for writing, made atomic: the file appears whole or not at all."""
     if not any(m in mode for m in "wx"):
         raise ValueError("atomic_open is for writing ('w' or 'wb')")
+    if "b" not in mode:  # a file name that is not valid UTF-8 is written back as the bytes it was
+        kwargs.setdefault("errors", "surrogateescape")
     with atomic_path(path) as tmp:
         with open(tmp, mode.replace("x", "w"), **kwargs) as fh:
             yield fh

@@ -193,3 +193,23 @@ def test_a_run_where_every_input_failed_names_no_summary(cli, tmp_path):
     code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
     assert code == 2 and "a.png" in err
     assert "no summary (no input done)" in out and not (tmp_path / "o" / "summary.csv").exists()
+
+
+def test_a_file_name_that_is_not_utf8_gets_every_output(cli, shared_data, tmp_path):
+    """#19 item 14: a name with the byte 0xff is detected, all its outputs written, and reused."""
+    import os
+
+    src = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
+    (tmp_path / "in").mkdir()
+    name = os.fsdecode(b"bad\xffname.jpg")
+    try:
+        shutil.copy(src, tmp_path / "in" / name)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system does not take names that are not UTF-8")
+    code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
+    assert code == 0, err
+    stem = os.fsdecode(b"bad\xffname")
+    for suffix in (".mitotic-figures.json", ".csv", ".geojson", ".report.html", ".tissue.png"):
+        assert (tmp_path / "o" / f"{stem}{suffix}").is_file(), suffix
+    code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
+    assert code == 0 and "1 skipped" in out
