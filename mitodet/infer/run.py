@@ -53,6 +53,7 @@ REPORT_SIDE = 1200  # longest side of the report's pictures
 MAX_REGIONS = 100_000  # ~6400 mm² at 0.25 µm/px: larger is a wrong spacing or a damaged header
 PARTIAL_FORMAT = "mitodet-partial/3"
 SUMMARY_CSV = "summary.csv"
+RUN_FIELDS = ["status", "error"]  # summary.csv only: what this run did with the input (done, skipped, failed)
 OWN_PICTURES = (".overlay.png", ".tissue.png")  # what detect writes that a folder listing would take for inputs
 
 
@@ -785,8 +786,13 @@ def write_summary(out: Path, rows: list[dict], replaced: Collection[str] = ()) -
                 ]
         except (OSError, ValueError, csv.Error):
             old = []
-    write_table(path, SUMMARY_FIELDS, old + rows)
+    write_table(path, [*SUMMARY_FIELDS, *RUN_FIELDS], old + rows)
     return path
+
+
+def _count(value: Any) -> float:
+    """A stored number of a summary (0 when missing or not a number)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 @dataclass
@@ -847,6 +853,7 @@ def run_inputs(
         elif err.source is None:  # name the file the problem is in
             err = MitodetError(path, err.problem)
         totals.failed += 1
+        rows[str(path)] = {"input": str(path), "status": "failed", "error": err.problem}
         if on_result:
             on_result(path, None, err)
 
@@ -856,7 +863,7 @@ def run_inputs(
         except (MitodetError, OSError, ValueError) as err:
             fail(Path(inp.item.name), err)
             return
-        rows[inp.item.name] = s.row()
+        rows[inp.item.name] = {**s.row(), "status": "done"}
         if inp.replaces:
             replaced.add(inp.replaces)
         totals.done += 1
@@ -885,8 +892,10 @@ def run_inputs(
                 continue
             if isinstance(inp, Reused):  # its JSON was read once, by _plan
                 totals.skipped += 1
-                if inp.summary is not None:
-                    rows[item.name] = {k: inp.summary.get(k, "") for k in SUMMARY_FIELDS}
+                if inp.summary is not None:  # its stored numbers, in the row and in the totals
+                    rows[item.name] = {**{k: inp.summary.get(k, "") for k in SUMMARY_FIELDS}, "status": "skipped"}
+                    totals.mitotic_figures += int(_count(inp.summary.get("mitotic_figures")))
+                    totals.tissue_mm2 += _count(inp.summary.get("tissue_mm2"))
                 if on_result:
                     on_result(shown, None, None)
                 continue
@@ -924,7 +933,7 @@ def run_inputs(
             on_regions(Path(inp.item.name), done, len(inp.keys))
         if done == len(inp.keys):
             finish_slide(inp)
-    ordered = [rows[it.name] for it in items if it.name in rows]
+    ordered = [r for it in items if (r := rows.get(it.name) or rows.get(str(Path(it.name)))) is not None]
     if ordered:
         write_summary(out, ordered, replaced)
     totals.seconds = time.perf_counter() - t0

@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import os
 import shutil
 
 import numpy as np
@@ -62,11 +63,19 @@ def test_detect_outputs_skip_and_bad_file(shared_data, ckpts, tmp_path):
     assert (out / "A00_01_1.report.html").stat().st_size > 0 and (out / "A00_01_0.tissue.png").exists()
     assert "3 input(s): 2 done, 0 skipped, 1 failed;" in r.output  # the totals line
     summary = list(csv.DictReader((out / "summary.csv").open()))
-    assert [row["input"] for row in summary] == [str(p) for p in inputs]  # one row per input that worked
+    assert [row["input"] for row in summary] == [str(p) for p in inputs] + [str(bad)]  # one row per input
+    assert [row["status"] for row in summary] == ["done", "done", "failed"]
     args.remove(str(bad))
     r = runner.invoke(app, args)  # again without the bad file: all skipped
     assert r.exit_code == 0 and r.output.count("skipped (done") == 2
-    assert list(csv.DictReader((out / "summary.csv").open())) == summary  # rows of skipped inputs kept
+    again = list(csv.DictReader((out / "summary.csv").open()))  # rows of skipped inputs kept, as stored
+    assert [row["input"] for row in again] == [str(bad)] + [str(p) for p in inputs]  # other inputs' rows first
+    assert [row["status"] for row in again] == ["failed", "skipped", "skipped"]
+
+    def numbers(row):
+        return {k: v for k, v in row.items() if k != "status"}
+
+    assert [numbers(row) for row in again[1:]] == [numbers(row) for row in summary[:2]]
     r = runner.invoke(app, args + ["--force", "--positives-only", "--no-report"])
     doc = json.loads((out / "A00_01_0.mitotic-figures.json").read_text())
     assert r.exit_code == 0 and {p["name"] for p in doc["points"]} <= {"mitotic figure"}
@@ -187,12 +196,13 @@ def test_detect_names_each_page_of_a_stack(cli, shared_data, ckpts, tmp_path):
 
 
 def test_a_run_where_every_input_failed_names_no_summary(cli, tmp_path):
-    """#19 item 17: no "summary: <out>/summary.csv" line for a file that was never written."""
+    """#19 item 17: the "summary: <out>/summary.csv" line names a file that exists (with the failed row)."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.png").write_bytes(b"x")
     code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
     assert code == 2 and "a.png" in err
-    assert "no summary (no input done)" in out and not (tmp_path / "o" / "summary.csv").exists()
+    summary = tmp_path / "o" / "summary.csv"  # it exists (the failed row), as the line says
+    assert f"summary: {summary}" in out and "failed" in summary.read_text()
 
 
 def test_a_file_name_that_is_not_utf8_gets_every_output(cli, shared_data, tmp_path):
@@ -213,3 +223,22 @@ def test_a_file_name_that_is_not_utf8_gets_every_output(cli, shared_data, tmp_pa
         assert (tmp_path / "o" / f"{stem}{suffix}").is_file(), suffix
     code, out, err = cli("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
     assert code == 0 and "1 skipped" in out
+
+
+def test_summary_has_a_row_per_input_with_its_status_and_a_rerun_reports_stored_numbers(cli, shared_data, tmp_path):
+    """#20 item 9: done, skipped and failed inputs each have a row (with the error), and the
+    totals of a rerun that skips done inputs give their stored numbers."""
+    import csv as csv_mod
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg"), tmp_path / "in" / "a.jpg")
+    (tmp_path / "in" / "bad.png").write_bytes(b"x")
+    args = ("detect", tmp_path / "in", "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
+    code, first, _ = cli(*args)
+    code, again, _ = cli(*args)
+    rows = {os.path.basename(r["input"]): r for r in csv_mod.DictReader((tmp_path / "o" / "summary.csv").open())}
+    assert rows["a.jpg"]["status"] == "skipped" and rows["bad.png"]["status"] == "failed"
+    assert "not a readable image" in rows["bad.png"]["error"]
+    n = rows["a.jpg"]["mitotic_figures"]
+    assert f"0 done, 1 skipped, 1 failed; {n} mitotic figure(s) in 0.00410 mm²" in again
+    assert f"1 done, 0 skipped, 1 failed; {n} mitotic figure(s)" in first
