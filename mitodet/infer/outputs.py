@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,15 @@ def write_csv(path: str | Path, dets: list[Detection], mpp: float, atypical: boo
     )
 
 
-def write_geojson(path: str | Path, dets: list[Detection], atypical_threshold: float | None = None) -> None:
+def feature_ids(key: str, dets: list[Detection]) -> list[str]:
+    """Stable QuPath object ids: a UUID derived from the input and the point, so that a rerun
+    gives every detection the id it had (and QuPath can match re-imported objects)."""
+    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{key}:{d.x:.2f}:{d.y:.2f}")) for d in dets]
+
+
+def write_geojson(
+    path: str | Path, dets: list[Detection], atypical_threshold: float | None = None, key: str | None = None
+) -> None:
     """QuPath-importable points with classification and a measurements dict; with the
     classifier's threshold, figures at or above it are classed "atypical mitotic figure" (their
     own colour in QuPath) and every classified figure carries an "atypical probability"."""
@@ -62,7 +71,10 @@ def write_geojson(path: str | Path, dets: list[Detection], atypical_threshold: f
         for d in dets
     ]
     meas = [{} if d.atypical is None else {"atypical probability": d.atypical} for d in dets]
-    write_points_geojson(path, _points(dets), scores=[d.probability for d in dets], measurements=meas, names=names)
+    ids = feature_ids(key, dets) if key is not None else None
+    write_points_geojson(
+        path, _points(dets), scores=[d.probability for d in dets], measurements=meas, names=names, ids=ids
+    )
 
 
 def _font(size: float):

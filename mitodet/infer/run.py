@@ -692,7 +692,8 @@ def _finish(
     )
     listed = [d for d in dets if d.is_mitosis] if opts.positives_only else dets
     write_csv(paths["csv"], listed, inp.spacing, atypical=t_atyp is not None)
-    write_geojson(paths["geojson"], listed, t_atyp)
+    key = f"{inp.provenance.get('input', inp.item.name)}|{inp.item.page}"  # the input file (and page)
+    write_geojson(paths["geojson"], listed, t_atyp, key=key)
     caption = overlay_caption(detectors, opts.threshold)
     if inp.tissue is not None:
         write_mask_png(paths["tissue.png"], inp.tissue)

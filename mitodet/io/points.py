@@ -149,6 +149,7 @@ def points_to_geojson(
     scores: Sequence[float] | None = None,
     measurements: Sequence[dict] | None = None,
     names: Sequence[str | None] | None = None,
+    ids: Sequence[str] | None = None,
 ) -> dict:
     """A QuPath-importable FeatureCollection; scores become the 'probability' measurement;
     ``names`` (one per point, None: the label's name) set a point's class name (and colour)."""
@@ -175,7 +176,9 @@ def points_to_geojson(
             "geometry": {"type": "Point", "coordinates": [float(p.x), float(p.y)]},
             "properties": props,
         }
-        if p.id is not None:
+        if ids is not None:
+            feature["id"] = ids[i]
+        elif p.id is not None:
             feature["id"] = str(p.id)
         features.append(feature)
     return {"type": "FeatureCollection", "features": features}
@@ -187,9 +190,10 @@ def write_points_geojson(
     scores: Sequence[float] | None = None,
     measurements: Sequence[dict] | None = None,
     names: Sequence[str | None] | None = None,
+    ids: Sequence[str] | None = None,
 ) -> None:
     """Write :func:`points_to_geojson` atomically."""
-    doc = points_to_geojson(points, scores, measurements, names)
+    doc = points_to_geojson(points, scores, measurements, names, ids)
     with atomic_open(path, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=1)
 

@@ -66,3 +66,14 @@ def test_no_atypical_leaves_it_out(detected):
     doc = json.loads((out / "A00_01_0.mitotic-figures.json").read_text())
     assert all("atypical_probability" not in p for p in doc["points"])
     assert "atypical" not in (out / "A00_01_0.report.html").read_text()
+
+
+def test_geojson_ids_are_stable_uuids(detected, tmp_path):
+    """#20 item 11: each feature has a UUID derived from the input and the point; reruns keep it."""
+    import uuid
+
+    gj = json.loads((detected["on"] / "A00_01_0.geojson").read_text())
+    ids = [f["id"] for f in gj["features"]]
+    assert len(set(ids)) == len(ids) and all(uuid.UUID(i).version == 5 for i in ids)
+    again = json.loads((detected["off"] / "A00_01_0.geojson").read_text())  # another run of the same input
+    assert [f["id"] for f in again["features"]] == ids
