@@ -55,6 +55,7 @@ def write_csv(path: str | Path, dets: list[Detection], mpp: float, atypical: boo
 def feature_ids(key: str, dets: list[Detection]) -> list[str]:
     """Stable QuPath object ids: a UUID derived from the input and the point, so that a rerun
     gives every detection the id it had (and QuPath can match re-imported objects)."""
+    key = key.encode("utf-8", "backslashreplace").decode("utf-8")  # a file name that is not UTF-8 too
     return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{key}:{d.x:.2f}:{d.y:.2f}")) for d in dets]
 
 

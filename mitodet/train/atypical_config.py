@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from mitodet.classify.data import WINDOW
 from mitodet.errors import MitodetError
 from mitodet.model import list_models
 from mitodet.schema import DEFAULT_MPP
-from mitodet.train.config import AugmentCfg, ModelCfg, OptimCfg, _Strict, read_settings
+from mitodet.train.config import AugmentCfg, ModelCfg, OptimCfg, _Strict, read_settings, validate_settings
 
 
 class CropDataCfg(_Strict):
@@ -53,12 +53,7 @@ class AtypicalConfig(_Strict):
 
 def atypical_config(raw: dict, source: str = "config", check_paths: bool = True) -> AtypicalConfig:
     """Validate ``raw`` (one line naming ``source`` on failure)."""
-    try:
-        cfg = AtypicalConfig.model_validate(raw)
-    except ValidationError as err:
-        e = err.errors()[0]
-        where = ".".join(str(x) for x in e["loc"]) or "config"
-        raise MitodetError(source, f"{where}: {e['msg']}") from None
+    cfg = validate_settings(AtypicalConfig, raw, source)
     if cfg.model.name not in list_models():
         raise MitodetError(source, f"model.name: unknown model {cfg.model.name!r}")
     if cfg.data.input + 2 * cfg.augment.shift > cfg.data.window:

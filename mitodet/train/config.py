@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mitodet.errors import MitodetError
 from mitodet.model import list_models
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -234,15 +236,20 @@ def _check_paths(cfg: Config, source: str) -> None:
         raise MitodetError(source, "no labelled data: set data.crops, data.atnorm, data.fields or data.annotations")
 
 
-def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True) -> Config:
-    """Validate a raw dict into a :class:`Config` (one-line MitodetError on failure)."""
+def validate_settings(model: type[_M], raw: dict, source: str) -> _M:
+    """``model.model_validate(raw)``, its first problem as one line naming ``source``."""
     try:
-        cfg = Config.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         e = err.errors()[0]
         where = ".".join(str(x) for x in e["loc"]) or "config"
         more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
         raise MitodetError(source, f"{where}: {e['msg']}{more}") from None
+
+
+def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True) -> Config:
+    """Validate a raw dict into a :class:`Config` (one-line MitodetError on failure)."""
+    cfg = validate_settings(Config, raw, source)
     if cfg.model.name not in list_models():
         raise MitodetError(
             source, f"model.name: unknown model {cfg.model.name!r}; choose from {', '.join(list_models())}"
