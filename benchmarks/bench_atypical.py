@@ -14,7 +14,8 @@ most confident crops, and what it adds to detection time. One command:
   seconds of the whole run, and of the classification itself, per mitotic figure).
 
 Prints tables; writes benchmarks/results/bench_atypical.csv, docs/results/atypical-gallery.png,
-docs/results/atypical-card.md and the classifier section of mitodet/weights/MODEL_CARD.md.
+docs/results/atypical-card.md and the classifier section of mitodet/weights/MODEL_CARD.md and
+docs/model-report.md.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ CSV = ROOT / "benchmarks" / "results" / "bench_atypical.csv"
 GALLERY = ROOT / "docs" / "results" / "atypical-gallery.png"
 CARD = ROOT / "docs" / "results" / "atypical-card.md"
 MODEL_CARD = ROOT / "mitodet" / "weights" / "MODEL_CARD.md"
+REPORT = ROOT / "docs" / "model-report.md"
 BEGIN, END = "<!-- atypical: benchmarks/bench_atypical.py -->", "<!-- /atypical -->"
 
 
@@ -164,7 +166,7 @@ def section(rows: list[dict], conf: dict, t: float, cost: dict, epoch: int, late
         "The threshold balances sensitivity and specificity, as the benchmark scores it; it is not a",
         "prevalence estimate: at the validation specificity about one normal figure in five is called",
         "atypical, so a count of atypical figures in a slide where they are rare is an overestimate",
-        "(rank by P(atypical), or raise the threshold with `mitodet classify --threshold`).",
+        "(rank by P(atypical), or raise the threshold: `detect --atypical-threshold`, `classify --threshold`).",
         "",
         "The picture (below) shows what it keys on: the most confident atypical crops have scattered,",
         "fragmented chromatin (lagging chromosomes, multipolar spreads); the most confident normal ones",
@@ -230,13 +232,14 @@ def main() -> None:
     epoch = int(torch.load(args.model, weights_only=True)["meta"].get("epoch", 0))
     text = section(rows, conf, clf.threshold, cost, epoch, late_mean(args.run))
     write_text(CARD, text)
-    card = MODEL_CARD.read_text(encoding="utf-8")
-    block = f"{BEGIN}\n{text}{END}\n"
-    if BEGIN in card and END in card:
-        card = card[: card.index(BEGIN)] + block + card[card.index(END) + len(END) + 1 :]
-    else:
-        card = card.rstrip() + "\n\n" + block
-    write_text(MODEL_CARD, card)
+    for doc, link in ((MODEL_CARD, "../../docs/results/"), (REPORT, "results/")):
+        body = doc.read_text(encoding="utf-8")
+        block = f"{BEGIN}\n{text.replace('../../docs/results/', link)}{END}\n"
+        if BEGIN in body and END in body:
+            body = body[: body.index(BEGIN)] + block + body[body.index(END) + len(END) + 1 :]
+        else:
+            body = body.rstrip() + "\n\n" + block
+        write_text(doc, body)
     con.print(f"wrote {CSV.relative_to(ROOT)}, {GALLERY.relative_to(ROOT)}, {CARD.relative_to(ROOT)}, the model card")
 
 

@@ -495,7 +495,16 @@ def main(argv=None) -> None:
     tables = render(results, ablations, g, args.cpu, pair)
     write_text(args.out / "report_tables.md", tables)
     template = (ROOT / "benchmarks" / "model_report.md.in").read_text()
-    write_text(ROOT / "docs" / "model-report.md", template.replace("{{tables}}", tables))  # prose is in the template
+    atypical = ROOT / "docs" / "results" / "atypical-card.md"  # benchmarks/bench_atypical.py writes it
+    section = (
+        "<!-- atypical: benchmarks/bench_atypical.py -->\n"
+        + atypical.read_text().replace("../../docs/results/", "results/")
+        + "<!-- /atypical -->\n"
+        if atypical.is_file()
+        else ""
+    )
+    report = template.replace("{{tables}}", tables).replace("{{atypical}}\n", section)  # prose is in the template
+    write_text(ROOT / "docs" / "model-report.md", report)
     card = (ROOT / "benchmarks" / "model_card.md.in").read_text()
     atypical = ROOT / "docs" / "results" / "atypical-card.md"  # benchmarks/bench_atypical.py writes it
     block = (

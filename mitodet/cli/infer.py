@@ -79,6 +79,12 @@ def detect_cmd(
     atypical_model: Path = typer.Option(
         None, "--atypical-model", help="Atypical-vs-normal classifier checkpoint (default: the bundled one)."
     ),
+    atypical_threshold: float = typer.Option(
+        None,
+        "--atypical-threshold",
+        help="P(atypical) from which a figure counts as atypical (default: the calibrated one).",
+        callback=options.threshold,
+    ),
     full_ensemble: bool = typer.Option(
         False,
         "--full-ensemble/--cascade",
@@ -142,6 +148,8 @@ def detect_cmd(
         from mitodet.classify.predict import AtypicalClassifier
 
         classifier = AtypicalClassifier.from_checkpoint(atypical_model)
+        if atypical_threshold is not None:
+            classifier.threshold = atypical_threshold
     opts = Options(
         mpp=mpp,
         threshold=threshold,

@@ -20,7 +20,7 @@ def detected(tmp_path_factory, shared_data):
     a, b = tiny_pair(tmp, threshold=0.45)
     patch = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
     outs = {}
-    for name, extra in (("on", []), ("off", ["--no-atypical"])):
+    for name, extra in (("on", []), ("off", ["--no-atypical"]), ("strict", ["--atypical-threshold", "1.0"])):
         outs[name] = tmp / name
         args = ["detect", str(patch), "--mpp", "0.2456", "--out", str(outs[name]), "--model", str(a)]
         args += ["--threshold", "0.0", *extra]  # every candidate a mitotic figure: many to classify
@@ -77,3 +77,10 @@ def test_geojson_ids_are_stable_uuids(detected, tmp_path):
     assert len(set(ids)) == len(ids) and all(uuid.UUID(i).version == 5 for i in ids)
     again = json.loads((detected["off"] / "A00_01_0.geojson").read_text())  # another run of the same input
     assert [f["id"] for f in again["features"]] == ids
+
+
+def test_a_stricter_atypical_threshold_counts_fewer(detected):
+    rows = _csv(detected["strict"] / "summary.csv")[0]
+    assert float(rows["atypical_threshold"]) == 1.0 and int(rows["atypical_figures"]) <= int(
+        _csv(detected["on"] / "summary.csv")[0]["atypical_figures"]
+    )
