@@ -52,6 +52,9 @@ def train_cmd(
     ),
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bar"),
     force: bool = typer.Option(False, "--force/--no-force", help="replace the run already in --run-dir"),
+    data_root: Path = typer.Option(
+        None, "--data-root", help="the data folder that ../shared/data/... in the config means (default $MITODET_DATA)"
+    ),
 ) -> None:
     """Train the P4 ResNet as in the paper; writes a run folder (config, metrics.csv, loss.png, best.pt, last.pt)."""
     from mitodet.io.atomic import remove_stale_temps
@@ -69,7 +72,7 @@ def train_cmd(
     elif config is None:
         raise MitodetError("mitodet train", "give a CONFIG.yaml or --resume RUN")
     else:
-        cfg = load_config(config_path(config), set_)
+        cfg = load_config(config_path(config), set_, data_root=data_root)
         held = [f for f in ("config.yaml", "last.pt", "best.pt", "metrics.csv") if run_dir and (run_dir / f).exists()]
         if held and not force:
             raise MitodetError(

@@ -227,8 +227,9 @@ def _check_paths(cfg: Config, source: str) -> None:
     paths += [(f"data.hard_negatives[{i}]", p) for i, p in enumerate(d.hard_negatives)]
     for key, p in paths:
         if p is not None and not Path(p).exists():
+            hint = "; set $MITODET_DATA (or --data-root) to the data folder" if p.startswith(DATA_PREFIX) else ""
             raise MitodetError(
-                source, f"{key}: path {p} does not exist (relative paths are read from the cwd {os.getcwd()})"
+                source, f"{key}: path {p} does not exist (relative paths are read from the cwd {os.getcwd()}){hint}"
             )
     if d.annotations and not d.images_dir:
         raise MitodetError(source, "data.annotations needs data.images_dir (the folder of the MIDOG images)")
@@ -262,14 +263,37 @@ def config_from_dict(raw: dict, source: str = "config", check_paths: bool = True
 
 
 def load_config(
-    path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), check_paths: bool = True
+    path: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+    check_paths: bool = True,
+    data_root: str | os.PathLike | None = None,
 ) -> Config:
     """Read a YAML config, apply ``KEY=VALUE`` overrides, validate everything."""
-    return config_from_dict(read_settings(path, overrides), str(path), check_paths)
+    return config_from_dict(read_settings(path, overrides, data_root), str(path), check_paths)
 
 
-def read_settings(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """The mapping of a YAML settings file with ``KEY=VALUE`` overrides applied (one-line errors)."""
+DATA_PREFIX = "../shared/data/"  # how the bundled configs name the data (beside a checkout)
+
+
+def rebase_data_paths(raw, root: str | os.PathLike | None):
+    """``raw`` with every path written ``../shared/data/...`` moved under the data ``root``
+    (``--data-root`` or ``$MITODET_DATA``), so the bundled configs work outside a checkout."""
+    if root is None:
+        return raw
+    if isinstance(raw, dict):
+        return {k: rebase_data_paths(v, root) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [rebase_data_paths(v, root) for v in raw]
+    if isinstance(raw, str) and raw.startswith(DATA_PREFIX):
+        return str(Path(root) / raw[len(DATA_PREFIX) :])
+    return raw
+
+
+def read_settings(
+    path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), data_root: str | os.PathLike | None = None
+) -> dict:
+    """The mapping of a YAML settings file with ``KEY=VALUE`` overrides applied (one-line errors),
+    its data paths under ``data_root`` (default ``$MITODET_DATA``; see :func:`rebase_data_paths`)."""
     source = str(path)
     p = Path(path)
     if not p.is_file():
@@ -282,7 +306,7 @@ def read_settings(path: str | os.PathLike, overrides: list[str] | tuple[str, ...
         raise MitodetError(source, "expected a mapping of settings at the top level")
     for item in overrides:
         _apply_override(raw, item, source)
-    return raw
+    return rebase_data_paths(raw, data_root or os.environ.get("MITODET_DATA") or None)
 
 
 def override_config(cfg: Config, overrides, source: str = "config") -> Config:

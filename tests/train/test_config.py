@@ -59,3 +59,20 @@ def test_bad_config_is_one_line_error(tmp_path, text, sets, msg):
 def test_missing_config_file(tmp_path):
     with pytest.raises(MitodetError, match="config file not found"):
         load_config(tmp_path / "none.yaml")
+
+
+def test_bundled_configs_work_outside_the_checkout(cli, shared_data, tmp_path, monkeypatch):
+    """#20 item 7: ../shared/data/... in a bundled config means $MITODET_DATA (or --data-root);
+    without either, the error names the variable to set."""
+    from mitodet.resources import config_path
+    from mitodet.train.config import load_config
+
+    monkeypatch.chdir(tmp_path)  # not beside ../shared
+    monkeypatch.delenv("MITODET_DATA", raising=False)
+    code, _, err = cli("train", "tiny", "--max-minutes", "0.01", "--run-dir", tmp_path / "r")
+    assert code == 2 and "set $MITODET_DATA (or --data-root)" in err
+    cfg = load_config(config_path("tiny"), data_root=shared_data)
+    assert cfg.data.crops == str(shared_data / "midog21_crops")
+    monkeypatch.setenv("MITODET_DATA", str(shared_data))
+    tissue = load_config(config_path("default-ca-rgb"), check_paths=False).data.tissue  # (it names runs/ too)
+    assert tissue[0].startswith(str(shared_data))
