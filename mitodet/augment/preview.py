@@ -38,9 +38,27 @@ def preview_grid(
     return img.numpy()
 
 
-def write_png(path: str | os.PathLike, img: np.ndarray, scale: int = 2) -> None:
+def column_labels(protocols: list[str], n_aug: int) -> list[str]:
+    """What each column of :func:`preview_grid` shows: per protocol its original, then its augmentations."""
+    return [lab for p in protocols for lab in ["original", *(f"{p.upper()} {i + 1}" for i in range(n_aug))]]
+
+
+def write_png(path: str | os.PathLike, img: np.ndarray, scale: int = 2, labels: list[str] | None = None) -> None:
+    """The grid enlarged ``scale`` times, under a header naming each column (``labels``)."""
+    from PIL import ImageDraw, ImageFont
+
     im = Image.fromarray(img)
     if scale != 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    if labels:
+        font = ImageFont.load_default(size=max(10, 6 * scale))
+        bar = 8 * scale + 6
+        out = Image.new("RGB", (im.width, im.height + bar), (255, 255, 255))
+        out.paste(im, (0, bar))
+        draw = ImageDraw.Draw(out)
+        cell = im.width / len(labels)
+        for i, text in enumerate(labels):
+            draw.text(((i + 0.5) * cell, bar / 2), text, font=font, anchor="mm", fill=(20, 20, 20))
+        im = out
     with atomic_path(path) as tmp:
         im.save(tmp)

@@ -31,12 +31,12 @@ def preview(
     ),
 ) -> None:
     """Write a PNG grid: each row a real patch (first column) and its augmentations per protocol."""
-    from mitodet.augment.preview import write_png
+    from mitodet.augment.preview import column_labels, write_png
     from mitodet.resources import config_path
     from mitodet.train.preview import augment_preview
 
     img, facts = augment_preview(config_path(config), protocol, n, n_aug, negatives, seed, set_)
-    write_png(out, img)
+    write_png(out, img, labels=column_labels(list(facts["protocols"]), n_aug))
     out_console.print(
         f"wrote {out}: {facts['patches']} patches x (1 + {n_aug}) x {', '.join(facts['protocols'])}"
         f"  (rf {facts['rf']}, window {facts['window']})"

@@ -53,3 +53,23 @@ def test_params_reproducible_and_batched():
     assert torch.equal(a.color, b.color) and torch.equal(a.field, b.field)
     out = augment(windows(8, 30), a, cfg, 20)
     assert out.shape == (8, 3, 20, 20) and out.dtype == torch.float32
+
+
+def test_preview_columns_are_labelled():
+    """#20 item 3: the augmentation preview says which column is the original, which CA-RGB, which CA-OD."""
+    import numpy as np
+
+    from mitodet.augment.preview import column_labels, write_png
+
+    labels = column_labels(["ca-rgb", "ca-od"], 2)
+    assert labels == ["original", "CA-RGB 1", "CA-RGB 2", "original", "CA-OD 1", "CA-OD 2"]
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as d:
+        write_png(Path(d) / "g.png", np.full((40, 240, 3), 128, np.uint8), scale=2, labels=labels)
+        im = np.asarray(Image.open(Path(d) / "g.png"))
+    assert im.shape[0] > 80 and im.shape[1] == 480  # a header above the enlarged grid
+    assert (im[: im.shape[0] - 80] < 100).any()  # with text in it
