@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from pathlib import Path
 
@@ -78,8 +79,26 @@ def write_geojson(
     )
 
 
+def _label(p: float, threshold: float | None) -> str:
+    """A figure's label: its margin over the threshold in logit units, which tells 0.9994 from
+    0.9981 where three decimals print 0.999 for both; the probability without a threshold."""
+    if threshold is None or not 0 < threshold < 1:
+        return f"{p:.3f}"
+    q = min(max(p, 1e-9), 1 - 1e-9)
+    return f"{math.log(q / (1 - q)) - math.log(threshold / (1 - threshold)):+.1f}"
+
+
 def _font(size: float):
-    return ImageFont.load_default(size=max(10, int(size)))  # Pillow's bundled scalable font
+    """DejaVu Sans (shipped inside matplotlib, a dependency): it has µ and ², which Pillow's bundled
+    font draws as empty boxes; Pillow's font where matplotlib's file cannot be found."""
+    size = max(10, int(size))
+    try:
+        import matplotlib
+
+        path = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        return ImageFont.truetype(str(path), size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size=size)
 
 
 def write_overlay(
@@ -90,6 +109,7 @@ def write_overlay(
     max_side: int = 4096,
     title: str | None = None,
     subtitle: str | None = None,
+    threshold: float | None = None,
 ) -> None:
     """PNG of the image (at most ``max_side`` px a side) with each mitotic figure circled at the
     matching radius and labelled with its probability, under a title bar (``title``: e.g. the image
@@ -105,7 +125,7 @@ def write_overlay(
     r = max(6.0, radius_px * scale)
     unit = min(2.5, max(1.0, im.width / 900))  # text grows (a little) with the picture width
     width = max(2, min(round(2 * unit), round(r / 4)))  # a ring, not a dot, even for small circles
-    label_font = _font(16 * unit)
+    label_font = _font(11 * unit)  # small: a label should not cover the neighbouring cells
     mfs = [d for d in dets if d.is_mitosis]
     for d in mfs:
         x, y = (d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5
@@ -114,7 +134,7 @@ def write_overlay(
         ty = y - r * 0.8 if y - r * 0.8 > 18 * unit else y + r * 0.8 + 16 * unit  # keep the label inside
         draw.text(
             (x + r * 0.8, ty),
-            f"{d.probability:.3f}",
+            _label(d.probability, threshold),
             font=label_font,
             anchor="ls",
             fill=(255, 255, 255),
@@ -132,7 +152,8 @@ def write_overlay(
             lines[-1] = (lines[-1][0] + "   " + part, sub_font)
         else:
             lines.append((part, sub_font))
-    lines.append(("      mitotic figure (probability), circle = 7.5 µm matching radius", sub_font))
+    what = "logit(p) - logit(threshold)" if threshold is not None and 0 < threshold < 1 else "probability"
+    lines.append((f"      mitotic figure (label: {what}), circle = 7.5 µm matching radius", sub_font))
     pad = round(6 * unit)
     heights = [draw.textbbox((0, 0), "Ag", font=f)[3] for _, f in lines]
     bar = Image.new("RGB", (im.width, int(sum(heights)) + pad * (len(lines) + 1)), (32, 32, 32))

@@ -709,6 +709,7 @@ def _finish(
                 match_radius_px(inp.spacing),
                 title=_title(inp.item),
                 subtitle=caption,
+                threshold=t[0],
             )
         else:
             assert thumb is not None
@@ -722,6 +723,7 @@ def _finish(
                 match_radius_px(inp.spacing) * scale,
                 title=_title(inp.item),
                 subtitle=caption,
+                threshold=t[0],
             )
     if opts.report:
         assert thumb is not None
