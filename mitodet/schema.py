@@ -94,6 +94,17 @@ class Detection:
         return self.label == MITOTIC_FIGURE
 
 
+def logit_margin(probability: float, threshold: float | None) -> float | None:
+    """``logit(p) - logit(threshold)``: how far a score lies above (or below) the threshold, in
+    units that separate 0.9994 from 0.9981 (None without a threshold strictly inside (0, 1))."""
+    import math
+
+    if threshold is None or not 0 < threshold < 1:
+        return None
+    q = min(max(probability, 1e-9), 1 - 1e-9)
+    return math.log(q / (1 - q)) - math.log(threshold / (1 - threshold))
+
+
 def decide(probability: float, threshold: float) -> str:
     """The detection label of a candidate at ``threshold``."""
     return MITOTIC_FIGURE if probability >= threshold else NON_MITOTIC

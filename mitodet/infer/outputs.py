@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mitodet.io.atomic import atomic_path, write_text
 from mitodet.io.points import write_points_csv, write_points_geojson
-from mitodet.schema import ATYPICAL_FIGURE, IMPOSTER, MITOTIC_FIGURE, Detection, Point, px_to_mm
+from mitodet.schema import ATYPICAL_FIGURE, IMPOSTER, MITOTIC_FIGURE, Detection, Point, logit_margin, px_to_mm
 
 
 def _midog_point(d: Detection, mpp: float) -> dict:
@@ -82,10 +81,8 @@ def write_geojson(
 def _label(p: float, threshold: float | None) -> str:
     """A figure's label: its margin over the threshold in logit units, which tells 0.9994 from
     0.9981 where three decimals print 0.999 for both; the probability without a threshold."""
-    if threshold is None or not 0 < threshold < 1:
-        return f"{p:.3f}"
-    q = min(max(p, 1e-9), 1 - 1e-9)
-    return f"{math.log(q / (1 - q)) - math.log(threshold / (1 - threshold)):+.1f}"
+    m = logit_margin(p, threshold)
+    return f"{p:.3f}" if m is None else f"{m:+.1f}"
 
 
 def _font(size: float):
@@ -152,7 +149,7 @@ def write_overlay(
             lines[-1] = (lines[-1][0] + "   " + part, sub_font)
         else:
             lines.append((part, sub_font))
-    what = "logit(p) - logit(threshold)" if threshold is not None and 0 < threshold < 1 else "probability"
+    what = "probability" if logit_margin(0.5, threshold) is None else "logit(p) - logit(threshold)"
     lines.append((f"      mitotic figure (label: {what}), circle = 7.5 µm matching radius", sub_font))
     pad = round(6 * unit)
     heights = [draw.textbbox((0, 0), "Ag", font=f)[3] for _, f in lines]

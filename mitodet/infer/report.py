@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from mitodet.infer.summary import Hotspot, Summary
 from mitodet.io.atomic import write_text
-from mitodet.schema import Detection, px_to_mm, significant
+from mitodet.schema import Detection, logit_margin, px_to_mm, significant
 from mitodet.settings import MIN_DENSITY_MM2
 
 GALLERY = 48  # crops shown
@@ -286,11 +286,8 @@ is the hotspot; dots: the figures).<div class="legend" style="background:linear-
 def _margin(p: float, threshold: float | None) -> str:
     """The score's distance from the threshold in logit units, which separates what four
     decimals of 0.999x cannot (e.g. +1.2 above, -0.4 below)."""
-    if threshold is None or not 0 < threshold < 1:
-        return ""
-    q = min(max(p, 1e-9), 1 - 1e-9)
-    m = math.log(q / (1 - q)) - math.log(threshold / (1 - threshold))
-    return f" <span title='logit(p) - logit(threshold)'>{m:+.1f}</span>"
+    m = logit_margin(p, threshold)
+    return "" if m is None else f" <span title='logit(p) - logit(threshold)'>{m:+.1f}</span>"
 
 
 def _gallery_title(crops: list[Crop], n_figures: int) -> str:

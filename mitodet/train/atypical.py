@@ -10,7 +10,6 @@ A run folder holds ``config.yaml``, ``split.json``, ``metrics.csv`` (one row per
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -198,8 +197,3 @@ def train_atypical(
         if time.perf_counter() - t0 > budget:
             break
     return summary
-
-
-def read_validation_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))

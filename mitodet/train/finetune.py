@@ -217,7 +217,8 @@ def finetune(
         calibrated.append(run_dir / "best.pt")
         thresholds.append(float(load_checkpoint(run_dir / "best.pt")[1].get("threshold", 0.5)))
     _, val_ids = read_split(out / models[0].stem / "split.json")
-    cal = [im for im in labelled if _record_id(im, labelled) in set(val_ids)]
+    held = {r.domain["source_image"] for r in load_fields_table(table, exhaustive) if r.id in set(val_ids)}
+    cal = [im for im in labelled if str(im.path.resolve()) in held]  # the table names images by resolved path
     adapt = [im for im in labelled if im not in cal]
     if len(calibrated) == 2 and cal and exhaustive:
         say("choosing the pair's thresholds together on the calibration fields (official F1 of the ensemble)")
@@ -304,19 +305,6 @@ def final_epochs(
     model.load_state_dict(load_state(run_dir / "final")["model"])
     meta["final_epochs"] = "continued on every field (calibration fields included); threshold of the calibrated epoch"
     save_checkpoint(final, model, **meta)
-
-
-def _record_id(im: LabelledImage, labelled: list[LabelledImage]) -> str:
-    """The record id the fields table gives ``im`` (its stem, made unique in table order)."""
-    seen: set[str] = set()
-    for other in labelled:
-        stem, i = other.path.stem, 1
-        while stem in seen:
-            stem, i = f"{other.path.stem}_{i}", i + 1
-        seen.add(stem)
-        if other is im:
-            return stem
-    raise KeyError(im.path)
 
 
 def _original_side(run_dir: Path, before: Path, after: Path) -> dict:
