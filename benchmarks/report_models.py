@@ -51,7 +51,8 @@ from mitodet.evaluate.density import (  # noqa: E402
     best_density_threshold,  # noqa: E402
     density_scores,
 )
-from mitodet.infer import Detector, ensemble  # noqa: E402
+from mitodet.infer import Detector  # noqa: E402
+from mitodet.infer.ensemble import ensemble  # noqa: E402  (mitodet.infer.ensemble is the module)
 from mitodet.io.atomic import atomic_path, write_csv, write_text  # noqa: E402
 from mitodet.io.image import content_box, read_image  # noqa: E402
 from mitodet.model import load_checkpoint  # noqa: E402
