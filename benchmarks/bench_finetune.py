@@ -28,13 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from mitodet.data.fields import MITOS_ATYPIA14_MPP  # noqa: E402
-from mitodet.evaluate.matching import score  # noqa: E402
-from mitodet.infer.ensemble import detect_image  # noqa: E402
 from mitodet.infer.run import load_detectors  # noqa: E402
 from mitodet.io.atomic import write_csv  # noqa: E402
-from mitodet.io.image import read_image  # noqa: E402
 from mitodet.resources import DEFAULT_MODELS  # noqa: E402
-from mitodet.schema import MATCH_RADIUS_UM, um_to_px  # noqa: E402
+from mitodet.schema import Point  # noqa: E402
+from mitodet.train.finetune import official_f1 as finetune_f1  # noqa: E402
+from mitodet.train.labels import LabelledImage  # noqa: E402
 
 DATA = Path(os.environ.get("MITODET_DATA", ROOT.parent / "shared" / "data"))
 CSV = ROOT / "benchmarks" / "results" / "bench_finetune.csv"
@@ -79,15 +78,8 @@ def icpr(work: Path) -> tuple[list[Path], Path, list[tuple[Path, list]], float]:
 
 
 def official_f1(models: list[Path], test: list[tuple[Path, list]], mpp: float) -> dict:
-    dets = load_detectors(models, threads=1)
-    r = um_to_px(MATCH_RADIUS_UM, mpp)
-    truth, pred = {}, {}
-    for path, pts in test:
-        pixels, _ = read_image(path, mpp)
-        truth[path.name] = [(x / r, y / r) for x, y in pts]
-        pred[path.name] = [(d.x / r, d.y / r) for d in detect_image(dets, pixels, mpp) if d.is_mitosis]
-    s = score(truth, pred, 1.0)
-    return {k: s[k] for k in ("tp", "fp", "fn", "precision", "recall", "f1")}
+    labelled = [LabelledImage(path, mpp, [Point(x, y) for x, y in pts]) for path, pts in test]
+    return finetune_f1(load_detectors(models, threads=1), labelled)[0]
 
 
 def main() -> None:

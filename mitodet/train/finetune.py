@@ -130,7 +130,7 @@ def finetune_config(init: Path, table: Path, seconds: float, root: Path | None, 
     }
 
 
-def _f1_on(detectors, images: list[LabelledImage]) -> tuple[dict, dict]:
+def official_f1(detectors, images: list[LabelledImage]) -> tuple[dict, dict]:
     """Official pooled F1 of ``detectors`` on ``images`` -> (scores, per-image (tp, fp, fn))."""
     truth, pred = {}, {}
     for im in images:
@@ -238,8 +238,8 @@ def finetune(
                          spent, root is not None, thresholds=thresholds)  # fmt: skip
     if cal:
         say(f"scoring both pairs on the {len(cal)} calibration field(s)")
-        rep.before, per_b = _f1_on(load_detectors(models), cal)
-        rep.after, per_a = _f1_on(load_detectors(calibrated), cal)  # before the final epochs saw them
+        rep.before, per_b = official_f1(load_detectors(models), cal)
+        rep.after, per_a = official_f1(load_detectors(calibrated), cal)  # before the final epochs saw them
         rep.interval = bootstrap_gain(per_b, per_a)
     if root is not None:
         say("scoring the original validation side before and after (forgetting)")
