@@ -9,6 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 CHUNK=${CHUNK:-30}
 STATE=${STATE:-training-state}
+[ -x .venv/bin/mitodet ] || { echo "error: .venv/bin/mitodet not found; run make setup first" >&2; exit 1; }
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 for round in $(seq 1 "${ROUNDS:-1000}"); do
   finished=0
