@@ -242,6 +242,50 @@ def to_rgb8(arr: np.ndarray, source: str | os.PathLike, colormap: np.ndarray | N
     return np.ascontiguousarray(arr)
 
 
+def _page_sizes(tif) -> list[tuple[int, int]]:
+    return [(int(p.imagewidth), int(p.imagelength)) for p in tif.pages]
+
+
+def _blank(pg) -> bool:
+    """A page of one flat colour (read at most 4096 px a side: a decoded page is cheap to test)."""
+    if int(pg.imagewidth) * int(pg.imagelength) > 4096 * 4096:
+        return False
+    arr = pg.asarray()
+    return bool(arr.size) and int(arr.max()) - int(arr.min()) <= 2
+
+
+def _check_page_layout(tif, path: Path) -> None:
+    """Page 0 of a multi-page TIFF is its image only where the file is a pyramid (each further page
+    smaller) or a stack (pages of one size). A later page larger than page 0, or a blank page 0
+    beside pages with content, leaves it unclear which page is the image: refused in one line."""
+    sizes = _page_sizes(tif)
+    if len(sizes) < 2 or len(set(sizes)) == 1:
+        return
+    (w0, h0), (i, (w, h)) = sizes[0], max(enumerate(sizes), key=lambda t: t[1][0] * t[1][1])
+    if w * h > w0 * h0:
+        raise MitodetError(
+            path,
+            f"page {i} ({w}x{h} px) is larger than page 0 ({w0}x{h0} px): not a pyramid, so which page is "
+            "the image is unclear; save the page to analyse as its own file",
+        )
+    if _blank(tif.pages[0]) and not all(_blank(p) for p in tif.pages[1:8]):
+        raise MitodetError(
+            path, "page 0 is blank but a later page holds an image; save the page to analyse as its own file"
+        )
+
+
+def check_tiff_pages(path: str | os.PathLike) -> None:
+    """:func:`_check_page_layout` for a TIFF file (slides too: their page 0 is the largest)."""
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            _check_page_layout(tif, path)
+    except MitodetError:
+        raise
+    except Exception:  # unreadable: reported by whichever reader opens it
+        return
+
+
 def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
     try:
         with tifffile.TiffFile(path) as tif:
@@ -249,6 +293,8 @@ def _read_tiff(path: Path, page: int) -> tuple[np.ndarray, float | None]:
                 raise MitodetError(path, "corrupt or truncated TIFF: no readable image page")
             if not 0 <= page < len(tif.pages):
                 raise MitodetError(path, f"has {len(tif.pages)} page(s); page {page} does not exist")
+            if page == 0:
+                _check_page_layout(tif, path)
             pg = tif.pages[page]
             photometric = int(pg.photometric)
             if photometric == 5:  # SEPARATED (CMYK)

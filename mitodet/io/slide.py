@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from mitodet.errors import MitodetError
-from mitodet.io.image import check_mpp, check_stored_mpp, is_tiff, read_image, read_spacing
+from mitodet.io.image import check_mpp, check_stored_mpp, check_tiff_pages, is_tiff, read_image, read_spacing
 from mitodet.resample import DEFAULT_INTERPOLATION, FILTERS
 from mitodet.schema import DEFAULT_MPP
 
@@ -80,7 +80,9 @@ class _LibBackend:
         self.handle.close()
 
 
-def _stored_mpp(handle, prefix: str) -> float | None:
+def _stored_mpp(handle, prefix: str, path: Path) -> float | None:
+    """The library's level-0 spacing (µm/px); a slide whose X and Y spacings differ by more than
+    1 % is refused in one line (every area and distance would be wrong)."""
     props = handle.properties
     vals = []
     for key in (f"{prefix}.mpp-x", f"{prefix}.mpp-y"):
@@ -90,6 +92,13 @@ def _stored_mpp(handle, prefix: str) -> float | None:
             continue
         if 0 < v < 50:
             vals.append(v)
+    if len(vals) == 2 and abs(vals[1] / vals[0] - 1) > 0.01:
+        handle.close()
+        raise MitodetError(
+            path,
+            f"its X and Y pixel spacings differ ({vals[0]:.4g} and {vals[1]:.4g} µm/px): mitodet needs "
+            "square pixels; resample the slide to square pixels first",
+        )
     return sum(vals) / len(vals) if vals else None
 
 
@@ -208,15 +217,20 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
         raise MitodetError(path, "file not found")
     if path.is_dir():
         raise MitodetError(path, "is a folder, not a slide file")
+    if is_tiff(path):
+        check_tiff_pages(path)
     backend, stored, name, errors = None, None, "", []
     try:
         import openslide
 
         if openslide.OpenSlide.detect_format(str(path)) is not None:
             handle = openslide.OpenSlide(str(path))
-            backend, stored, name = _LibBackend(handle, "openslide"), _stored_mpp(handle, "openslide"), "openslide"
+            stored = _stored_mpp(handle, "openslide", path)
+            backend, name = _LibBackend(handle, "openslide"), "openslide"
     except ImportError:
         pass
+    except MitodetError:
+        raise
     except Exception as err:  # openslide.OpenSlideError and friends
         errors.append(f"openslide: {err}")
     if backend is None and is_tiff(path):
@@ -224,9 +238,12 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
             import tiffslide
 
             handle = tiffslide.TiffSlide(str(path))
-            backend, stored, name = _LibBackend(handle, "tiffslide"), _stored_mpp(handle, "tiffslide"), "tiffslide"
+            stored = _stored_mpp(handle, "tiffslide", path)
+            backend, name = _LibBackend(handle, "tiffslide"), "tiffslide"
         except ImportError:
             pass
+        except MitodetError:
+            raise
         except Exception as err:
             errors.append(f"tiffslide: {err}")
         if stored is None and backend is not None and mpp is None:

@@ -248,3 +248,23 @@ def test_non_square_pixels_are_refused_in_one_line(tmp_path, crop):
         read_spacing(path)
     tifffile.imwrite(path, crop, resolution=(40000, 40000.2), resolutionunit="CENTIMETER")
     assert read_image(path)[1] == pytest.approx(0.25)  # rounding in the tags is not a difference
+
+
+def _two_pages(path, first, second):
+    with tifffile.TiffWriter(path) as w:
+        for page in (first, second):
+            w.write(page, photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    return path
+
+
+def test_multipage_tiff_whose_page_0_is_not_the_image_is_refused(tmp_path, crop):
+    """#19 item 7: a larger later page, or a blank page 0 beside a real one, is not a pyramid."""
+    blank = np.full((4 * crop.shape[0], 4 * crop.shape[1], 3), 255, np.uint8)
+    with pytest.raises(MitodetError, match=r"a.tif: page 1 \(\d+x\d+ px\) is larger than page 0"):
+        read_image(_two_pages(tmp_path / "a.tif", crop, blank))
+    with pytest.raises(MitodetError, match="b.tif: page 0 is blank but a later page holds an image"):
+        read_image(_two_pages(tmp_path / "b.tif", blank, crop))
+    small = np.ascontiguousarray(crop[::2, ::2])  # a real two-level pyramid reads page 0
+    pixels, mpp = read_image(_two_pages(tmp_path / "c.tif", crop, small))
+    assert pixels.shape == crop.shape and mpp == pytest.approx(0.25)
+    assert read_image(tmp_path / "a.tif", page=1)[0].shape == blank.shape  # a page asked for by number

@@ -79,3 +79,25 @@ def test_bad_slides(tmp_path, shared_data):
     with pytest.raises(MitodetError) as err:
         open_slide(tmp_path / "cut.svs").read_region(0, 0, 64, 64)
     assert "cut.svs" in str(err.value)
+
+
+def test_slide_with_non_square_pixels_is_refused(tmp_path, shared_data):
+    """#19 item 7 for slides: a tiled TIFF whose library spacing differs in X and Y."""
+    crop = read_image(need(shared_data / "icpr2012_patches/images/A00_01_0.jpg"), mpp=0.25)[0]
+    path = tmp_path / "ns.tif"
+    big = np.tile(crop, (4, 4, 1))
+    tifffile.imwrite(
+        path, big, photometric="rgb", tile=(256, 256), resolution=(40000, 20000), resolutionunit="CENTIMETER"
+    )
+    with pytest.raises(MitodetError, match=r"ns.tif: its X and Y pixel spacings differ \(0.25 and 0.5 µm/px\)"):
+        open_slide(path)
+
+
+def test_slide_tiff_with_a_larger_later_page_is_refused(tmp_path, shared_data):
+    crop = read_image(need(shared_data / "icpr2012_patches/images/A00_01_0.jpg"), mpp=0.25)[0]
+    path = tmp_path / "two.tif"
+    with tifffile.TiffWriter(path) as w:
+        w.write(crop, photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER")
+        w.write(np.tile(crop, (3, 3, 1)), photometric="rgb", resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    with pytest.raises(MitodetError, match="two.tif: page 1 .* is larger than page 0"):
+        open_slide(path)
