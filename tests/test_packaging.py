@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,49 @@ def test_installed_package_has_the_basics(installed):
         assert (ROOT / f).is_file(), f
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert "Lafarge" in (ROOT / "CITATION.cff").read_text()
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory):
+    """A built wheel installed into a fresh virtual environment (its dependencies seen through a
+    .pth file pointing at this environment's site-packages, which pip cannot fetch here)."""
+    import site
+    import venv
+
+    root = tmp_path_factory.mktemp("wheel")
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", ROOT],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"pip cannot build a wheel here: {r.stderr[-300:]}")
+    venv.create(root / "venv", with_pip=False)
+    py = root / "venv" / "bin" / "python"
+    target = subprocess.run([py, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True)
+    (Path(target.stdout.strip()) / "deps.pth").write_text(site.getsitepackages()[0] + "\n")
+    wheel = next((root / "dist").glob("mitodet-*.whl"))
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "-q", wheel],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-500:]
+    return root / "venv"
+
+
+def test_wheel_in_a_fresh_venv_trains_tiny_from_another_folder(wheel_venv, shared_data, tmp_path):
+    """#20 item 7 as its 'done when' says: `MITODET_DATA=... mitodet train tiny --max-minutes 1`
+    from a folder that is not the checkout, with the package from a built wheel."""
+    exe = wheel_venv / "bin" / "mitodet"
+    env = {**os.environ, "MITODET_DATA": str(shared_data), "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    where = subprocess.run([wheel_venv / "bin" / "python", "-c", "import mitodet; print(mitodet.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    assert where.stdout.startswith(str(wheel_venv))  # the wheel's copy, not the checkout's
+    r = subprocess.run(
+        [exe, "train", "tiny", "--max-minutes", "1", "--quiet"], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr[-800:]
+    runs = list((tmp_path / "runs").glob("tiny-*"))
+    assert len(runs) == 1 and (runs[0] / "best.pt").is_file() and "best val loss" in r.stdout

@@ -227,7 +227,7 @@ def _check_paths(cfg: Config, source: str) -> None:
     paths += [(f"data.hard_negatives[{i}]", p) for i, p in enumerate(d.hard_negatives)]
     for key, p in paths:
         if p is not None and not Path(p).exists():
-            hint = "; set $MITODET_DATA (or --data-root) to the data folder" if p.startswith(DATA_PREFIX) else ""
+            hint = _missing_hint(key, p)
             raise MitodetError(
                 source, f"{key}: path {p} does not exist (relative paths are read from the cwd {os.getcwd()}){hint}"
             )
@@ -273,6 +273,21 @@ def load_config(
 
 
 DATA_PREFIX = "../shared/data/"  # how the bundled configs name the data (beside a checkout)
+PROJECT_PREFIXES = ("training-state/", "runs/")  # a checkout's own files, read from its root
+
+
+def _missing_hint(key: str, path: str) -> str:
+    """What to do about a missing path of a config, by what kind of path it is."""
+    if path.startswith(DATA_PREFIX):
+        return "; set $MITODET_DATA (or --data-root) to the data folder"
+    if key.startswith("data.negatives"):
+        return (
+            "; make it with `mitodet mine residual` (the config's first lines say how), "
+            "or train without it: --set data.negatives=[]"
+        )
+    if path.startswith(PROJECT_PREFIXES):
+        return "; a file of the mitodet checkout: run from its root, or --set the setting to your own file"
+    return ""
 
 
 def rebase_data_paths(raw, root: str | os.PathLike | None):

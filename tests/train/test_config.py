@@ -76,3 +76,19 @@ def test_bundled_configs_work_outside_the_checkout(cli, shared_data, tmp_path, m
     monkeypatch.setenv("MITODET_DATA", str(shared_data))
     tissue = load_config(config_path("default-ca-rgb"), check_paths=False).data.tissue  # (it names runs/ too)
     assert tissue[0].startswith(str(shared_data))
+
+
+def test_a_missing_project_file_says_how_to_make_it_or_do_without(shared_data, tmp_path, monkeypatch):
+    """#20 item 7: outside the checkout, default-ca-rgb's mined-negatives table and the fields
+    configs' training-state/ files are missing; the line says what to do about each."""
+    from mitodet.resources import config_path
+    from mitodet.train.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MITODET_DATA", str(shared_data))
+    with pytest.raises(MitodetError, match=r"data.negatives\[0\]: .*mitodet mine residual.*--set data.negatives=\[\]"):
+        load_config(config_path("default-ca-rgb"))
+    cfg = load_config(config_path("default-ca-rgb"), ["data.negatives=[]"])  # and without it, it loads
+    assert cfg.data.negatives == []
+    with pytest.raises(MitodetError, match="split.file: .*a file of the mitodet checkout: run from its root"):
+        load_config(config_path("fields-ca-od"))
