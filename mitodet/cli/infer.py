@@ -210,7 +210,10 @@ def detect_cmd(
             executor.close()
     t = totals[0]
     table = out / "summary.csv"  # not written when no input was done or skipped
-    summary = f"; summary: {printable(str(table))}" if table.is_file() else "; no summary (no input done)"
+    if t.summary_error is not None:
+        summary = "; summary.csv not written"
+    else:
+        summary = f"; summary: {printable(str(table))}" if table.is_file() else "; no summary (no input done)"
     rate = f", {t.megapixels / t.seconds:.2f} Mpx/s" if t.seconds > 0 and t.done else ""
     density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 >= MIN_DENSITY_MM2 else ""
     out_console.print(
@@ -220,8 +223,11 @@ def detect_cmd(
         highlight=False,
         markup=False,
     )
+    if t.summary_error is not None:
+        err_console.print(f"[red]error[/]: {escape(str(t.summary_error))}", highlight=False)
     if failed:
         err_console.print(f"[red]{failed} of {t.inputs} input(s) failed[/]")
+    if failed or t.summary_error is not None:
         raise typer.Exit(2)  # bad input, as for every other command
 
 

@@ -811,6 +811,7 @@ class Totals:
     megapixels: float = 0.0  # area of the processed inputs in megapixels of the model spacing
     network_mpx: float = 0.0
     seconds: float = 0.0
+    summary_error: MitodetError | None = None  # summary.csv could not be written (disk full ...)
 
 
 def run_inputs(
@@ -938,7 +939,10 @@ def run_inputs(
             finish_slide(inp)
     ordered = [r for it in items if (r := rows.get(it.name) or rows.get(str(Path(it.name)))) is not None]
     if ordered:
-        write_summary(out, ordered, replaced)
+        try:
+            write_summary(out, ordered, replaced)
+        except MitodetError as err:  # the outputs written stay; the last line still comes
+            totals.summary_error = err
     totals.seconds = time.perf_counter() - t0
     if on_totals:
         on_totals(totals)

@@ -205,6 +205,22 @@ def test_a_run_where_every_input_failed_names_no_summary(cli, tmp_path):
     assert f"summary: {summary}" in out and "failed" in summary.read_text()
 
 
+def test_a_summary_that_cannot_be_written_still_gives_the_totals(cli, shared_data, tmp_path, monkeypatch):
+    """#19 item 17: disk full at summary.csv: one line naming it, after the run's totals; exit 2."""
+    import mitodet.infer.run as run
+    from mitodet.errors import MitodetError
+
+    def full(out, rows, replaced=()):
+        raise MitodetError(out / "summary.csv", "cannot write (No space left on device)")
+
+    monkeypatch.setattr(run, "write_summary", full)
+    src = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
+    code, out, err = cli("detect", src, "--mpp", "0.25", "--out", tmp_path / "o", "--no-atypical")
+    assert code == 2 and "1 input(s): 1 done" in out and "summary.csv not written" in out
+    assert f"error: {tmp_path / 'o' / 'summary.csv'}: cannot write (No space left on device)" in err
+    assert (tmp_path / "o" / "A00_01_0.mitotic-figures.json").is_file()  # the outputs written stay
+
+
 def test_a_file_name_that_is_not_utf8_gets_every_output(cli, shared_data, tmp_path):
     """#19 item 14: a name with the byte 0xff is detected, all its outputs written, and reused."""
     import os
