@@ -49,8 +49,10 @@ def resolve_backend(backend: str, device: str = "cpu") -> str:
         return backend
     if device != "cpu":
         return "torch"
+    from mitodet.model.export import import_onnxruntime
+
     try:
-        import onnxruntime  # noqa: F401
+        import_onnxruntime()
     except ImportError:
         return "torch"
     return "onnx"

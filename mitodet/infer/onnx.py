@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from mitodet.errors import MitodetError
-from mitodet.model.export import EXPORT_EXTRA, export_onnx
+from mitodet.model.export import EXPORT_EXTRA, export_onnx, import_onnxruntime
 
 
 class OnnxModel(nn.Module):
@@ -39,7 +39,7 @@ class OnnxModel(nn.Module):
     def __init__(self, model: Any, threads: int | None = None):
         super().__init__()
         try:
-            import onnxruntime as ort
+            ort = import_onnxruntime()
         except ImportError:
             raise MitodetError(
                 "onnxruntime",

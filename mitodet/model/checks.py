@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mitodet.errors import MitodetError
-from mitodet.model.export import EXPORT_EXTRA, export_onnx, fold
+from mitodet.model.export import EXPORT_EXTRA, export_onnx, fold, import_onnxruntime
 from mitodet.model.resnet import ResNet
 
 TOLERANCE = 1e-4  # relative to max(1, max |logit|)
@@ -65,7 +65,7 @@ def check_fold(model: ResNet, x: torch.Tensor) -> tuple[str, float]:
 def check_onnx(model: ResNet, path: str | os.PathLike, x: torch.Tensor) -> tuple[str, float]:
     """The ONNX file at ``path``, run by ONNX Runtime, gives the same logits as ``model``."""
     try:
-        import onnxruntime as ort  # optional: the [export] extra
+        ort = import_onnxruntime()  # optional: the [export] extra
     except ImportError:
         raise MitodetError(
             "onnxruntime", f"not installed; checking the ONNX file needs the extra: {EXPORT_EXTRA}"

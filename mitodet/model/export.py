@@ -111,3 +111,13 @@ def export_onnx(model: ResNet, path: str | os.PathLike, opset: int = 17) -> Path
             **extra,
         )
     return Path(path)
+
+
+def import_onnxruntime():
+    """``onnxruntime`` with its telemetry off (unless the user set ORT_DISABLE_TELEMETRY): from
+    1.29 on it sends usage telemetry, and on a read-only HOME prints a coloured warning at import.
+    Slides of patients are no place for an outbound connection. Raises ImportError."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime

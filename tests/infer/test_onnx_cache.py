@@ -58,3 +58,15 @@ def test_a_cache_that_cannot_be_written_exports_every_time(tmp_path, monkeypatch
     monkeypatch.setattr(onnx_mod, "export_onnx", refuse)
     a, _ = _two()
     assert agrees(OnnxModel(a, 1).session, a)
+
+
+def test_onnxruntime_is_imported_without_telemetry_chatter():
+    """#19 item 18: on a read-only HOME (/sys is read-only even for root) ONNX Runtime's telemetry
+    would print a coloured warning at import; mitodet imports it with telemetry off."""
+    import subprocess
+    import sys
+
+    code = "from mitodet.model.export import import_onnxruntime; import_onnxruntime()"
+    env = {"HOME": "/sys", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(__import__("tests.conftest").conftest.ROOT)}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0 and p.stderr == ""
