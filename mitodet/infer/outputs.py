@@ -98,6 +98,40 @@ def _font(size: float):
         return ImageFont.load_default(size=size)
 
 
+def place_labels(
+    centres: list[tuple[float, float]], sizes: list[tuple[float, float]], r: float, image_size: tuple[int, int]
+) -> list[tuple[float, float]]:
+    """Top-left corners for one label per circle (centre, radius ``r``): of eight places around
+    its circle, the first that stays inside the image and covers no circle and no label placed
+    before it; where none is free, the one that covers least. Greedy, in the order given."""
+    w_img, h_img = image_size
+    circles = [(x - r, y - r, x + r, y + r) for x, y in centres]
+    placed: list[tuple[float, float, float, float]] = []
+
+    def overlap(a, b) -> float:
+        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+    out = []
+    for (x, y), (w, h) in zip(centres, sizes, strict=True):
+        g = 0.75 * r  # the corner offset: the label's corner touches the circle's diagonal
+        candidates = [
+            (x + g, y - g - h), (x - g - w, y - g - h), (x + g, y + g), (x - g - w, y + g),
+            (x + r + 2, y - h / 2), (x - r - 2 - w, y - h / 2), (x - w / 2, y - r - 2 - h), (x - w / 2, y + r + 2),
+        ]  # fmt: skip
+        best, best_cost = candidates[0], float("inf")
+        for cx, cy in candidates:
+            box = (cx, cy, cx + w, cy + h)
+            outside = (w * h) * 4 if cx < 0 or cy < 0 or cx + w > w_img or cy + h > h_img else 0.0
+            cost = outside + sum(overlap(box, c) for c in circles) + 2 * sum(overlap(box, p) for p in placed)
+            if cost < best_cost:
+                best, best_cost = (cx, cy), cost
+            if cost == 0:
+                break
+        placed.append((best[0], best[1], best[0] + w, best[1] + h))
+        out.append(best)
+    return out
+
+
 def write_overlay(
     path: str | Path,
     image: np.ndarray,
@@ -122,18 +156,21 @@ def write_overlay(
     r = max(6.0, radius_px * scale)
     unit = min(2.5, max(1.0, im.width / 900))  # text grows (a little) with the picture width
     width = max(2, min(round(2 * unit), round(r / 4)))  # a ring, not a dot, even for small circles
-    label_font = _font(11 * unit)  # small: a label should not cover the neighbouring cells
+    label_font = _font(11 * min(unit, 1.5))  # small: a label should not cover the neighbouring cells
     mfs = [d for d in dets if d.is_mitosis]
-    for d in mfs:
-        x, y = (d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5
+    centres = [((d.x + 0.5) * scale - 0.5, (d.y + 0.5) * scale - 0.5) for d in mfs]
+    for x, y in centres:
         draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), outline=(255, 255, 255), width=width + 2)
         draw.ellipse((x - r, y - r, x + r, y + r), outline=(230, 20, 20), width=width)
-        ty = y - r * 0.8 if y - r * 0.8 > 18 * unit else y + r * 0.8 + 16 * unit  # keep the label inside
+    texts = [_label(d.probability, threshold) for d in mfs]
+    boxes = [draw.textbbox((0, 0), t, font=label_font, stroke_width=max(2, width)) for t in texts]
+    sizes = [(b[2] - b[0], b[3] - b[1]) for b in boxes]
+    for (tx, ty), text in zip(place_labels(centres, sizes, r, im.size), texts, strict=True):
         draw.text(
-            (x + r * 0.8, ty),
-            _label(d.probability, threshold),
+            (tx, ty),
+            text,
             font=label_font,
-            anchor="ls",
+            anchor="lt",
             fill=(255, 255, 255),
             stroke_width=max(2, width),
             stroke_fill=(0, 0, 0),
