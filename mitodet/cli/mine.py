@@ -150,7 +150,7 @@ def hard_cmd(
         load_checkpoint(run / "best.pt")  # checked (weights only, no code) before the data loads
         remove_stale_temps(run)  # hidden temporary files of a killed earlier run
 
-    with train_progress(quiet) as (on_step, _on_image):
+    with train_progress(quiet) as bars:
         result = hard_negative_mining(
             run,
             rounds=rounds,
@@ -159,7 +159,9 @@ def hard_cmd(
             from_scratch=from_scratch,
             overrides=set_,
             max_minutes=max_minutes,
-            on_step=on_step,
+            on_step=bars.on_step,
+            on_epoch=bars.on_epoch,
+            on_val=bars.on_val,
         )
     out_console.print(
         f"hard mining {run}: best round {result.best_round} (val F1 {result.best_f1:.3f}); "

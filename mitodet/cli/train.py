@@ -8,29 +8,65 @@ from pathlib import Path
 import typer
 
 from mitodet.cli import options
-from mitodet.cli.ui import err_console, out_console, print_table, progress, setup_logging, table
+from mitodet.cli.ui import Bars, err_console, out_console, print_table, progress, setup_logging, table
 from mitodet.errors import MitodetError
+
+
+class TrainBars:
+    """The bars of a training run on one rich Progress: loading the images; the steps of the
+    current epoch, headed ``epoch N/M`` and started afresh each epoch (its clock and ETA are
+    that epoch's own, not frozen at the end of the first); and validation, on a bar of its own
+    while it runs. Its methods are the library's progress callbacks (:attr:`callbacks`)."""
+
+    def __init__(self, bar: Bars):
+        self.bar = bar
+        self.load = bar.add_task("loading images", total=None)
+        self.steps = bar.add_task("train", total=None, visible=False)
+        self.val = bar.add_task("validation", total=None, visible=False)
+        self.epoch = ""  # "epoch N/M " once the library says which
+        self._step = 0
+        self._stage: str | None = None
+
+    @property
+    def callbacks(self) -> dict:
+        """Keyword arguments of :func:`mitodet.train.run.train` for these bars."""
+        return {"on_image": self.on_image, "on_epoch": self.on_epoch, "on_step": self.on_step, "on_val": self.on_val}
+
+    def on_image(self, done: int, total: int) -> None:
+        self.bar.update(self.load, completed=done, total=total, visible=done < total)
+
+    def on_epoch(self, epoch: int, epochs: int) -> None:
+        self.epoch = f"epoch {epoch}/{epochs} "
+        self._restart()
+
+    def _restart(self) -> None:
+        self.bar.update(self.load, visible=False)
+        self.bar.update(self.val, visible=False)
+        self.bar.reset(self.steps, total=None, visible=True, description=f"{self.epoch}train")
+        self._step, self._stage = 0, None
+
+    def on_step(self, step: int, total: int, loss: float, rate: float) -> None:
+        if step < self._step or self._stage is not None:  # a new epoch for a caller that gives no on_epoch
+            self._restart()
+        self._step = step
+        desc = f"{self.epoch}loss {loss:.4f}  {rate:.0f} samples/s"
+        self.bar.update(self.steps, completed=step, total=total, visible=True, description=desc)
+
+    def on_val(self, what: str, done: int, total: int) -> None:
+        if what != self._stage:
+            self._stage = what
+            desc = f"{self.epoch}validation ({what})"
+            self.bar.reset(self.val, total=total, completed=done, visible=True, description=desc)
+        else:
+            self.bar.update(self.val, completed=done, total=total)
 
 
 @contextlib.contextmanager
 def train_progress(quiet: bool):
-    """Bars on stderr for loading the data and for the steps of each epoch; yields the library's
-    ``(on_step, on_image)`` callbacks."""
+    """Bars on stderr for a training run (:class:`TrainBars`), none when ``quiet``; yields them."""
     setup_logging(quiet)
     with progress(transient=True, disable=quiet) as bar:
-        load = bar.add_task("loading images", total=None)
-        steps = bar.add_task("train", total=None, visible=False)
-
-        def on_image(done: int, total: int) -> None:
-            bar.update(load, completed=done, total=total, visible=done < total)
-
-        def on_step(step: int, total: int, loss: float, rate: float) -> None:
-            bar.update(load, visible=False)
-            bar.update(
-                steps, completed=step, total=total, visible=True, description=f"loss {loss:.4f}  {rate:.0f} samples/s"
-            )
-
-        yield on_step, on_image
+        yield TrainBars(bar)
 
 
 def train_cmd(
@@ -78,10 +114,8 @@ def train_cmd(
             raise MitodetError(
                 run_dir, f"holds a run already ({', '.join(held)}): --resume it, or another --run-dir, or --force"
             )
-    with train_progress(quiet) as (on_step, on_image):
-        summary = train(
-            cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes, on_step=on_step, on_image=on_image
-        )
+    with train_progress(quiet) as bars:
+        summary = train(cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes, **bars.callbacks)
     best = (
         f"best val loss {summary.best_val_loss:.4f}, F1 {summary.best_val_f1:.3f} (epoch {summary.best_epoch})"
         if summary.best_val_loss is not None

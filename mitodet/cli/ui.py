@@ -38,8 +38,14 @@ class _NoProgress:
     def advance(self, *args, **kwargs) -> None:
         return None
 
+    def reset(self, *args, **kwargs) -> None:
+        return None
 
-def progress(transient: bool = False, disable: bool = False) -> Progress | _NoProgress:
+
+Bars = Progress | _NoProgress  # what progress() returns
+
+
+def progress(transient: bool = False, disable: bool = False) -> Bars:
     """A progress bar on stderr (description, bar, done/total, elapsed, remaining); nothing when
     ``disable`` or when stderr is not a terminal."""
     if disable or not err_console.is_terminal:

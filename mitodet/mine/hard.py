@@ -36,7 +36,7 @@ from mitodet.model.export import fold
 from mitodet.schema import um_to_px
 from mitodet.train.config import override_config
 from mitodet.train.device import pick_device
-from mitodet.train.engine import StepCallback, score_windows
+from mitodet.train.engine import EpochCallback, StepCallback, ValCallback, score_windows
 from mitodet.train.patches import KINDS, Pool
 from mitodet.train.run import prepare_data, train
 from mitodet.train.rundir import read_metrics, read_run_config, training_pid
@@ -171,8 +171,12 @@ def hard_negative_mining(
     overrides=(),
     max_minutes: float | None = None,
     on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_val: ValCallback | None = None,
 ) -> HardResult:
-    """Run the mining rounds on top of the finished run ``run`` (see module docstring)."""
+    """Run the mining rounds on top of the finished run ``run`` (see module docstring);
+    ``on_step``, ``on_epoch`` and ``on_val`` follow each round's training as in
+    :func:`mitodet.train.run.train`."""
     base = Path(run)
     if not (0.0 < drop_quantile < 1.0):
         raise MitodetError("--drop-quantile", f"{drop_quantile}: expected a fraction between 0 and 1")
@@ -223,7 +227,7 @@ def hard_negative_mining(
             f"model.init={'null' if from_scratch else prev_dir / 'best.pt'}",
         ]
         cfg = override_config(prev_cfg, sets + list(overrides), str(base / "config.yaml"))
-        train(cfg, run_dir=rdir, max_minutes=max_minutes, on_step=on_step)
+        train(cfg, run_dir=rdir, max_minutes=max_minutes, on_step=on_step, on_epoch=on_epoch, on_val=on_val)
         m = _best_metrics(rdir, select)
         rows.append({"round": r, "negatives": n, "fraction_of_original": n / original, "run": str(rdir), **m})
         write_csv(table, FIELDS, rows)

@@ -17,6 +17,8 @@ from mitodet.classify.metrics import auc
 from mitodet.train.device import autocast
 
 StepCallback = Callable[[int, int, float, float], None]  # (step done, steps, mean loss, samples/s)
+EpochCallback = Callable[[int, int], None]  # (epoch starting, 1-based; epochs of the run)
+ValCallback = Callable[[str, int, int], None]  # (what is being validated, done, total)
 
 
 def logits_center(out: torch.Tensor) -> torch.Tensor:
@@ -65,9 +67,15 @@ def train_one_epoch(
 
 @torch.no_grad()
 def score_windows(
-    model: torch.nn.Module, windows: torch.Tensor, rf: int, batch: int, bf16: bool = False
+    model: torch.nn.Module,
+    windows: torch.Tensor,
+    rf: int,
+    batch: int,
+    bf16: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Mitosis probability of each uint8 window (centre rf x rf, no augmentation), float32 CPU."""
+    """Mitosis probability of each uint8 window (centre rf x rf, no augmentation), float32 CPU;
+    ``on_batch(windows done, windows)`` after each batch."""
     was = model.training
     model.eval()
     out = []
@@ -76,15 +84,23 @@ def score_windows(
         with autocast(windows.device, bf16):
             logit = logits_center(model(x)).float()
         out.append(torch.softmax(logit, 1)[:, 1].cpu())
+        if on_batch is not None:
+            on_batch(min(i + batch, windows.shape[0]), windows.shape[0])
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0)
 
 
 def evaluate(
-    model: torch.nn.Module, windows: torch.Tensor, labels: torch.Tensor, rf: int, batch: int, bf16: bool = False
+    model: torch.nn.Module,
+    windows: torch.Tensor,
+    labels: torch.Tensor,
+    rf: int,
+    batch: int,
+    bf16: bool = False,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Validation windows -> class-balanced CE loss, patch F1/precision/recall at 0.5, AUC."""
-    p = score_windows(model, windows, rf, batch, bf16).double().clamp(1e-7, 1 - 1e-7)
+    p = score_windows(model, windows, rf, batch, bf16, on_batch).double().clamp(1e-7, 1 - 1e-7)
     y = labels.cpu()
     ce = -(y * p.log() + (1 - y) * (1 - p).log())
     pos, neg = ce[y == 1], ce[y == 0]

@@ -10,6 +10,7 @@ validates and writes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -30,7 +31,7 @@ from mitodet.train.config import Config, resolve_paths
 from mitodet.train.data import SplitData, labelled_records, split_records, train_val_images, validation_images
 from mitodet.train.dense import DenseSampler
 from mitodet.train.device import barrier, broadcast_flag, init_dist
-from mitodet.train.engine import StepCallback, evaluate, train_one_epoch
+from mitodet.train.engine import EpochCallback, StepCallback, ValCallback, evaluate, train_one_epoch
 from mitodet.train.patches import Pool, attach_stain_vectors, build_pool
 from mitodet.train.rundir import (
     append_validation,
@@ -103,6 +104,11 @@ def _epoch_line(row: dict) -> str:
     return f"epoch {row['epoch']}: train loss {row['train_loss']:.4f}{val}  {row['patches_per_s']:.0f} samples/s"
 
 
+def _stage(on_val: ValCallback | None, what: str) -> Callable[[int, int], None] | None:
+    """``on_val`` for one stage of validation: ``(done, total)`` -> ``on_val(what, done, total)``."""
+    return None if on_val is None else functools.partial(on_val, what)
+
+
 def _score(row: dict, select: str) -> float | None:
     """What best.pt minimises: the validation loss, or minus the density F1 (None: not measured)."""
     if select in ("f1_density", "f1_mean", "f1_fields"):
@@ -158,11 +164,16 @@ def train(
     max_minutes: float | None = None,
     on_step: StepCallback | None = None,
     on_image: Callable[[int, int], None] | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_val: ValCallback | None = None,
 ) -> Summary:
     """Train (or resume) one run; returns its :class:`Summary`.
 
-    Progress goes to ``on_step(step, steps, loss, samples/s)`` and ``on_image(done, total)``
-    (data loading); one INFO log record per epoch.
+    Progress goes to ``on_image(done, total)`` (data loading), ``on_epoch(epoch, epochs)`` as
+    each epoch starts (1-based, counted from the run's first epoch when resuming),
+    ``on_step(step, steps, loss, samples/s)`` within the epoch, and ``on_val(what, done, total)``
+    while the epoch is validated (``what``: "windows", then "detection" where the config asks
+    for it); one INFO log record per epoch.
     """
     dist_info, device = init_dist(cfg.device)
     if not resume:
@@ -234,6 +245,8 @@ def train(
             stopped = True  # a resumed run that had already run out of patience
             break
         t_epoch = time.perf_counter()
+        if main and on_epoch is not None:
+            on_epoch(epoch + 1, cfg.train.epochs)
         sampler.reseed(epoch)
         row = {"epoch": epoch + 1, "steps": (epoch + 1) * steps}
         row.update(
@@ -254,7 +267,7 @@ def train(
         stop = False
         if main:
             if val_x is not None and val_x.shape[0]:
-                row.update(evaluate(net, val_x, val_y, rf, cfg.val.batch_size, bf16))
+                row.update(evaluate(net, val_x, val_y, rf, cfg.val.batch_size, bf16, _stage(on_val, "windows")))
             detection = None
             # the last epoch is always validated: the final one, or the one the time budget will end on
             this = time.perf_counter() - t_epoch
@@ -264,7 +277,14 @@ def train(
             if items and ((epoch + 1) % cfg.val.every == 0 or last):
                 rule = cfg.val.select if cfg.val.select in ("f1_mean", "f1_fields") else "f1_density"
                 detection = validate_detection(
-                    net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device, rule
+                    net,
+                    items,
+                    cfg.data.model_mpp,
+                    cfg.data.interpolation,
+                    cfg.val.density,
+                    device,
+                    rule,
+                    _stage(on_val, "detection"),
                 )
                 row.update(
                     val_f1_density=detection["f1_density"],

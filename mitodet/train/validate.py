@@ -195,8 +195,10 @@ def validate_detection(
     density: float,
     device="cpu",
     rule: str = "f1_density",
+    on_item: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Detection validation of ``model``: the threshold by ``rule`` and the scores there."""
-    truth, pred, area = detect_items(model, items, model_mpp, interpolation, device)
+    """Detection validation of ``model``: the threshold by ``rule`` and the scores there
+    (``on_item(items done, items)`` follows the detection)."""
+    truth, pred, area = detect_items(model, items, model_mpp, interpolation, device, on_item)
     fields = {it.id for it in items if it.field}
     return density_report(truth, pred, area, {it.id: it.group for it in items}, density, fields=fields, rule=rule)

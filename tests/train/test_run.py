@@ -68,3 +68,22 @@ def test_cli_bad_config_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mitodet.cli.main", "train", str(p)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert r.stderr.startswith(f"error: {p}: optim.lr")
+
+
+def test_progress_callbacks_name_the_epoch_and_follow_validation(small_crops, tmp_path):
+    """#20 item 13: train() says which epoch of how many starts, and reports validation progress."""
+    calls = []
+    cfg = config_from_dict(tiny_raw(small_crops, train={"epochs": 2, "steps_per_epoch": 2}))
+    train(
+        cfg,
+        tmp_path / "r",
+        on_epoch=lambda e, n: calls.append(("epoch", e, n)),
+        on_step=lambda s, n, loss, rate: calls.append(("step", s, n)),
+        on_val=lambda what, d, n: calls.append(("val", what, d, n)),
+    )
+    epochs = [c for c in calls if c[0] == "epoch"]
+    assert epochs == [("epoch", 1, 2), ("epoch", 2, 2)]
+    second = calls[calls.index(("epoch", 2, 2)) :]
+    assert second[1][0] == "step" and second[-1][:2] == ("val", "windows")
+    done, total = second[-1][2:]
+    assert done == total > 0
