@@ -10,7 +10,7 @@ mitosis-centred crop (the benchmark task).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,16 @@ def to_tensor(windows: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_windows(model, windows: torch.Tensor, side: int, tta: bool = True, batch: int = 128) -> np.ndarray:
-    """P(atypical) of uint8 windows [N, 3, S, S] from their centred ``side`` px (mirror-averaged)."""
+def predict_windows(
+    model,
+    windows: torch.Tensor,
+    side: int,
+    tta: bool = True,
+    batch: int = 128,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """P(atypical) of uint8 windows [N, 3, S, S] from their centred ``side`` px (mirror-averaged);
+    ``on_batch(windows done, windows)`` after each batch."""
     model.eval()
     s = windows.shape[-1]
     a = (s - side) // 2
@@ -48,6 +56,8 @@ def predict_windows(model, windows: torch.Tensor, side: int, tta: bool = True, b
         if tta:
             p = (p + torch.softmax(model(x.flip(-1)), 1)[:, 1]) / 2
         out.append(p)
+        if on_batch is not None:
+            on_batch(min(i + batch, len(windows)), len(windows))
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 

@@ -10,6 +10,7 @@ A run folder holds ``config.yaml``, ``split.json``, ``metrics.csv`` (one row per
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from mitodet.model import create_model
 from mitodet.model.checkpoint import load_checkpoint, save_checkpoint
 from mitodet.train.atypical_config import AtypicalConfig, dump_atypical_config
 from mitodet.train.device import pick_device
-from mitodet.train.engine import train_one_epoch
+from mitodet.train.engine import EpochCallback, StepCallback, ValCallback, train_one_epoch
 from mitodet.train.rundir import load_state, save_state, set_rng_state
 
 METRICS = ["epoch", "lr", "train_loss", "val_loss", "val_ba", "val_auroc", "threshold", "seconds"]
@@ -72,9 +73,9 @@ class BalancedCrops:
         return F.cross_entropy(logits, target)
 
 
-def validate(model, val: CropSet, cfg: AtypicalConfig) -> dict:
+def validate(model, val: CropSet, cfg: AtypicalConfig, on_batch: Callable[[int, int], None] | None = None) -> dict:
     """Validation loss, per-source balanced accuracy at the threshold that maximises their mean."""
-    p = predict_windows(model, to_tensor(val.windows), cfg.data.input, cfg.train.tta)
+    p = predict_windows(model, to_tensor(val.windows), cfg.data.input, cfg.train.tta, on_batch=on_batch)
     y = val.atypical
     q = np.clip(p, 1e-7, 1 - 1e-7)
     ce = -(y * np.log(q) + (~y) * np.log(1 - q))
@@ -120,8 +121,15 @@ def train_atypical(
     resume: bool = False,
     max_minutes: float | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    on_start: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
+    on_val: ValCallback | None = None,
 ) -> dict:
-    """Train (or resume) into ``run_dir`` -> the best epoch's validation summary."""
+    """Train (or resume) into ``run_dir`` -> the best epoch's validation summary.
+
+    ``on_epoch(row)`` gets each finished epoch's metrics; ``on_start(epoch, epochs)``,
+    ``on_step`` and ``on_val("crops", done, total)`` follow the epoch as in
+    :func:`mitodet.train.run.train`."""
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     records = labelled_crop_records(cfg.data.crops, cfg.data.atnorm)
@@ -161,8 +169,10 @@ def train_atypical(
         else {}
     )
     for epoch in range(start, cfg.train.epochs):
-        r = train_one_epoch(net, sampler, opt, sched, device, steps)
-        v = validate(net, val, cfg)
+        if on_start is not None:
+            on_start(epoch + 1, cfg.train.epochs)
+        r = train_one_epoch(net, sampler, opt, sched, device, steps, on_step=on_step)
+        v = validate(net, val, cfg, None if on_val is None else functools.partial(on_val, "crops"))
         row = {
             "epoch": epoch + 1,
             "lr": f"{sched.get_last_lr()[0]:.6g}",

@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,8 +177,13 @@ def finetune(
     seed: int = 0,
     threads: int | None = None,
     note: Callable[[str], None] | None = None,
+    progress: Mapping[str, Callable] | None = None,
 ) -> FinetuneReport:
-    """Adapt ``models`` (default: the bundled pair) to the labelled ``inputs`` -> the report."""
+    """Adapt ``models`` (default: the bundled pair) to the labelled ``inputs`` -> the report.
+
+    ``note`` gets a line as each stage starts; ``progress`` holds callbacks of
+    :func:`mitodet.train.run.train` (``on_image``, ``on_epoch``, ``on_step``, ``on_val``) that
+    follow each of its trainings."""
     say = note or (lambda text: None)
     if threads:
         torch.set_num_threads(threads)
@@ -211,7 +216,7 @@ def finetune(
         if run_dir.exists():
             shutil.rmtree(run_dir)
         say(f"adapting {m.name} ({minutes / len(models):.1f} min)")
-        train(cfg, run_dir=run_dir)
+        train(cfg, run_dir=run_dir, **(progress or {}))
         if not (run_dir / "best.pt").is_file():
             raise MitodetError(run_dir, "training ended before its first validation: give more --minutes")
         calibrated.append(run_dir / "best.pt")
@@ -230,7 +235,7 @@ def finetune(
     for m, ckpt in zip(models, calibrated, strict=True):
         final = out / f"adapted-{m.stem}.pt"
         say(f"final epochs of {m.name} on every field")
-        final_epochs(ckpt.parent, table, share * FINAL_SHARE, root, exhaustive, seed, final)
+        final_epochs(ckpt.parent, table, share * FINAL_SHARE, root, exhaustive, seed, final, progress)
         adapted.append(final)
     spent = (time.perf_counter() - t0) / 60
     rep = FinetuneReport(out, adapted, len(labelled), [str(i.path) for i in adapt], [str(i.path) for i in cal],
@@ -288,7 +293,14 @@ def pair_thresholds(models: list[Path], images: list[LabelledImage], steps: int 
 
 
 def final_epochs(
-    run_dir: Path, table: Path, seconds: float, root: Path | None, exhaustive: bool, seed: int, final: Path
+    run_dir: Path,
+    table: Path,
+    seconds: float,
+    root: Path | None,
+    exhaustive: bool,
+    seed: int,
+    final: Path,
+    progress: Mapping[str, Callable] | None = None,
 ) -> None:
     """Continue ``run_dir``'s best.pt on every lab field (the calibration ones too) for
     ``seconds``, and write the last weights to ``final`` with best.pt's calibrated threshold."""
@@ -300,7 +312,7 @@ def final_epochs(
     raw["split"]["file"] = str(split)
     raw["val"] = {"detect": False, "select": "loss", "negatives": 2000}
     raw["optim"]["lr"] = 0.002
-    train(config_from_dict(raw, str(run_dir)), run_dir=run_dir / "final")
+    train(config_from_dict(raw, str(run_dir)), run_dir=run_dir / "final", **(progress or {}))
     model, meta = load_checkpoint(run_dir / "best.pt")
     model.load_state_dict(load_state(run_dir / "final")["model"])
     meta["final_epochs"] = "continued on every field (calibration fields included); threshold of the calibrated epoch"

@@ -36,9 +36,20 @@ def test_trains_selects_by_balanced_accuracy_and_resumes(shared_data, tmp_path):
     split = json.loads((run / "split.json").read_text())
     assert len(val) == split["n_val"] and not set(split["train"]) & set(split["val"])
     cfg = load_atypical_config(run / "config.yaml", ["train.epochs=2"], check_paths=False)
-    train_atypical(cfg, run, resume=True)
+    calls = []
+    train_atypical(
+        cfg,
+        run,
+        resume=True,
+        on_start=lambda e, n: calls.append(("epoch", e, n)),
+        on_step=lambda s, n, loss, rate: calls.append(("step", s, n)),
+        on_val=lambda what, d, n: calls.append(("val", what, d, n)),
+    )
     with open(run / "metrics.csv", newline="") as fh:
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["1", "2"]  # continued, not restarted
+    # progress (#20 item 13): the resumed run says it is in epoch 2 of 2, then validates the crops
+    assert calls[0] == ("epoch", 2, 2) and calls[1][0] == "step"
+    assert calls[-1][:2] == ("val", "crops") and calls[-1][2] == calls[-1][3] == split["n_val"]
 
 
 def test_config_errors_are_one_line(shared_data, tmp_path):
