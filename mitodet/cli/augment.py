@@ -16,18 +16,21 @@ augment_app = options.group("Augmentation protocol of the paper (CA-RGB / CA-OD)
 def preview(
     config: str = typer.Option(
         "default-ca-rgb",
-        help="training config: a YAML file or a bundled config name (its augment section and labelled data)",
+        metavar="CONFIG",
+        help="Training config: a YAML file or a bundled config name (its augment section and labelled data).",
     ),
-    protocol: str = typer.Option("both", help="ca-rgb, ca-od or both"),
-    out: Path = typer.Option(Path("augment_preview.png"), help="PNG to write", callback=options.out_file),
-    n: int = typer.Option(8, help="number of real patches (rows), 1-64", callback=options.number(1, 64, integer=True)),
+    protocol: str = typer.Option("both", metavar="NAME", help="Protocol: ca-rgb, ca-od or both."),
+    out: Path = typer.Option(
+        Path("augment_preview.png"), "--out", "-o", metavar="FILE", help="PNG to write.", callback=options.out_file
+    ),
+    n: int = typer.Option(8, help="Number of real patches (rows), 1-64.", callback=options.number(1, 64, integer=True)),
     n_aug: int = typer.Option(
-        7, help="augmented versions per patch and protocol, 1-32", callback=options.number(1, 32, integer=True)
+        7, help="Augmented versions per patch and protocol, 1-32.", callback=options.number(1, 32, integer=True)
     ),
-    negatives: bool = typer.Option(False, help="show negative patches instead of mitoses"),
-    seed: int = typer.Option(0, help="random seed (>= 0)", callback=options.count),
+    negatives: bool = typer.Option(False, help="Show negative patches instead of mitoses."),
+    seed: int = typer.Option(0, help="Random seed (>= 0).", callback=options.count),
     set_: list[str] = typer.Option(
-        [], "--set", metavar="KEY=VALUE", help="override a config setting, e.g. augment.rgb.scale=0.2"
+        [], "--set", metavar="KEY=VALUE", help="Override a config setting, e.g. augment.rgb.scale=0.2."
     ),
 ) -> None:
     """Write a PNG grid: each row a real patch (first column) and its augmentations per protocol."""

@@ -14,20 +14,31 @@ from mitodet.errors import MitodetError
 
 def train_atypical_cmd(
     config: str = typer.Argument(
-        None, help="YAML config, or the name of a bundled config (atypical); paths relative to the cwd"
+        None, help="YAML config, or the name of a bundled config (atypical); paths relative to the cwd."
     ),
-    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="override a setting: --set train.epochs=10"),
-    resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last.pt"),
-    run_dir: Path = typer.Option(None, "--run-dir", help="run folder (default: <out>/<name>-<timestamp>)"),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a setting: --set train.epochs=10."),
+    resume: Path = typer.Option(
+        None, "--resume", metavar="RUN", help="Continue the run in this folder from its last.pt."
+    ),  # fmt: skip
+    run_dir: Path = typer.Option(
+        None, "--run-dir", metavar="DIR", help="Run folder (default: <out>/<name>-<timestamp>)."
+    ),  # fmt: skip
     max_minutes: float = typer.Option(
-        None, "--max-minutes", help="stop after the epoch that crosses this budget (> 0)", callback=options.minutes
+        None,
+        "--max-minutes",
+        help="Time budget in minutes (> 0): stop after the epoch that crosses it.",
+        callback=options.minutes,
     ),
-    force: bool = typer.Option(False, "--force/--no-force", help="replace the run already in --run-dir"),
+    force: bool = typer.Option(False, "--force/--no-force", help="Replace the run already in --run-dir."),
+    quiet: bool = typer.Option(
+        False, "--quiet/--no-quiet", "-q", help="No progress bar (the epoch lines on stdout still show)."
+    ),
 ) -> None:
     """Train the atypical-vs-normal classifier on labelled crops; best.pt is the epoch of the best
     validation balanced accuracy, with its threshold."""
     import time
 
+    from mitodet.cli.train import train_progress
     from mitodet.resources import config_path
     from mitodet.train.atypical import train_atypical
     from mitodet.train.atypical_config import load_atypical_config
@@ -54,7 +65,9 @@ def train_atypical_cmd(
             highlight=False,
         )
 
-    s = train_atypical(cfg, run_dir, resume=resume is not None, max_minutes=max_minutes, on_epoch=line)
+    with train_progress(quiet) as bars:
+        s = train_atypical(cfg, run_dir, resume=resume is not None, max_minutes=max_minutes, on_epoch=line,
+                           on_start=bars.on_epoch, on_step=bars.on_step, on_val=bars.on_val)  # fmt: skip
     per = ", ".join(f"{k} {v['balanced_accuracy']:.3f}" for k, v in s.get("per", {}).items())
     out_console.print(
         f"run {run_dir}: best epoch {s.get('epoch')}, mean balanced accuracy {s.get('balanced_accuracy', 0):.3f}"
@@ -69,7 +82,9 @@ def classify_cmd(
         help="Mitosis-centred crops: image files, or folders (searched recursively).",
         callback=options.inputs,
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (classify.csv).", callback=options.out_dir),
+    out: Path = typer.Option(
+        ..., "--out", "-o", metavar="DIR", help="Output folder (classify.csv).", callback=options.out_dir
+    ),  # fmt: skip
     mpp: float = typer.Option(
         None, "--mpp", help="Pixel spacing of the crops, µm/px (default: stored in each file).", callback=options.mpp
     ),
@@ -79,13 +94,16 @@ def classify_cmd(
         help="Score the calls: a CSV table file,atypical (true/false), or a folder whose crops lie "
         "in sub-folders named Atypical/ and Normal/.",
     ),
-    model: Path = typer.Option(None, "--model", "-m", help="Classifier checkpoint (default: the bundled one)."),
+    model: Path = typer.Option(
+        None, "--model", "-m", metavar="FILE", help="Classifier checkpoint (default: the bundled one)."
+    ),  # fmt: skip
     threshold: float = typer.Option(
         None,
         "--threshold",
         help="P(atypical) from which a crop is atypical (default: the calibrated one).",
         callback=options.threshold,
     ),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar."),
 ) -> None:
     """Classify mitosis-centred crops as atypical or normal; writes OUT/classify.csv (file,
     atypical_probability, label) and, with --truth, balanced accuracy, sensitivity, specificity,
@@ -106,7 +124,7 @@ def classify_cmd(
     labels, unmatched = read_truth(truth, files) if truth is not None else ({}, [])
     if truth is not None and not labels:
         raise MitodetError(truth, "gives no label to any of the crops (match by path, or by a unique file name)")
-    with progress(transient=True) as bar:
+    with progress(transient=True, disable=quiet) as bar:
         task = bar.add_task("crops", total=len(files))
         p = classify_crops(clf, files, mpp, on_done=lambda n: bar.advance(task, n))
     calls = [clf.label(float(v)) for v in p]

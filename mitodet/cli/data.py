@@ -48,6 +48,7 @@ def stats(
     by: str = typer.Option(
         None,
         "--by",
+        metavar="KEYS",
         help="Domain key(s) to group by, comma-separated "
         "(default: the source's natural domain, e.g. tumor_type,scanner).",
     ),
@@ -67,7 +68,9 @@ def stats(
 @data_app.command("split")
 def split(
     path: Path = typer.Argument(..., help="Annotation file or data folder (as for `mitodet data stats`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Split JSON to write.", callback=options.out_file),
+    out: Path = typer.Option(
+        ..., "--out", "-o", metavar="FILE", help="Split JSON to write.", callback=options.out_file
+    ),  # fmt: skip
     val_fraction: float = typer.Option(
         0.2, "--val-fraction", help="Share of image groups for validation (0 < f < 1).", callback=options.fraction
     ),
@@ -75,7 +78,10 @@ def split(
         0, "--seed", help="Random seed >= 0 (the split is deterministic for a seed).", callback=options.count
     ),
     by: str = typer.Option(
-        None, "--by", help="Domain key(s) to stratify by, comma-separated (default: the source's natural domain)."
+        None,
+        "--by",
+        metavar="KEYS",
+        help="Domain key(s) to stratify by, comma-separated (default: the source's natural domain).",
     ),
 ) -> None:
     """Write an 80/20 train/validation split by image (group), stratified by domain and mitosis count."""

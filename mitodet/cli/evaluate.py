@@ -26,11 +26,16 @@ def evaluate_cmd(
         ...,
         "--pred",
         "-p",
-        help="predictions.json (grand-challenge), a folder of <image>.mitotic-figures.json "
+        help="Predictions: predictions.json (grand-challenge), a folder of <image>.mitotic-figures.json "
         "(or <image>.geojson / <image>.csv, as detect writes them), or one such file.",
     ),
     out: Path = typer.Option(
-        Path("evaluation"), "--out", "-o", help="Folder for metrics.json and pr_froc.png.", callback=options.out_dir
+        Path("evaluation"),
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Folder for metrics.json and pr_froc.png.",
+        callback=options.out_dir,
     ),
     mpp: float = typer.Option(
         None,

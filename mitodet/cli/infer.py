@@ -36,11 +36,12 @@ def detect_cmd(
         help="Images (TIFF/PNG/JPEG), folders of them, or whole slides (SVS/NDPI/pyramidal TIFF).",
         callback=options.inputs,
     ),
-    out: Path = typer.Option(Path("detections"), "--out", "-o", help="Output folder."),
+    out: Path = typer.Option(Path("detections"), "--out", "-o", metavar="DIR", help="Output folder."),
     model: list[Path] = typer.Option(
         None,
         "--model",
         "-m",
+        metavar="FILE",
         help="Checkpoint; give two for the agreement ensemble (default: the bundled CA-RGB + CA-OD weights).",
     ),
     mpp: float = typer.Option(
@@ -77,7 +78,10 @@ def detect_cmd(
         help="Give every mitotic figure P(atypical) and count the atypical ones (the bundled classifier).",
     ),
     atypical_model: Path = typer.Option(
-        None, "--atypical-model", help="Atypical-vs-normal classifier checkpoint (default: the bundled one)."
+        None,
+        "--atypical-model",
+        metavar="FILE",
+        help="Atypical-vs-normal classifier checkpoint (default: the bundled one).",
     ),
     atypical_threshold: float = typer.Option(
         None,
@@ -101,14 +105,17 @@ def detect_cmd(
     ray_cpus: int = typer.Option(
         None, "--ray-cpus", help="CPUs of the local Ray runtime (default: all).", callback=options.positive_int
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.", callback=options.device),
+    device: str = typer.Option(
+        "cpu", "--device", metavar="DEVICE", help="Device: cpu, cuda or cuda:N.", callback=options.device
+    ),  # fmt: skip
     threads: int = typer.Option(
         None, "--threads", help="CPU threads, >= 1 (per Ray task: default 1).", callback=options.threads
     ),
     backend: str = typer.Option(
         "auto",
         "--backend",
-        help="auto (ONNX Runtime on the CPU when installed), onnx, or torch (folded, channels-last).",
+        metavar="NAME",
+        help="Backend: auto (ONNX Runtime on the CPU when installed), onnx, or torch (folded, channels-last).",
     ),
     tile: int = typer.Option(
         DEFAULT_TILE, "--tile", help="Tile side in pixels, 128-8192 (bounds memory).", callback=options.tile
@@ -121,8 +128,13 @@ def detect_cmd(
         "--grand-challenge/--no-grand-challenge",
         help="Container mode: read <gc-input>/images/**/*.tif[f], write <gc-output>/mitotic-figures.json.",
     ),
-    gc_input: Path = typer.Option(Path("/input"), "--gc-input", help="Grand-challenge input folder."),
-    gc_output: Path = typer.Option(Path("/output"), "--gc-output", help="Grand-challenge output folder."),
+    gc_input: Path = typer.Option(Path("/input"), "--gc-input", metavar="DIR", help="Grand-challenge input folder."),
+    gc_output: Path = typer.Option(
+        Path("/output"), "--gc-output", metavar="DIR", help="Grand-challenge output folder."
+    ),  # fmt: skip
+    quiet: bool = typer.Option(
+        False, "--quiet/--no-quiet", "-q", help="No progress bar (results, notes and errors still show)."
+    ),
 ) -> None:
     """Detect mitotic figures: dense probability map, local maxima, calibrated threshold (two models:
     agreement ensemble). Writes per image a MIDOG JSON (mm), CSV, QuPath GeoJSON, tissue mask, HTML
@@ -171,7 +183,7 @@ def detect_cmd(
         executor = RayExecutor(paths, kwargs, address, ray_cpus, threads=threads or 1, gpus=gpus)
     totals = []
     try:
-        with progress() as bar:
+        with progress(disable=quiet) as bar:
             task = bar.add_task("inputs", total=len(files))
             per_input: dict[Path, int] = {}
 

@@ -67,8 +67,15 @@ def _first_sentence(text: str | None) -> str | None:
 
 
 def _whole_short_help(t: typer.Typer) -> None:
-    """Command lists show each command's first sentence whole (wrapped), never cut with "..."."""
+    """Command lists show each command's first sentence whole (wrapped), never cut with "...";
+    each command's help names values in plain words (:class:`mitodet.cli.options.Command`)."""
+    from typer.core import TyperCommand
+
+    from mitodet.cli.options import Command
+
     for c in t.registered_commands:
+        if c.cls in (None, TyperCommand):
+            c.cls = Command
         if not c.short_help:
             c.short_help = _first_sentence(c.help or inspect.getdoc(c.callback))
     for g in t.registered_groups:

@@ -18,7 +18,12 @@ _POSITIVE = options.number(0, lo_open=True)
 def residual_cmd(
     images: list[Path] = typer.Argument(..., help="Unlabelled images, or folders of them."),
     out: Path = typer.Option(
-        ..., "--out", help="Negative-point table to write (CSV: image,x,y,label,score).", callback=options.out_file
+        ...,
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="Negative-point table to write (CSV: image,x,y,label,score).",
+        callback=options.out_file,
     ),
     mpp: float | None = typer.Option(
         None,
@@ -27,7 +32,7 @@ def residual_cmd(
         callback=options.mpp,
     ),
     per_image: int = typer.Option(
-        5, "--per-image", help="Keep the top K maxima per image (>= 1).", callback=options.positive_int
+        5, "--per-image", help="Keep the top N maxima per image (>= 1).", callback=options.positive_int
     ),
     threshold: float = typer.Option(
         0.06, help="Minimum residual intensity (smoothed |residual| OD, >= 0).", callback=options.number(0)
@@ -48,7 +53,7 @@ def residual_cmd(
         callback=options.number(2, 1024, integer=True),
     ),
     sheet: Path | None = typer.Option(
-        None, help="Also write a contact-sheet PNG of the mined patches.", callback=options.out_file
+        None, metavar="FILE", help="Also write a contact-sheet PNG of the mined patches.", callback=options.out_file
     ),
     crop: int = typer.Option(
         96,
@@ -61,6 +66,7 @@ def residual_cmd(
     alpha: float = typer.Option(
         1.0, help="Robust angle percentile of Macenko (0 <= alpha < 50).", callback=options.number(0, 50, hi_open=True)
     ),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar."),
 ) -> None:
     """Mine negatives where the stain residual is high (pigment, ink, non-H&E absorbers) and write a point table."""
     from mitodet.io.atomic import remove_stale_temps
@@ -88,7 +94,7 @@ def residual_cmd(
         beta=beta,
         alpha=alpha,
     )
-    with progress(transient=True) as bar:
+    with progress(transient=True, disable=quiet) as bar:
         task = bar.add_task("residual mining", total=len(files))
         run = mine_files(
             files,
@@ -111,34 +117,36 @@ def residual_cmd(
 
 @mine_app.command("hard")
 def hard_cmd(
-    run: Path = typer.Argument(..., help="a finished training run folder (with best.pt)"),
+    run: Path = typer.Argument(..., help="A finished training run folder (with best.pt)."),
     rounds: int = typer.Option(
-        3, "--rounds", help="at most this many retraining rounds (>= 1)", callback=options.positive_int
+        3, "--rounds", help="At most this many retraining rounds (>= 1).", callback=options.positive_int
     ),
     drop_quantile: float = typer.Option(
         0.5,
         "--drop-quantile",
-        help="drop this fraction of the easiest negatives per round (0 < q < 1)",
+        help="Drop this fraction of the easiest negatives per round (0 < q < 1).",
         callback=options.fraction,
     ),
     patience: int = typer.Option(
         1,
         "--patience",
-        help="stop after this many rounds without a higher val F1 (>= 1)",
+        help="Stop after this many rounds without a higher val F1 (>= 1).",
         callback=options.positive_int,
     ),
     from_scratch: bool = typer.Option(
         False,
         "--from-scratch/--no-from-scratch",
-        help="retrain each round from scratch (default: from the previous best.pt)",
+        help="Retrain each round from scratch (default: from the previous best.pt).",
     ),
     set_: list[str] = typer.Option(
-        [], "--set", metavar="KEY=VALUE", help="override settings of the retraining rounds (e.g. train.epochs=5)"
+        [], "--set", metavar="KEY=VALUE", help="Override settings of the retraining rounds (e.g. train.epochs=5)."
     ),
     max_minutes: float = typer.Option(
-        None, "--max-minutes", help="time budget of each round (> 0)", callback=options.minutes
+        None, "--max-minutes", help="Time budget of each round in minutes (> 0).", callback=options.minutes
     ),
-    quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bar"),
+    quiet: bool = typer.Option(
+        False, "--quiet/--no-quiet", "-q", help="No progress bar and no per-epoch lines (warnings still show)."
+    ),
 ) -> None:
     """Hard-negative mining: score every training negative, keep the hardest, retrain; repeat while val F1 rises."""
     from mitodet.cli.train import train_progress

@@ -55,8 +55,8 @@ def list_cmd() -> None:
 
 @model_app.command("summary")
 def summary_cmd(
-    name: str = typer.Argument(..., help="configuration name (see `mitodet model list`) or checkpoint file"),
-    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="override KEY=VALUE, e.g. --set width=12"),
+    name: str = typer.Argument(..., help="Configuration name (see `mitodet model list`) or checkpoint file."),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a setting, e.g. --set width=12."),
 ) -> None:
     """Print parameters, FLOPs per output pixel, receptive field and stride of a model."""
     from mitodet.model import model_from
@@ -81,10 +81,12 @@ def summary_cmd(
 
 @model_app.command("export")
 def export_cmd(
-    name: str = typer.Argument(..., help="checkpoint file (or a configuration name: random weights)"),
-    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write", callback=options.out_file),
+    name: str = typer.Argument(..., help="Checkpoint file (or a configuration name: random weights)."),
+    onnx: Path = typer.Option(
+        ..., "--onnx", "-o", metavar="FILE", help="ONNX file to write.", callback=options.out_file
+    ),  # fmt: skip
     set_: list[str] = typer.Option(
-        None, "--set", metavar="KEY=VALUE", help="override KEY=VALUE for a configuration name"
+        None, "--set", metavar="KEY=VALUE", help="Override a setting of a configuration name."
     ),
 ) -> None:
     """Fold P4 filters and batch norm into plain convolutions, write ONNX and check it."""
@@ -101,11 +103,11 @@ def export_cmd(
 
 @model_app.command("check")
 def check_cmd(
-    name: str = typer.Argument(..., help="checkpoint file or configuration name (random weights)"),
-    image: Path = typer.Option(..., "--image", help="an RGB image (PNG/JPEG/TIFF) to check on"),
+    name: str = typer.Argument(..., help="Checkpoint file or configuration name (random weights)."),
+    image: Path = typer.Option(..., "--image", metavar="FILE", help="An RGB image (PNG/JPEG/TIFF) to check on."),
     size: int = typer.Option(
         256,
-        help="crop the image to at most SIZE x SIZE (top-left), 16-4096",
+        help="Crop the image to at most N x N px (top-left), 16-4096.",
         callback=options.number(16, 4096, integer=True),
     ),
 ) -> None:

@@ -15,11 +15,13 @@ A callback receives ``None`` for an option left unset (no value to check).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from mitodet.errors import MitodetError
 
@@ -37,6 +39,57 @@ def group(help: str) -> typer.Typer:
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+
+
+# What a value is called in the help when its declaration names none: never typer's Python type
+# hint (``<list[Path]>``, ``<int>``).
+METAVARS = {Path: "PATH", int: "N", float: "X", str: "TEXT"}
+
+
+class _PlainArgument(TyperArgument):
+    """An argument listed by its name alone (``INPUTS...``), without typer's type hint."""
+
+    def display_type_rich(self, ctx) -> None:
+        return None
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw + ("..." if self.nargs != 1 else "")
+
+    def _usage_display_name(self) -> str:  # RUN, [CONFIG], IMAGES... as click writes them
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
+def _value_type(param) -> type | None:
+    desc = getattr(param, "type_descriptor", None)  # typer >= 0.22
+    if desc is None:
+        return {"path": Path, "integer": int, "float": float}.get(getattr(param.type, "name", ""), str)
+    ann = desc.annotation
+    if desc.is_list and get_args(ann):
+        ann = get_args(ann)[0]
+    return ann if isinstance(ann, type) else None
+
+
+def plain_metavar(param) -> None:
+    """Give ``param`` a metavar of plain words where its declaration gives none: an argument is
+    named by its name (``RUN``, ``INPUTS...``), an option value by what it is (PATH, N, X, TEXT)."""
+    if isinstance(param, TyperArgument):
+        param.__class__ = _PlainArgument
+        if param.metavar is None:
+            param.metavar = param.name.upper()
+    elif param.metavar is None and not getattr(param, "is_flag", False):
+        kind = _value_type(param)
+        is_path = kind is not None and issubclass(kind, os.PathLike)
+        param.metavar = "PATH" if is_path else METAVARS.get(kind, "TEXT")  # type: ignore[arg-type]
+
+
+class Command(TyperCommand):
+    """A command whose help is plain words: each value named by what it is (see :func:`plain_metavar`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            plain_metavar(p)
 
 
 def _name(param: typer.CallbackParam | None) -> str:

@@ -32,7 +32,12 @@ def _vec(v) -> str:
 def unmix_cmd(
     image: Path = typer.Argument(..., help="RGB image (TIFF / PNG / JPEG)."),
     out: Path = typer.Option(
-        ..., "--out", help="Folder for <stem>_hematoxylin/_eosin/_residual/_legend.png.", callback=options.out_dir
+        ...,
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Folder for <stem>_hematoxylin/_eosin/_residual/_legend.png.",
+        callback=options.out_dir,
     ),
     beta: float = _BETA,
     alpha: float = _ALPHA,

@@ -62,9 +62,10 @@ class TrainBars:
 
 
 @contextlib.contextmanager
-def train_progress(quiet: bool):
-    """Bars on stderr for a training run (:class:`TrainBars`), none when ``quiet``; yields them."""
-    setup_logging(quiet)
+def train_progress(quiet: bool, epoch_lines: bool = True):
+    """Bars on stderr for a training run (:class:`TrainBars`), none when ``quiet``; yields them.
+    mitodet's INFO records (one line per epoch) show too unless ``quiet`` or not ``epoch_lines``."""
+    setup_logging(quiet or not epoch_lines)
     with progress(transient=True, disable=quiet) as bar:
         yield TrainBars(bar)
 
@@ -73,23 +74,35 @@ def train_cmd(
     config: str = typer.Argument(
         None,
         help="YAML config file, or the name of a bundled config (default-ca-rgb, default-ca-od, dense-ca-rgb, ...; "
-        "see configs/); paths inside it are relative to the cwd",
+        "see configs/); paths inside it are relative to the cwd.",
     ),
     set_: list[str] = typer.Option(
         [],
         "--set",
         metavar="KEY=VALUE",
-        help="override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2]",
+        help="Override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2].",
     ),
-    resume: Path = typer.Option(None, "--resume", help="continue the run in this folder from its last.pt"),
-    run_dir: Path = typer.Option(None, "--run-dir", help="run folder (default: <out>/<name>-<timestamp>)"),
+    resume: Path = typer.Option(
+        None, "--resume", metavar="RUN", help="Continue the run in this folder from its last.pt."
+    ),  # fmt: skip
+    run_dir: Path = typer.Option(
+        None, "--run-dir", metavar="DIR", help="Run folder (default: <out>/<name>-<timestamp>)."
+    ),  # fmt: skip
     max_minutes: float = typer.Option(
-        None, "--max-minutes", help="stop after the epoch that would cross this budget (> 0)", callback=options.minutes
+        None,
+        "--max-minutes",
+        help="Time budget in minutes (> 0): stop after the epoch that would cross it.",
+        callback=options.minutes,
     ),
-    quiet: bool = typer.Option(False, "--quiet/--no-quiet", help="no progress bar"),
-    force: bool = typer.Option(False, "--force/--no-force", help="replace the run already in --run-dir"),
+    quiet: bool = typer.Option(
+        False, "--quiet/--no-quiet", "-q", help="No progress bar and no per-epoch lines (warnings still show)."
+    ),
+    force: bool = typer.Option(False, "--force/--no-force", help="Replace the run already in --run-dir."),
     data_root: Path = typer.Option(
-        None, "--data-root", help="the data folder that ../shared/data/... in the config means (default $MITODET_DATA)"
+        None,
+        "--data-root",
+        metavar="DIR",
+        help="The data folder that ../shared/data/... in the config means (default $MITODET_DATA).",
     ),
 ) -> None:
     """Train the P4 ResNet as in the paper; writes a run folder (config, metrics.csv, loss.png, best.pt, last.pt)."""
@@ -130,14 +143,19 @@ def train_cmd(
 
 def calibrate_cmd(
     run: Path = typer.Argument(..., help="Training run folder (runs/NAME) with best.pt and its validation split."),
-    checkpoint: Path = typer.Option(None, "--checkpoint", help="Checkpoint to calibrate (default RUN/best.pt)."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", metavar="FILE", help="Checkpoint to calibrate (default RUN/best.pt)."
+    ),  # fmt: skip
     rule: str = typer.Option(
         None,
         "--rule",
-        help="pooled_f1 (the paper) or f1_density (F1 at the run's val.density "
+        metavar="RULE",
+        help="Rule: pooled_f1 (the paper) or f1_density (F1 at the run's val.density "
         "mitoses/mm²; the default for runs that validated by detection).",
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N.", callback=options.device),
+    device: str = typer.Option(
+        "cpu", "--device", metavar="DEVICE", help="Device: cpu, cuda or cuda:N.", callback=options.device
+    ),  # fmt: skip
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch (>= 1).", callback=options.threads),
     limit: int = typer.Option(
         None, "--limit", help="Use only the first N validation images (quick checks).", callback=options.positive_int
@@ -146,15 +164,17 @@ def calibrate_cmd(
     pair: Path = typer.Option(
         None,
         "--pair",
+        metavar="RUN",
         help="Another run (same validation split): choose both best.pt thresholds together, for "
         "the agreement ensemble of the two (max F1 at density of the ensemble).",
     ),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar."),
 ) -> None:
     """Choose the decision threshold on the run's validation side and store it in the checkpoint."""
     from mitodet.train.calibrate import calibrate_pair, calibrate_run
 
-    setup_logging()
-    with progress() as bar:
+    setup_logging(quiet)
+    with progress(disable=quiet) as bar:
         task = bar.add_task("calibrating", total=None)
         tick = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         if pair is not None:
@@ -219,7 +239,12 @@ def finetune_cmd(
         "are positives; 'non-mitotic figure', 'imposter' or 'non-mitosis' are hard negatives.",
     ),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Folder for the adapted pair, its training state and card.", callback=options.out_dir
+        ...,
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Folder for the adapted pair, its training state and card.",
+        callback=options.out_dir,
     ),  # fmt: skip
     mpp: float = typer.Option(
         None, "--mpp", help="Pixel spacing of the images, µm/px (default: stored).", callback=options.mpp
@@ -237,16 +262,19 @@ def finetune_cmd(
         "--not-exhaustive for crop-style labels (only cells far from the labels are negatives).",
     ),
     threads: int = typer.Option(None, "--threads", help="CPU threads (default: all).", callback=options.threads),
+    quiet: bool = typer.Option(
+        False, "--quiet/--no-quiet", "-q", help="No progress bars (the stage notes still show)."
+    ),
 ) -> None:
     """Adapt the bundled pair to a lab's own labelled fields: fine-tune both models, choose their
     thresholds on a calibration share of the images (official F1), and compare with the bundled pair.
     The labels are taken as exhaustive: every unlabelled cell of an image is a negative."""
     from mitodet.train.finetune import finetune
 
-    setup_logging(quiet=True)
     note = lambda text: err_console.print(f"note: {text}", highlight=False, markup=False)  # noqa: E731
-    r = finetune(inputs, truth, out, mpp=mpp, minutes=minutes, models=from_ or None, exhaustive=exhaustive,
-                 threads=threads, note=note)  # fmt: skip
+    with train_progress(quiet, epoch_lines=False) as bars:
+        r = finetune(inputs, truth, out, mpp=mpp, minutes=minutes, models=from_ or None, exhaustive=exhaustive,
+                     threads=threads, note=note, progress=bars.callbacks)  # fmt: skip
     if r.after:
         b, a = r.before, r.after
         out_console.print(

@@ -12,7 +12,15 @@ import logging
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 out_console = Console(soft_wrap=True)  # results (stdout)
@@ -29,8 +37,8 @@ class _NoProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
+    def add_task(self, *args, **kwargs) -> TaskID:
+        return TaskID(0)
 
     def update(self, *args, **kwargs) -> None:
         return None

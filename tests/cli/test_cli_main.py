@@ -15,30 +15,21 @@ from mitodet import __version__
 from mitodet.cli.main import app, quiet_third_parties
 from tests.conftest import ROOT, need, one_error_line
 
-COMMANDS = [
-    [],
-    ["detect"],
-    ["calibrate"],
-    ["evaluate"],
-    ["train"],
-    ["data"],
-    ["data", "stats"],
-    ["data", "split"],
-    ["data", "image"],
-    ["model"],
-    ["model", "list"],
-    ["model", "summary"],
-    ["model", "export"],
-    ["model", "check"],
-    ["augment"],
-    ["augment", "preview"],
-    ["stain"],
-    ["stain", "unmix"],
-    ["stain", "vectors"],
-    ["mine"],
-    ["mine", "residual"],
-    ["mine", "hard"],
-]
+
+def _walk(group, path=()):
+    yield list(path)
+    for name, cmd in getattr(group, "commands", {}).items():
+        yield from _walk(cmd, (*path, name))
+
+
+def _commands() -> list[list[str]]:
+    """Every command and group of the app (the root, each group, each command in it)."""
+    import typer.main
+
+    return list(_walk(typer.main.get_command(app)))
+
+
+COMMANDS = _commands()
 
 
 def test_version_and_short_help(cli):
