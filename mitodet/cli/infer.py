@@ -226,7 +226,7 @@ def detect_cmd(
         summary = "; summary.csv not written"
     else:
         summary = f"; summary: {printable(str(table))}" if table.is_file() else "; no summary (no input done)"
-    rate = f", {t.megapixels / t.seconds:.2f} Mpx/s" if t.seconds > 0 and t.done else ""
+    rate = f", {t.megapixels / t.seconds:.2f} Mpx/s" if t.seconds > 0 and t.megapixels > 0 else ""
     density = f" ({t.mitotic_figures / t.tissue_mm2:.2f} per mm²)" if t.tissue_mm2 >= MIN_DENSITY_MM2 else ""
     out_console.print(
         f"{t.inputs} input(s): {t.done} done, {t.skipped} skipped, {t.failed} failed; "

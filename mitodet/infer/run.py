@@ -44,7 +44,7 @@ from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
 from mitodet.reflect import centred_window
 from mitodet.resample import resample
 from mitodet.resources import BUNDLED_QUALITY, DEFAULT_MODELS
-from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, count_mitoses, match_radius_px
+from mitodet.schema import MITOTIC_FIGURE, NON_MITOTIC, Detection, count_mitoses, match_radius_px, mm_to_px
 
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
 SLIDE_MIN_PIXELS = 8192 * 8192  # larger inputs are processed by regions (memory bounded by the region)
@@ -358,6 +358,8 @@ class _Input:
     failed: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
     replaces: str | None = None  # the input (resolved path) whose outputs of the same name --force replaces
+    stored: list[Detection] | None = None  # re-summarised: the detections of its finished outputs
+    stored_network_px: int = 0
 
 
 def _region_key(x: int, y: int) -> str:
@@ -441,6 +443,32 @@ def provenance_mismatch(stored: Any, wanted: dict[str, Any]) -> str | None:
         return None
     labels: list[str] = [PROVENANCE_LABELS.get(k, k) for k in keys]
     return f"outdated ({', '.join(dict.fromkeys(labels))} changed)"
+
+
+SUMMARY_ONLY = {"hotspot_mm2"}  # options that change the summary, not the detections
+
+
+def stored_detections(doc: dict, stored_prov: Any, wanted: dict[str, Any], mpp: float) -> list[Detection] | None:
+    """The detections of a finished output whose provenance differs from ``wanted`` in
+    :data:`SUMMARY_ONLY` options alone (so they can be summarised again without the networks);
+    None otherwise, or when its points do not read back."""
+    if not isinstance(stored_prov, dict) or set(stored_prov) != set(wanted):
+        return None
+    changed = {k for k in wanted if stored_prov.get(k) != wanted[k]}
+    if not changed or not changed <= SUMMARY_ONLY:
+        return None
+    try:
+        dets = []
+        for p in doc["points"]:
+            x, y = (float(v) for v in p["point"][:2])
+            atyp = p.get("atypical_probability")
+            dets.append(
+                Detection(mm_to_px(x, mpp), mm_to_px(y, mpp), float(p["probability"]), str(p["name"]),
+                          None if atyp is None else float(atyp))
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return dets
 
 
 @dataclass
@@ -533,6 +561,7 @@ def _plan(
             inp_replaces = None
     else:
         inp_replaces = None
+    finished = None  # a finished output whose summary alone is outdated: its doc
     if paths["mitotic-figures.json"].exists() and not opts.force:
         doc = _read_finished(paths["mitotic-figures.json"])
         why = "unreadable" if doc is None else provenance_mismatch(doc.get("provenance"), wanted)
@@ -543,7 +572,11 @@ def _plan(
         if why is None and doc is not None:
             summary = doc.get("summary")
             return Reused(summary if isinstance(summary, dict) else None)
-        if note:
+        if doc is not None and why is not None and why.startswith("outdated"):
+            finished = doc
+        else:
+            finished = None
+        if finished is None and note:
             note(f"{paths['mitotic-figures.json']}: {why}; recomputing")
     model_mpp = detectors[0].mpp
     base = Job(key=item.name, path=str(path), page=item.page, mpp=opts.mpp, threshold=opts.threshold, full=opts.full)
@@ -612,6 +645,17 @@ def _plan(
             inp.jobs.append(replace(base, spacing=stored, pixels=image))
     inp.provenance = wanted
     inp.replaces = inp_replaces
+    if finished is not None:
+        inp.stored = stored_detections(finished, finished.get("provenance"), wanted, inp.spacing)
+        if inp.stored is not None:  # the networks' work stands; only the summary is made again
+            inp.jobs, inp.keys = [], []
+            mpx = finished.get("summary", {}).get("network_mpx") if isinstance(finished.get("summary"), dict) else 0
+            inp.stored_network_px = int(round(_count(mpx) * 1e6))
+            if note:
+                note(f"{paths['mitotic-figures.json']}: only the summary changed; summarising its detections again")
+        elif note:
+            why = provenance_mismatch(finished.get("provenance"), wanted)
+            note(f"{paths['mitotic-figures.json']}: {why}; recomputing")
     text = upsampling_note(path.name, inp.spacing, model_mpp)
     if text and note:
         note(text)
@@ -664,6 +708,12 @@ def _thumbnail(inp: _Input, max_side: int) -> tuple[np.ndarray, float]:
             return slide_thumbnail(s, max_side)
 
 
+def _stored_precision(d: Detection) -> Detection:
+    """``d`` with its probabilities at the 6 decimals that the MIDOG JSON stores."""
+    atyp = None if d.atypical is None else round(d.atypical, 6)
+    return replace(d, probability=round(d.probability, 6), atypical=atyp)
+
+
 def _finish(
     inp: _Input, dets: list[Detection], network_px: int, detectors: list[Detector], out: Path, opts: Options
 ) -> Summary:
@@ -671,8 +721,9 @@ def _finish(
     paths = outputs_for(out, inp.stem)
     models = " + ".join(d.name for d in detectors)
     t = [opts.threshold if opts.threshold is not None else d.threshold for d in detectors]
-    if opts.atypical is not None:
+    if opts.atypical is not None and inp.stored is None:  # re-summarised: P(atypical) is stored
         dets = classify_atypical(inp, dets, opts.atypical)
+    dets = [_stored_precision(d) for d in dets]  # every output (and a re-summarising) sees the same numbers
     t_atyp = opts.atypical.threshold if opts.atypical is not None else None
     tissue_mm2 = (
         inp.tissue.area_mm2 if inp.tissue is not None else inp.size[0] * inp.size[1] * (inp.spacing / 1000) ** 2
@@ -873,7 +924,8 @@ def run_inputs(
         totals.done += 1
         totals.mitotic_figures += s.mitotic_figures
         totals.tissue_mm2 += s.tissue_mm2
-        totals.megapixels += inp.size[0] * inp.size[1] / 1e6 * (inp.spacing / detectors[0].mpp) ** 2
+        if inp.stored is None:  # re-summarised inputs ran no network
+            totals.megapixels += inp.size[0] * inp.size[1] / 1e6 * (inp.spacing / detectors[0].mpp) ** 2
         totals.network_mpx += network_px / 1e6
         inp.image = None
         if on_result:
@@ -906,6 +958,9 @@ def run_inputs(
             inputs[item.name] = inp
             if on_regions:
                 on_regions(shown, len(inp.keys) - len(inp.jobs) if inp.slide else 0, len(inp.keys) if inp.slide else 1)
+            if inp.stored is not None:  # re-summarised from its finished outputs
+                finish(inp, inp.stored, inp.stored_network_px)
+                continue
             if not inp.jobs:  # a slide whose regions were all done before (resumed), or without tissue
                 finish_slide(inp)
                 continue

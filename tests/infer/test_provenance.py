@@ -305,3 +305,33 @@ def test_a_damaged_leftover_output_is_recomputed(pair, roi, tmp_path):
     assert (
         results[0][1] is not None and json.loads((out / "roi.mitotic-figures.json").read_text())["points"] is not None
     )
+
+
+def test_a_summary_only_change_resummarises_without_the_networks(pair, roi, tmp_path, monkeypatch):
+    """#20 item 10: only --hotspot-mm2 changed: the stored detections are summarised again (no
+    network runs), and every output is byte for byte what a fresh run with that option writes."""
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    assert _detect(pair, [roi], out, threshold=0.0, hotspot_mm2=2.0) == 0
+
+    def no_network(*a, **k):
+        raise AssertionError("a network ran")
+
+    notes, totals = [], []
+    with monkeypatch.context() as m:
+        m.setattr(run.LocalExecutor, "_detect", no_network, raising=False)
+        for d in pair:
+            m.setattr(d, "detect", no_network)
+        code = run.run_inputs(
+            pair, [roi], out, options=run.Options(threshold=0.0, hotspot_mm2=0.005), note=notes.append,
+            on_totals=totals.append,
+        )  # fmt: skip
+    assert code == 0 and any("only the summary changed" in n for n in notes), notes
+    assert totals[0].done == 1 and totals[0].megapixels == 0
+    assert _detect(pair, [roi], fresh, threshold=0.0, hotspot_mm2=0.005) == 0
+    for suffix in ("mitotic-figures.json", "csv", "geojson"):
+        assert (out / f"roi.{suffix}").read_bytes() == (fresh / f"roi.{suffix}").read_bytes(), suffix
+    doc = json.loads((out / "roi.mitotic-figures.json").read_text())
+    assert doc["summary"]["hotspot_mm2"] == 0.005 and doc["provenance"]["hotspot_mm2"] == 0.005
+    notes = []
+    _detect(pair, [roi], out, notes, threshold=0.5, hotspot_mm2=0.005)  # a threshold is no summary option
+    assert any("recomputing" in n for n in notes), notes
