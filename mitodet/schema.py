@@ -24,6 +24,7 @@ LABELS = (MITOTIC_FIGURE, IMPOSTER, NEGATIVE)
 NON_MITOTIC = "non-mitotic figure"
 DETECTION_LABELS = (MITOTIC_FIGURE, NON_MITOTIC)
 OUTPUT_NAME = {MITOTIC_FIGURE: MITOTIC_FIGURE, IMPOSTER: NON_MITOTIC, NEGATIVE: NEGATIVE}
+TISSUE_AREA, HOTSPOT_AREA = "Tissue", "Hotspot"  # area classes of detect's <stem>.annotations.geojson
 ATYPICAL_FIGURE = "atypical mitotic figure"  # a GeoJSON class of detect's output; reads back as a mitotic figure
 
 # -- units --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ ROI_TYPES = ("hotspot", "challenging", "random")
 VALID_NAMES = (MITOTIC_FIGURE, NON_MITOTIC)
 MAX_MM = 10  # the 2025 evaluator rejects larger coordinates as "pixels, not mm"
 POINT_SUFFIXES = (".geojson", ".csv")
+AREAS_SUFFIX = ".annotations.geojson"  # detect's tissue outline and hotspot (areas, not points)
 # Files in a predictions folder that are not predictions of an image.
 NOT_PREDICTIONS = {"metrics.json", "predictions.json", "summary.csv"}  # summary.csv: detect's per-input counts
 DEFAULT_PROBABILITY = 0.5  # MIDOG 2022: a point without a probability
@@ -161,8 +162,18 @@ def _midog_truth(raw, path: Path) -> dict[str, Case]:
     return cases
 
 
+def label_files(folder: Path) -> list[Path]:
+    """The per-image point files of a folder (``.geojson``, ``.csv``, ``.json``), sorted; not
+    detect's ``<stem>.annotations.geojson`` (tissue and hotspot areas are no labels)."""
+    return sorted(
+        f
+        for f in folder.iterdir()
+        if f.is_file() and f.suffix.lower() in (*POINT_SUFFIXES, ".json") and not f.name.lower().endswith(AREAS_SUFFIX)
+    )
+
+
 def _truth_folder(folder: Path, mpp: float | None) -> dict[str, Case]:
-    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in (*POINT_SUFFIXES, ".json"))
+    files = label_files(folder)
     if not files:
         raise MitodetError(folder, "no ground-truth point files (<image>.geojson or <image>.csv) in this folder")
     cases: dict[str, Case] = {}
@@ -258,7 +269,9 @@ def _prediction_key(entry: Path) -> str | None:
     if entry.is_dir():
         return entry.name if (entry / "mitotic-figures.json").is_file() else None
     name = entry.name.lower()
-    if name in NOT_PREDICTIONS or name.endswith(".partial.json") or not name.endswith((".json", *POINT_SUFFIXES)):
+    if name in NOT_PREDICTIONS or name.endswith((".partial.json", AREAS_SUFFIX)):
+        return None
+    if not name.endswith((".json", *POINT_SUFFIXES)):
         return None
     return image_name(entry)
 

@@ -11,7 +11,17 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mitodet.io.atomic import atomic_path, write_text
 from mitodet.io.points import write_points_csv, write_points_geojson
-from mitodet.schema import ATYPICAL_FIGURE, IMPOSTER, MITOTIC_FIGURE, Detection, Point, logit_margin, px_to_mm
+from mitodet.schema import (
+    ATYPICAL_FIGURE,
+    HOTSPOT_AREA,
+    IMPOSTER,
+    MITOTIC_FIGURE,
+    TISSUE_AREA,
+    Detection,
+    Point,
+    logit_margin,
+    px_to_mm,
+)
 
 
 def _midog_point(d: Detection, mpp: float) -> dict:
@@ -57,6 +67,40 @@ def feature_ids(key: str, dets: list[Detection]) -> list[str]:
     gives every detection the id it had (and QuPath can match re-imported objects)."""
     key = key.encode("utf-8", "backslashreplace").decode("utf-8")  # a file name that is not UTF-8 too
     return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{key}:{d.x:.2f}:{d.y:.2f}")) for d in dets]
+
+
+def _area(name: str, ring: np.ndarray, color: list[int], key: str, title: str) -> dict:
+    ring = np.round(np.asarray(ring, float), 2)
+    coords = [[float(x), float(y)] for x, y in ring]
+    if coords[0] != coords[-1]:
+        coords.append(coords[0])
+    fid = uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{key}:{name}:{coords[0][0]:.2f}:{coords[0][1]:.2f}:{len(coords)}")
+    return {
+        "type": "Feature",
+        "id": str(fid),
+        "geometry": {"type": "Polygon", "coordinates": [coords]},
+        "properties": {
+            "objectType": "annotation",
+            "name": title,
+            "classification": {"name": name, "color": color},
+            "isLocked": True,
+        },
+    }
+
+
+def write_annotations_geojson(
+    path: str | Path, outlines: list[np.ndarray], hotspot, hotspot_mm2: float, key: str
+) -> None:
+    """The tissue outline (one polygon per piece, class "Tissue") and the hotspot circle (class
+    "Hotspot", named with its count) as QuPath annotation objects, locked, in input pixels;
+    ``hotspot``: a :class:`~mitodet.infer.summary.Hotspot` or None (no hotspot: less tissue)."""
+    features = [_area(TISSUE_AREA, ring, [120, 120, 120], key, f"tissue {i + 1}") for i, ring in enumerate(outlines)]
+    if hotspot is not None:
+        a = np.linspace(0, 2 * np.pi, 73)[:-1]
+        circle = np.stack([hotspot.x + hotspot.radius * np.cos(a), hotspot.y + hotspot.radius * np.sin(a)], 1)
+        title = f"hotspot: {hotspot.count} mitotic figure(s) in {hotspot_mm2:g} mm²"
+        features.append(_area(HOTSPOT_AREA, circle, [40, 120, 240], key, title))
+    write_text(path, json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n")
 
 
 def write_geojson(

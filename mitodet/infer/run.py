@@ -32,7 +32,7 @@ from mitodet.classify.predict import AtypicalClassifier
 from mitodet.errors import MitodetError, printable
 from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
-from mitodet.infer.outputs import midog_points, write_csv, write_geojson, write_overlay
+from mitodet.infer.outputs import midog_points, write_annotations_geojson, write_csv, write_geojson, write_overlay
 from mitodet.infer.report import CROP_UM, Crop, gallery_detections, ring_crop, write_report
 from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2, SUMMARY_FIELDS, Summary, summarize
 from mitodet.infer.tissue import TissueMask, mask_mpp_for, tissue_mask, write_mask_png
@@ -153,7 +153,15 @@ def load_detectors(paths: list[Path], **kwargs) -> list[Detector]:
 def outputs_for(out: Path, stem: str) -> dict[str, Path]:
     return {
         k: out / f"{stem}.{k}"
-        for k in ("mitotic-figures.json", "csv", "geojson", "overlay.png", "report.html", "tissue.png")
+        for k in (
+            "mitotic-figures.json",
+            "csv",
+            "geojson",
+            "annotations.geojson",
+            "overlay.png",
+            "report.html",
+            "tissue.png",
+        )
     }
 
 
@@ -708,10 +716,13 @@ def _thumbnail(inp: _Input, max_side: int) -> tuple[np.ndarray, float]:
             return slide_thumbnail(s, max_side)
 
 
-def _stored_precision(d: Detection) -> Detection:
-    """``d`` with its probabilities at the 6 decimals that the MIDOG JSON stores."""
+def _stored_precision(d: Detection, size: tuple[int, int]) -> Detection:
+    """``d`` with its probabilities at the 6 decimals that the MIDOG JSON stores, and its centre
+    on the image's pixel centres (a map position at the edge can fall half a pixel outside,
+    which no point reader takes back)."""
     atyp = None if d.atypical is None else round(d.atypical, 6)
-    return replace(d, probability=round(d.probability, 6), atypical=atyp)
+    x, y = min(max(d.x, 0.0), size[0] - 1.0), min(max(d.y, 0.0), size[1] - 1.0)
+    return replace(d, x=x, y=y, probability=round(d.probability, 6), atypical=atyp)
 
 
 def _finish(
@@ -723,7 +734,7 @@ def _finish(
     t = [opts.threshold if opts.threshold is not None else d.threshold for d in detectors]
     if opts.atypical is not None and inp.stored is None:  # re-summarised: P(atypical) is stored
         dets = classify_atypical(inp, dets, opts.atypical)
-    dets = [_stored_precision(d) for d in dets]  # every output (and a re-summarising) sees the same numbers
+    dets = [_stored_precision(d, inp.size) for d in dets]  # every output (and a re-summarising) sees the same numbers
     t_atyp = opts.atypical.threshold if opts.atypical is not None else None
     tissue_mm2 = (
         inp.tissue.area_mm2 if inp.tissue is not None else inp.size[0] * inp.size[1] * (inp.spacing / 1000) ** 2
@@ -745,6 +756,8 @@ def _finish(
     write_csv(paths["csv"], listed, inp.spacing, atypical=t_atyp is not None)
     key = f"{inp.provenance.get('input', inp.item.name)}|{inp.item.page}"  # the input file (and page)
     write_geojson(paths["geojson"], listed, t_atyp, key=key)
+    outlines = inp.tissue.outlines(inp.spacing) if inp.tissue is not None else []
+    write_annotations_geojson(paths["annotations.geojson"], outlines, hs, opts.hotspot_mm2, key)
     caption = overlay_caption(detectors, opts.threshold)
     if inp.tissue is not None:
         write_mask_png(paths["tissue.png"], inp.tissue)

@@ -60,6 +60,27 @@ class TissueMask:
     def fraction(self) -> float:
         return float(self.mask.mean()) if self.mask.size else 0.0
 
+    def outlines(self, image_mpp: float, min_mm2: float = MIN_OBJECT_MM2) -> list[np.ndarray]:
+        """The outer boundary of each tissue piece of at least ``min_mm2``, as closed (N, 2)
+        polygons of (x, y) in pixels of an image of spacing ``image_mpp`` (holes not cut out),
+        simplified to within one mask pixel."""
+        from skimage.measure import approximate_polygon, find_contours, label
+
+        f = self.mpp / image_mpp  # image px per mask px
+        pieces = label(ndi.binary_fill_holes(self.mask))
+        out = []
+        for i, sl in enumerate(ndi.find_objects(pieces), 1):
+            piece = pieces[sl] == i
+            if piece.sum() * (self.mpp / 1000.0) ** 2 < min_mm2:
+                continue
+            padded = np.pad(piece, 1)  # closed contours, also along the image edge
+            ring = max(find_contours(padded.astype(float), 0.5), key=len)
+            ring = approximate_polygon(ring, tolerance=1.0)
+            rows, cols = ring[:, 0] - 1 + sl[0].start, ring[:, 1] - 1 + sl[1].start
+            xy = np.stack([(cols + 0.5) * f - 0.5, (rows + 0.5) * f - 0.5], axis=1)
+            out.append(xy)
+        return out
+
     def need(self) -> np.ndarray:
         """The mask grown by :data:`NEED_MARGIN_UM`: where the networks run."""
         r = max(1, round(NEED_MARGIN_UM / self.mpp))

@@ -27,11 +27,13 @@ from mitodet.io.atomic import atomic_open, write_csv
 from mitodet.io.files import csv_errors, read_json
 from mitodet.schema import (
     ATYPICAL_FIGURE,
+    HOTSPOT_AREA,
     IMPOSTER,
     MITOTIC_FIGURE,
     NEGATIVE,
     NON_MITOTIC,
     OUTPUT_NAME,
+    TISSUE_AREA,
     Point,
     px_to_mm,
 )
@@ -220,6 +222,14 @@ class TablePoint:
     id: int | None = None
 
 
+def _own_area(feat: dict) -> bool:
+    """A tissue outline or hotspot of detect's ``<stem>.annotations.geojson`` (not a point label)."""
+    props = feat.get("properties")
+    cls = props.get("classification") if isinstance(props, dict) else None
+    name = cls.get("name") if isinstance(cls, dict) else None
+    return feat["geometry"].get("type") in ("Polygon", "MultiPolygon") and name in (TISSUE_AREA, HOTSPOT_AREA)
+
+
 def read_geojson_points(path: str | os.PathLike) -> list[TablePoint]:
     """Point and MultiPoint features of a GeoJSON file (QuPath export) in pixels, with their class
     (``properties.classification.name``; none: mitotic figure) and ``measurements.probability``."""
@@ -243,6 +253,8 @@ def read_geojson_points(path: str | os.PathLike) -> list[TablePoint]:
             coords = [geom.get("coordinates")]
         elif geom.get("type") == "MultiPoint":
             coords = geom.get("coordinates") or []
+        elif _own_area(feat):  # detect's tissue outline or hotspot, exported back from QuPath
+            continue
         else:
             raise MitodetError(
                 path, f"{where}geometry {geom.get('type')!r} is not a Point (export the point annotations only)"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mitodet.data.midog import clamp_inside
 from mitodet.errors import MitodetError
-from mitodet.evaluate.sources import POINT_SUFFIXES, image_name
+from mitodet.evaluate.sources import image_name, label_files
 from mitodet.io.files import read_json
 from mitodet.io.image import image_size, read_image
 from mitodet.io.points import TablePoint, read_geojson_points, read_point_table
@@ -40,7 +40,7 @@ def _names(path: Path) -> tuple[str, ...]:
 def _truth_points(truth: Path) -> dict[str, list[TablePoint]]:
     """Every labelled point of ``truth`` by image name (points in px or mm, with labels)."""
     if truth.is_dir():
-        files = sorted(f for f in truth.iterdir() if f.is_file() and f.suffix.lower() in (*POINT_SUFFIXES, ".json"))
+        files = label_files(truth)
         if not files:
             raise MitodetError(truth, "no label files (<image>.geojson or <image>.csv) in this folder")
         out: dict[str, list[TablePoint]] = {}
