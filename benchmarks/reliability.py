@@ -418,8 +418,9 @@ def icpr_truth(ctx: Ctx, kind: str) -> Path:
 
 
 # -- checks ---------------------------------------------------------------------------------------
-def check_error(r: Result, has: tuple[str, ...] = (), code: int = 2) -> str | None:
-    """One-line error: exit ``code``, one ``error:`` line containing each of ``has``, nothing else."""
+def check_error(r: Result, has: tuple[str, ...] = (), code: int = 2, lines: int = 1) -> str | None:
+    """One-line error: exit ``code``, one ``error:`` line (``lines`` where a case has that many
+    separate faults, each its own line) containing each of ``has``, nothing else."""
     if r.timed_out:
         return "timed out"
     if "Traceback (most recent call last)" in r.err + r.out:
@@ -427,7 +428,7 @@ def check_error(r: Result, has: tuple[str, ...] = (), code: int = 2) -> str | No
     if r.code != code:
         return f"exit code {r.code}, expected {code}"
     errors = [line for line in r.err_lines if line.startswith("error: ")]
-    if len(errors) != 1:
+    if len(errors) != lines:
         return f"{len(errors)} error lines"
     other = [line for line in r.err_lines if not line.startswith("error: ") and not NOTE.match(line)]
     if other:
@@ -481,6 +482,7 @@ class Case:
     has: tuple[str, ...] = ()
     check: Callable[[Ctx, Result], str | None] | None = None
     code: int = 2
+    lines: int = 1  # error lines expected (one per separate fault)
     timeout: float = 180
     cwd: str = "tmp"  # "tmp" or "repo"
     run: Callable[[Ctx], Result] | None = None  # a custom way of running it (python -c, signals)
@@ -2168,6 +2170,21 @@ case(
 )
 
 
+# ---- issue 19, the second round: benchmarks/reliability_round2.py ---------------------------------
+def _round2():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reliability_round2", ROOT / "benchmarks" / "reliability_round2.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ROUND2 = _round2()
+ROUND2.add_cases(sys.modules[__name__])
+ITEMS.update(ROUND2.item_labels())
+
+
 # -- running the table ------------------------------------------------------------------------------
 @dataclass
 class Outcome:
@@ -2212,7 +2229,7 @@ def run_case(c: Case, root: Path, shared: Shared) -> Outcome:
         command = "mitodet " + " ".join(args) if args else "(python -c / several commands: see the script)"
         cwd = ROOT if c.cwd == "repo" else tmp
         r = c.run(ctx) if c.run is not None else run_cli(args, cwd, timeout=c.timeout)
-        reason = check_error(r, c.has, c.code) if c.expect == "error" else check_ok(r)
+        reason = check_error(r, c.has, c.code, c.lines) if c.expect == "error" else check_ok(r)
         if reason is None and c.check is not None:
             reason = c.check(ctx, r)
         if reason is None and c.expect == "error" and not c.check and (tmp / "out").is_dir():

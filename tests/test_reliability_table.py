@@ -27,6 +27,22 @@ def test_cases_cover_the_issue():
     assert sum(c.item in ("2", "3", "5") for c in rel.CASES) >= 10  # stale results, collisions, stacks
 
 
+def test_every_item_of_the_second_round_has_its_case_and_one_more_per_class():
+    """Issue 19: each item R2.1-R2.18 has a case, with its class named, and each class has at
+    least one case the issue did not list."""
+    rel = _module()
+    by_item: dict[str, list] = {}
+    for c in rel.CASES:
+        by_item.setdefault(c.item, []).append(c)
+    items = rel.ROUND2.ITEMS
+    assert sorted(items, key=lambda k: int(k.split(".")[1])) == [f"R2.{i}" for i in range(1, 19)]
+    assert all(by_item.get(k) for k in items)
+    for cls, label in rel.ROUND2.CLASSES.items():
+        cases = [c for k, (c_, _) in items.items() if c_ == cls for c in by_item[k]]
+        assert any("not listed" in c.name for c in cases), cls
+        assert all(rel.ITEMS[c.item].split(": ")[0].endswith(label) for c in cases)
+
+
 def test_a_case_runs_end_to_end(shared_data):
     rel = _module()
     with tempfile.TemporaryDirectory() as root:
