@@ -306,7 +306,7 @@ def run_job(
             region = slide.read_region(x - m, y - m, w + 2 * m, h + 2 * m, model_mpp, detectors[0].interpolation)
             need = tissue.need_fn(model_mpp, x - m, y - m) if tissue is not None else None
             found = []
-            for d in detect_image(detectors, region, model_mpp, job.threshold, need=need, full=job.full):
+            for d in detect_image(detectors, region, model_mpp, job.threshold, progress, need=need, full=job.full):
                 cx, cy = d.x - m, d.y - m
                 if 0 <= cx < w and 0 <= cy < h:  # keep the region core only
                     found.append([(x + cx + 0.5) * f - 0.5, (y + cy + 0.5) * f - 0.5, d.probability, d.label])
@@ -323,8 +323,8 @@ class LocalExecutor:
         try:
             for job in jobs:
                 try:
-                    progress = self.on_tiles if job.region is None else None
-                    yield job, run_job(self.detectors, job, tissue_of(job), progress), None
+                    # tiles of an image, or of a slide's region: a bar with an ETA within it
+                    yield job, run_job(self.detectors, job, tissue_of(job), self.on_tiles), None
                 except (MitodetError, OSError, ValueError) as err:
                     yield job, None, err
         finally:

@@ -124,3 +124,20 @@ def test_ray_local_cluster_writes_the_same_bytes(detectors, inputs, tmp_path, mo
     assert set(a) == set(b) and len(a) == 11  # 5 outputs per input and summary.csv
     for name in a:
         assert a[name] == b[name], name
+
+
+def test_a_slide_region_reports_its_tiles(detectors, inputs, tmp_path, monkeypatch):
+    """#20 item 12: within a slide's region the tiles are counted, so the bar has an ETA there
+    too (a region was one step of 24 s with no clock before)."""
+    paths, dets = detectors
+    monkeypatch.setattr(run, "REGION", 600)
+    monkeypatch.setattr(dets[0], "tile", 128, raising=False)
+    tiles, regions = [], []
+    run.run_inputs(
+        dets, [inputs[0]], tmp_path / "o", options=run.Options(mpp=0.125), on_tiles=lambda i, t: tiles.append((i, t)),
+        on_regions=lambda p, d, t: regions.append((d, t)),
+    )  # fmt: skip
+    n_regions = regions[-1][1]
+    finished = [(i, t) for i, t in tiles if i == t]  # one completed count per region
+    assert n_regions >= 2 and len(finished) == n_regions and all(t >= 1 for _, t in finished)
+    assert any(0 < i < t for i, t in tiles)  # steps within a region, not only its end
