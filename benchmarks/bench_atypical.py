@@ -89,7 +89,7 @@ def timing(clf: AtypicalClassifier) -> dict:
     """detect on the bundled example with and without the classifier (one thread)."""
     import torch
 
-    from mitodet.infer import run as run_mod
+    from mitodet.infer import writing as run_mod
     from mitodet.infer.run import Options, load_detectors, run_inputs
     from mitodet.resources import DEFAULT_MODELS, PACKAGE
 

@@ -69,7 +69,7 @@ def write_gpx_slide(path: Path, tiles: list[np.ndarray], side: int = 32768) -> f
     import tifffile
     from PIL import Image
 
-    from mitodet.infer.run import slide_thumbnail
+    from mitodet.infer.plan import slide_thumbnail
     from mitodet.infer.tissue import tissue_mask
     from mitodet.io.slide import open_slide
 

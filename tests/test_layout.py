@@ -95,3 +95,21 @@ def test_the_ground_floor_imports_nothing_of_the_package_but_errors():
 
 def test_the_checker_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    """Small modules (#18): a reader should know a module's room from its name and first lines."""
+    sizes = {_module(p): len(p.read_text(encoding="utf-8").splitlines()) for p in ROOT.rglob("*.py")}
+    assert {m: n for m, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_detection_runs_top_to_bottom_through_its_stages():
+    """inputs -> provenance -> jobs -> plan -> writing -> run: each imports only those before it."""
+    order = ["inputs", "provenance", "jobs", "plan", "writing", "run"]
+    g = import_graph()
+    for i, m in enumerate(order):
+        later = {f"mitodet.infer.{n}" for n in order[i + 1 :]}
+        assert not g[f"mitodet.infer.{m}"] & later, m

@@ -139,7 +139,8 @@ def detect_cmd(
     """Detect mitotic figures: dense probability map, local maxima, calibrated threshold (two models:
     agreement ensemble). Writes per image a MIDOG JSON (mm), CSV, QuPath GeoJSON, tissue mask, HTML
     report and optional overlay, and one row per input to <out>/summary.csv."""
-    from mitodet.infer.run import Options, collect_inputs, load_detectors, run_grand_challenge, run_inputs
+    from mitodet.infer.inputs import Options, collect_inputs
+    from mitodet.infer.run import load_detectors, run_grand_challenge, run_inputs
 
     paths = [Path(p) for p in (model or [])] or DEFAULT_MODELS
     if not model and not all(p.is_file() for p in paths):

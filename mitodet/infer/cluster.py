@@ -1,4 +1,4 @@
-"""Jobs of :mod:`mitodet.infer.run` as Ray tasks: ``mitodet detect ... --ray [ADDRESS]``.
+"""Jobs of :mod:`mitodet.infer.jobs` as Ray tasks: ``mitodet detect ... --ray [ADDRESS]``.
 
 Ray schedules them (on the cluster's CPUs, or GPUs with ``--device cuda``), retries tasks of
 lost workers, and moves the models (as checkpoint bytes, once) and each slide's tissue mask
@@ -22,7 +22,7 @@ from typing import Any
 
 from mitodet.errors import MitodetError
 from mitodet.infer.detector import Detector
-from mitodet.infer.run import Job, JobResult, run_job
+from mitodet.infer.jobs import Job, JobResult, run_job
 from mitodet.infer.tissue import TissueMask
 
 _DETECTORS: dict[str, list[Detector]] = {}  # per worker process: the models of the last spec

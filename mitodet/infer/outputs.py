@@ -65,8 +65,13 @@ def write_csv(path: str | Path, dets: list[Detection], mpp: float, atypical: boo
 def feature_ids(key: str, dets: list[Detection]) -> list[str]:
     """Stable QuPath object ids: a UUID derived from the input and the point, so that a rerun
     gives every detection the id it had (and QuPath can match re-imported objects)."""
-    key = key.encode("utf-8", "backslashreplace").decode("utf-8")  # a file name that is not UTF-8 too
+    key = _id_key(key)
     return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{key}:{d.x:.2f}:{d.y:.2f}")) for d in dets]
+
+
+def _id_key(key: str) -> str:
+    """``key`` as UTF-8 can hold it (a file name that is not UTF-8 too)."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _area(name: str, ring: np.ndarray, color: list[int], key: str, title: str) -> dict:
@@ -74,7 +79,8 @@ def _area(name: str, ring: np.ndarray, color: list[int], key: str, title: str) -
     coords = [[float(x), float(y)] for x, y in ring]
     if coords[0] != coords[-1]:
         coords.append(coords[0])
-    fid = uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{key}:{name}:{coords[0][0]:.2f}:{coords[0][1]:.2f}:{len(coords)}")
+    first = f"{coords[0][0]:.2f}:{coords[0][1]:.2f}:{len(coords)}"
+    fid = uuid.uuid5(uuid.NAMESPACE_URL, f"mitodet:{_id_key(key)}:{name}:{first}")
     return {
         "type": "Feature",
         "id": str(fid),

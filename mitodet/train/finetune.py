@@ -36,7 +36,8 @@ from mitodet.errors import MitodetError
 from mitodet.evaluate.density import MIDOG_DENSITY
 from mitodet.evaluate.matching import score
 from mitodet.infer.ensemble import agreement_pairs, detect_image
-from mitodet.infer.run import collect_inputs, load_detectors
+from mitodet.infer.inputs import collect_inputs
+from mitodet.infer.run import load_detectors
 from mitodet.io.atomic import write_csv, write_text
 from mitodet.io.image import read_image
 from mitodet.model.checkpoint import load_checkpoint, save_checkpoint

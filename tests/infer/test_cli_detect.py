@@ -151,7 +151,7 @@ def test_upsampling_note_and_overlay(tmp_path):
 
     from mitodet.infer.detector import Detection
     from mitodet.infer.outputs import write_overlay
-    from mitodet.infer.run import upsampling_note
+    from mitodet.infer.plan import upsampling_note
 
     assert upsampling_note("s.svs", 0.499, 0.25) == "s.svs: upsampled x2 from 0.499 µm/px (model: 0.25 µm/px)"
     assert upsampling_note("s.svs", 0.2456, 0.25) is None

@@ -15,7 +15,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from mitodet.infer import run
+from mitodet.infer import inputs as inputs_mod
+from mitodet.infer import plan, run
 from tests.conftest import need
 from tests.infer.helpers import Interrupted, Stopper, tiny_pair
 
@@ -130,7 +131,7 @@ def test_detects_own_pictures_are_not_inputs(pair, roi, tmp_path):
     out = roi.parent  # the input folder itself as --out
     _detect(pair, [roi], out, overlay=True)
     assert (out / "roi.overlay.png").is_file() and (out / "roi.tissue.png").is_file()
-    assert run.collect_inputs([out]) == [roi]
+    assert inputs_mod.collect_inputs([out]) == [roi]
 
 
 def test_an_input_named_like_an_output_is_not_clobbered(pair, roi, tmp_path):
@@ -153,7 +154,7 @@ def slide_runs(pair, shared_data, tmp_path_factory):
     slide = need(shared_data / "wsi" / "CMU-1-Small-Region.svs")
     d = tmp_path_factory.mktemp("slide")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run, "REGION", 256)
+        mp.setattr(plan, "REGION", 256)
         _detect(pair, [slide], d / "ref", mpp=0.125)
 
         with pytest.raises(Interrupted):
@@ -166,7 +167,7 @@ def slide_runs(pair, shared_data, tmp_path_factory):
 @pytest.fixture
 def slide_run(slide_runs, tmp_path, monkeypatch):
     """A copy of the interrupted run's folder to resume (regions of the same small size)."""
-    monkeypatch.setattr(run, "REGION", 256)
+    monkeypatch.setattr(plan, "REGION", 256)
     slide, ref, stopped = slide_runs
     out = tmp_path / "again"
     shutil.copytree(stopped, out)
@@ -237,7 +238,7 @@ def test_intact_partial_state_resumes_to_the_same_bytes(pair, slide_run):
 
 
 def test_unique_stems():
-    stems = run._unique_stems
+    stems = inputs_mod.unique_stems
     assert stems([Path("a/x.jpg"), Path("b/x.jpg")]) == ["a_x.jpg", "b_x.jpg"]
     assert stems([Path("d/img.jpg"), Path("d/img.png"), Path("d/other.jpg")]) == ["img.jpg", "img.png", "other"]
     assert stems([Path("d/X.tif"), Path("d/x.tiff")]) == ["X.tif", "x.tiff"]  # case-insensitive file systems
@@ -254,7 +255,7 @@ def test_inputs_with_the_same_name_get_their_own_outputs(pair, roi, tmp_path):
     Image.fromarray(pixels[:, ::-1]).save(a / "img.jpg", quality=95)
     Image.fromarray(pixels).save(a / "img.png")
     results = []
-    files = run.collect_inputs([a / "x.jpg", b / "x.jpg", a, a / "img.png"])  # a/x.jpg and img.png given twice
+    files = inputs_mod.collect_inputs([a / "x.jpg", b / "x.jpg", a, a / "img.png"])  # a/x.jpg and img.png given twice
     assert len(files) == 4
     assert _detect(pair, files, tmp_path / "out", results=results, mpp=0.25) == 0
     assert all(n is not None for _, n, _ in results) and len(results) == 4

@@ -20,7 +20,7 @@ def _polygon_area(xy: np.ndarray) -> float:
 
 
 def test_outline_of_a_real_tissue_mask_encloses_its_area(shared_data):
-    from mitodet.infer.run import image_tissue
+    from mitodet.infer.plan import image_tissue
     from mitodet.io.image import read_image
 
     tile, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-21-5784-01Z-00-DX1.tif"), mpp=0.25)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from mitodet.infer import run
+from mitodet.infer import plan, run
 from mitodet.io.slide import open_slide
 from mitodet.settings import MIN_DENSITY_MM2
 from tests.conftest import need
@@ -18,12 +18,12 @@ def test_slide_thumbnail_reads_bounded_blocks(shared_data, tmp_path, monkeypatch
     tile, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-18-5592-01Z-00-DX1.tif"))
     big = np.concatenate([tile, tile[:, ::-1]], axis=1)[:900, :1700]  # one level, no pyramid
     tifffile.imwrite(tmp_path / "s.tif", big, resolution=(40000, 40000), resolutionunit="CENTIMETER")
-    monkeypatch.setattr(run, "REGION", 256)
+    monkeypatch.setattr(plan, "REGION", 256)
     with open_slide(tmp_path / "s.tif") as s:
         sizes = []
         read = s.read_region
         monkeypatch.setattr(s, "read_region", lambda x, y, w, h, m: sizes.append((w, h)) or read(x, y, w, h, m))
-        thumb, f = run.slide_thumbnail(s, max_side=1000)
+        thumb, f = plan.slide_thumbnail(s, max_side=1000)
         # each block's source on the only level is ~REGION level-0 pixels, never the whole slide
         assert max(max(w, h) for w, h in sizes) / f <= 256 + 1 and len(sizes) > 4
         sizes.clear()
@@ -55,7 +55,7 @@ def _files(out: Path) -> dict[str, bytes]:
 
 def test_slide_by_regions_resumes_to_the_same_bytes(detectors, inputs, tmp_path, monkeypatch):
     paths, dets = detectors
-    monkeypatch.setattr(run, "REGION", 256)
+    monkeypatch.setattr(plan, "REGION", 256)
     slide = inputs[0]
     opts = run.Options(mpp=0.125)  # 1110 x 1484 model pixels: 5 x 6 regions, some without tissue
     regions, totals = [], []
@@ -83,7 +83,7 @@ def test_slide_by_regions_resumes_to_the_same_bytes(detectors, inputs, tmp_path,
 
 def test_summary_positives_only_and_report_for_every_input(detectors, inputs, tmp_path, monkeypatch):
     paths, dets = detectors
-    monkeypatch.setattr(run, "REGION", 600)
+    monkeypatch.setattr(plan, "REGION", 600)
     out = tmp_path / "out"
     opts = run.Options(mpp=None, positives_only=True, threshold=0.3)
     # the slide needs --mpp; the image has it in its tags: run them as two batches into one folder
@@ -114,14 +114,14 @@ def test_ray_local_cluster_writes_the_same_bytes(detectors, inputs, tmp_path, mo
     from mitodet.cli.main import app
 
     paths, _ = detectors
-    monkeypatch.setattr(run, "REGION", 400)  # the driver plans the regions: 12 of the slide, some without tissue
+    monkeypatch.setattr(plan, "REGION", 400)  # the driver plans the regions: 12 of the slide, some without tissue
     args = ["detect", *map(str, inputs), "--mpp", "0.125", "-m", str(paths[0]), "-m", str(paths[1])]
     plain = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output
     clustered = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "ray"), "--ray=local", "--ray-cpus", "2"])
     assert clustered.exit_code == 0, clustered.output
     a, b = _files(tmp_path / "plain"), _files(tmp_path / "ray")
-    assert set(a) == set(b) and len(a) == 11  # 5 outputs per input and summary.csv
+    assert set(a) == set(b) and len(a) == 13  # 6 outputs per input and summary.csv
     for name in a:
         assert a[name] == b[name], name
 
@@ -130,7 +130,7 @@ def test_a_slide_region_reports_its_tiles(detectors, inputs, tmp_path, monkeypat
     """#20 item 12: within a slide's region the tiles are counted, so the bar has an ETA there
     too (a region was one step of 24 s with no clock before)."""
     paths, dets = detectors
-    monkeypatch.setattr(run, "REGION", 600)
+    monkeypatch.setattr(plan, "REGION", 600)
     monkeypatch.setattr(dets[0], "tile", 128, raising=False)
     tiles, regions = [], []
     run.run_inputs(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mitodet.infer.run import image_tissue, slide_thumbnail
+from mitodet.infer.plan import image_tissue, slide_thumbnail
 from mitodet.infer.tissue import MASK_MPP, tissue_mask, write_mask_png
 from mitodet.io.image import read_image
 from mitodet.io.slide import open_slide
