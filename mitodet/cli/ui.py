@@ -7,7 +7,6 @@ This module turns both into rich output. Lines are never cut to the terminal wid
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from rich.console import Console
@@ -85,18 +84,6 @@ def setup_logging(quiet: bool = False) -> None:
     log.handlers[:] = [_Handler(console=err_console)]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
-
-
-@contextlib.contextmanager
-def quiet_logging():
-    """Silence mitodet's INFO records for the duration (e.g. under a progress bar of its own)."""
-    log = logging.getLogger("mitodet")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 def table(

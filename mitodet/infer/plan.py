@@ -95,118 +95,155 @@ def plan_input(
     clash = next((p for p in paths.values() if p.resolve() in inputs), None)
     if clash is not None:  # e.g. a.tif's a.tissue.png over an input a.tissue.png of the same run
         raise MitodetError(path, f"its output {printable(str(clash))} would overwrite an input; give another --out")
-    if paths["mitotic-figures.json"].exists():
-        doc = read_finished(paths["mitotic-figures.json"])
-        prov = doc.get("provenance") if doc is not None else None
-        other = prov.get("input") if isinstance(prov, dict) else None
-        if isinstance(other, str) and other != wanted["input"]:
-            if not opts.force:
-                raise MitodetError(
-                    path,
-                    f"{out / item.stem}.* hold the results of another input of that name ({printable(other)}): "
-                    "give another --out, or --force to replace them",
-                )
-            inp_replaces = other
-        else:
-            inp_replaces = None
-    else:
-        inp_replaces = None
-    finished = None  # a finished output whose summary alone is outdated: its doc
-    if paths["mitotic-figures.json"].exists() and not opts.force:
-        doc = read_finished(paths["mitotic-figures.json"])
-        why = "unreadable" if doc is None else provenance_mismatch(doc.get("provenance"), wanted)
-        if why is None and opts.overlay and not paths["overlay.png"].exists():
-            why = "no overlay yet"
-        if why is None and opts.report and not paths["report.html"].exists():
-            why = "no report yet"
-        if why is None and doc is not None:
-            summary = doc.get("summary")
-            return Reused(summary if isinstance(summary, dict) else None)
-        if doc is not None and why is not None and why.startswith("outdated"):
-            finished = doc
-        else:
-            finished = None
-        if finished is None and note:
-            note(f"{paths['mitotic-figures.json']}: {why}; recomputing")
-    model_mpp = detectors[0].mpp
+    replaces = _replaced_input(paths["mitotic-figures.json"], wanted, item, out, opts)
+    finished = _finished(paths, wanted, opts, note)
+    if isinstance(finished, Reused):
+        return finished
     base = Job(key=item.name, path=str(path), page=item.page, mpp=opts.mpp, threshold=opts.threshold, full=opts.full)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UpsamplingWarning)  # reported once through note() below
         if is_slide(path):
-            if item.page is not None:
-                raise MitodetError(path, "a multi-page TIFF stack of pages this large is not supported; split it")
-            with open_slide(path, opts.mpp) as s:
-                spacing = s.mpp
-                size = s.dimensions
-                W, H = s.size_at(model_mpp)
-                tissue, thumb = None, None
-                if opts.tissue or opts.report:
-                    # one low-resolution read for the report's picture and the mask (which may be coarser)
-                    mask_mpp = mask_mpp_for(size[0] * spacing, size[1] * spacing)
-                    report_mpp = max(size) * spacing / REPORT_SIDE
-                    thumb = slide_thumbnail(s, target_mpp=min(mask_mpp, report_mpp))
-                    if opts.tissue:
-                        picture = shrink(thumb[0], spacing / thumb[1] / mask_mpp)
-                        tissue = tissue_mask(picture, spacing * size[0] / picture.shape[1])
-            inp = Input(item, path, item.stem, True, spacing, size, tissue, [])
-            inp.thumb = thumb
-            rf = max(d.model.receptive_field for d in detectors)
-            margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min dist
-            need = tissue.need() if tissue is not None else None
-            inp.partial = out / f"{item.stem}.partial.json"
-            n_regions = math.ceil(W / REGION) * math.ceil(H / REGION)
-            if n_regions > MAX_REGIONS:
-                raise MitodetError(
-                    path, f"{W} x {H} px at {model_mpp:g} µm/px is {n_regions} regions: is the spacing right? (--mpp)"
-                )
-            regions = []
-            for y in range(0, H, REGION):
-                for x in range(0, W, REGION):
-                    w, h = min(REGION, W - x), min(REGION, H - y)
-                    if need is not None and tissue is not None:
-                        g = model_mpp / tissue.mpp  # mask px per model px
-                        i0, j0 = int((y + 0.5) * g), int((x + 0.5) * g)
-                        i1, j1 = int(np.ceil((y + h) * g)) + 1, int(np.ceil((x + w) * g)) + 1
-                        if not need[i0:i1, j0:j1].any():
-                            continue
-                    regions.append((x, y, w, h))
-            inp.keys = [region_key(x, y) for x, y, _, _ in regions]
-            f = model_mpp / spacing  # level-0 px per model px
-            bounds = {
-                region_key(x, y): ((x - 0.5) * f - 0.5, (y - 0.5) * f - 0.5, (x + w + 0.5) * f, (y + h + 0.5) * f)
-                for x, y, w, h in regions
-            }
-            if opts.force:
-                inp.partial.unlink(missing_ok=True)
-            else:
-                inp.state, why = read_partial(inp.partial, wanted, bounds)
-                if why is not None and note:
-                    note(f"{inp.partial}: {why}; starting this slide again")
-            for x, y, w, h in regions:
-                if region_key(x, y) not in inp.state:
-                    inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin))
+            inp = _plan_slide(detectors, item, out, opts, wanted, base, note)
         else:
-            image, stored = read_image(path, opts.mpp, page=item.page or 0)
-            if stored is None:
-                raise MitodetError(path, "no pixel spacing stored in the file; pass --mpp")
-            tissue = image_tissue(image, stored) if opts.tissue else None
-            inp = Input(item, path, item.stem, False, stored, (image.shape[1], image.shape[0]), tissue, [])
-            inp.image = image
-            inp.jobs.append(replace(base, spacing=stored, pixels=image))
+            inp = _plan_image(item, opts, base)
     inp.provenance = wanted
-    inp.replaces = inp_replaces
+    inp.replaces = replaces
     if finished is not None:
-        inp.stored = stored_detections(finished, finished.get("provenance"), wanted, inp.spacing)
-        if inp.stored is not None:  # the networks' work stands; only the summary is made again
-            inp.jobs, inp.keys = [], []
-            mpx = finished.get("summary", {}).get("network_mpx") if isinstance(finished.get("summary"), dict) else 0
-            inp.stored_network_px = int(round(stored_number(mpx) * 1e6))
-            if note:
-                note(f"{paths['mitotic-figures.json']}: only the summary changed; summarising its detections again")
-        elif note:
-            why = provenance_mismatch(finished.get("provenance"), wanted)
-            note(f"{paths['mitotic-figures.json']}: {why}; recomputing")
-    text = upsampling_note(path.name, inp.spacing, model_mpp)
+        _resummarise(inp, finished, wanted, paths["mitotic-figures.json"], note)
+    text = upsampling_note(path.name, inp.spacing, detectors[0].mpp)
     if text and note:
         note(text)
     return inp
+
+
+def _replaced_input(final: Path, wanted: dict, item: Item, out: Path, opts: Options) -> str | None:
+    """The input (resolved path) whose outputs of this name ``--force`` replaces; without
+    ``--force`` another input's outputs of this name are refused in one line."""
+    if not final.exists():
+        return None
+    doc = read_finished(final)
+    prov = doc.get("provenance") if doc is not None else None
+    other = prov.get("input") if isinstance(prov, dict) else None
+    if not isinstance(other, str) or other == wanted["input"]:
+        return None
+    if not opts.force:
+        raise MitodetError(
+            item.path,
+            f"{out / item.stem}.* hold the results of another input of that name ({printable(other)}): "
+            "give another --out, or --force to replace them",
+        )
+    return other
+
+
+def _finished(paths: dict[str, Path], wanted: dict, opts: Options, note) -> Reused | dict | None:
+    """:class:`Reused` where the finished outputs hold as asked; their document where only the
+    summary is outdated (it may be summarised again, :func:`_resummarise`); else None."""
+    final = paths["mitotic-figures.json"]
+    if not final.exists() or opts.force:
+        return None
+    doc = read_finished(final)
+    why = "unreadable" if doc is None else provenance_mismatch(doc.get("provenance"), wanted)
+    if why is None and opts.overlay and not paths["overlay.png"].exists():
+        why = "no overlay yet"
+    if why is None and opts.report and not paths["report.html"].exists():
+        why = "no report yet"
+    if why is None and doc is not None:
+        summary = doc.get("summary")
+        return Reused(summary if isinstance(summary, dict) else None)
+    if doc is not None and why is not None and why.startswith("outdated"):
+        return doc
+    if note:
+        note(f"{final}: {why}; recomputing")
+    return None
+
+
+def _resummarise(inp: Input, finished: dict, wanted: dict, final: Path, note) -> None:
+    """Where only summary options changed, the input takes its finished detections and no job."""
+    inp.stored = stored_detections(finished, finished.get("provenance"), wanted, inp.spacing)
+    if inp.stored is not None:  # the networks' work stands; only the summary is made again
+        inp.jobs, inp.keys = [], []
+        mpx = finished.get("summary", {}).get("network_mpx") if isinstance(finished.get("summary"), dict) else 0
+        inp.stored_network_px = int(round(stored_number(mpx) * 1e6))
+        if note:
+            note(f"{final}: only the summary changed; summarising its detections again")
+    elif note:
+        note(f"{final}: {provenance_mismatch(finished.get('provenance'), wanted)}; recomputing")
+
+
+def _plan_image(item: Item, opts: Options, base: Job) -> Input:
+    """An image read whole: one job over its pixels."""
+    image, stored = read_image(item.path, opts.mpp, page=item.page or 0)
+    if stored is None:
+        raise MitodetError(item.path, "no pixel spacing stored in the file; pass --mpp")
+    tissue = image_tissue(image, stored) if opts.tissue else None
+    inp = Input(item, item.path, item.stem, False, stored, (image.shape[1], image.shape[0]), tissue, [])
+    inp.image = image
+    inp.jobs.append(replace(base, spacing=stored, pixels=image))
+    return inp
+
+
+def _plan_slide(
+    detectors: list[Detector], item: Item, out: Path, opts: Options, wanted: dict, base: Job, note
+) -> Input:
+    """A slide by regions: its thumbnail and tissue mask, the regions that hold tissue, and a job
+    for each one its partial state does not already hold."""
+    path, model_mpp = item.path, detectors[0].mpp
+    if item.page is not None:
+        raise MitodetError(path, "a multi-page TIFF stack of pages this large is not supported; split it")
+    with open_slide(path, opts.mpp) as s:
+        spacing, size = s.mpp, s.dimensions
+        W, H = s.size_at(model_mpp)
+        tissue, thumb = None, None
+        if opts.tissue or opts.report:
+            # one low-resolution read for the report's picture and the mask (which may be coarser)
+            mask_mpp = mask_mpp_for(size[0] * spacing, size[1] * spacing)
+            report_mpp = max(size) * spacing / REPORT_SIDE
+            thumb = slide_thumbnail(s, target_mpp=min(mask_mpp, report_mpp))
+            if opts.tissue:
+                picture = shrink(thumb[0], spacing / thumb[1] / mask_mpp)
+                tissue = tissue_mask(picture, spacing * size[0] / picture.shape[1])
+    inp = Input(item, path, item.stem, True, spacing, size, tissue, [])
+    inp.thumb = thumb
+    rf = max(d.model.receptive_field for d in detectors)
+    margin = 2 * (rf // 2 + 2 * int(np.ceil(match_radius_px(model_mpp))) // 2 + 2)  # even, > rf/2 + min dist
+    inp.partial = out / f"{item.stem}.partial.json"
+    n_regions = math.ceil(W / REGION) * math.ceil(H / REGION)
+    if n_regions > MAX_REGIONS:
+        raise MitodetError(
+            path, f"{W} x {H} px at {model_mpp:g} µm/px is {n_regions} regions: is the spacing right? (--mpp)"
+        )
+    regions = _tissue_regions(W, H, tissue, model_mpp)
+    inp.keys = [region_key(x, y) for x, y, _, _ in regions]
+    f = model_mpp / spacing  # level-0 px per model px
+    bounds = {
+        region_key(x, y): ((x - 0.5) * f - 0.5, (y - 0.5) * f - 0.5, (x + w + 0.5) * f, (y + h + 0.5) * f)
+        for x, y, w, h in regions
+    }
+    if opts.force:
+        inp.partial.unlink(missing_ok=True)
+    else:
+        inp.state, why = read_partial(inp.partial, wanted, bounds)
+        if why is not None and note:
+            note(f"{inp.partial}: {why}; starting this slide again")
+    for x, y, w, h in regions:
+        if region_key(x, y) not in inp.state:
+            inp.jobs.append(replace(base, region=(x, y, w, h), margin=margin))
+    return inp
+
+
+def _tissue_regions(W: int, H: int, tissue: TissueMask | None, model_mpp: float) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of the :data:`REGION` squares of a W x H (model px) slide that the grown
+    tissue mask touches (all of them without a mask)."""
+    need = tissue.need() if tissue is not None else None
+    regions = []
+    for y in range(0, H, REGION):
+        for x in range(0, W, REGION):
+            w, h = min(REGION, W - x), min(REGION, H - y)
+            if need is not None and tissue is not None:
+                g = model_mpp / tissue.mpp  # mask px per model px
+                i0, j0 = int((y + 0.5) * g), int((x + 0.5) * g)
+                i1, j1 = int(np.ceil((y + h) * g)) + 1, int(np.ceil((x + w) * g)) + 1
+                if not need[i0:i1, j0:j1].any():
+                    continue
+            regions.append((x, y, w, h))
+    return regions

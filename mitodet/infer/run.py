@@ -28,7 +28,7 @@ from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
 from mitodet.infer.inputs import Options, plan_items
 from mitodet.infer.jobs import Executor, Input, Job, LocalExecutor
-from mitodet.infer.outputs import midog_points
+from mitodet.infer.outputs import write_midog_json
 from mitodet.infer.plan import plan_input
 from mitodet.infer.provenance import PARTIAL_FORMAT, Reused, region_key, stored_number
 from mitodet.infer.summary import SUMMARY_FIELDS
@@ -217,5 +217,5 @@ def run_grand_challenge(detectors, gc_input: Path, gc_output: Path, mpp=None, th
     if spacing is None:
         raise MitodetError(files[0], "no pixel spacing in the TIFF tags; pass --mpp")
     dets = detect_image(detectors, image, spacing, threshold)
-    write_text(Path(gc_output) / "mitotic-figures.json", json.dumps(midog_points(dets, spacing), indent=1) + "\n")
+    write_midog_json(Path(gc_output) / "mitotic-figures.json", dets, spacing)
     return count_mitoses(dets)
