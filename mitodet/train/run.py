@@ -157,6 +157,68 @@ def _checkpoint_meta(cfg: Config, row: dict, desc: dict, minutes: dict, detectio
     return meta
 
 
+def _optimizer(net: torch.nn.Module, cfg: Config):
+    """SGD with momentum and the cosine cyclic learning rate of the paper (per step)."""
+    o = cfg.optim
+    opt = torch.optim.SGD(
+        net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=o.cycle_epochs * cfg.train.steps_per_epoch, T_mult=o.cycle_mult, eta_min=o.lr_min
+    )
+    return opt, sched
+
+
+def _resume(run_dir: Path, cfg: Config, net, opt, sched, sampler, minutes: dict) -> tuple[int, float, list[dict]]:
+    """Load last.pt into the model, optimiser, schedule and sampler; (epoch, best, metrics rows)."""
+    state = load_state(run_dir)
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError:
+        raise MitodetError(
+            run_dir / "last.pt", f"does not fit a {cfg.model.name!r} model: model.* cannot change on --resume"
+        ) from None
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"], sampler.gen)
+    minutes.update(state.get("minutes", {}))
+    return state["epoch"], state["best_val_loss"], state["metrics"]
+
+
+def _validate_detection(net, items, cfg: Config, device, row: dict, progress) -> dict:
+    """Detection on the validation images (fields, crops): its numbers into ``row``."""
+    rule = cfg.val.select if cfg.val.select in ("f1_mean", "f1_fields") else "f1_density"
+    detection = validate_detection(
+        net, items, cfg.data.model_mpp, cfg.data.interpolation, cfg.val.density, device, rule, progress
+    )
+    row.update(
+        val_f1_density=detection["f1_density"],
+        val_sensitivity=detection["sensitivity"],
+        val_fp_per_mm2=detection["fp_per_mm2"],
+        val_threshold=detection["threshold"],
+        val_f1_fields=detection.get("f1_fields"),
+        val_f1_mean=detection.get("f1_mean"),
+    )
+    return detection
+
+
+def _end_epoch(
+    run_dir: Path, cfg: Config, net, opt, sched, sampler, rows: list[dict], best: float, minutes: dict, desc, detection
+) -> float:
+    """The end of an epoch (its row is ``rows[-1]``): best.pt where the selection score improved,
+    metrics.csv, last.pt (the resumable state), loss.png and the log line. Returns the best score."""
+    row = rows[-1]
+    score = _score(row, cfg.val.select)
+    if score is not None and score < best:
+        best = score
+        save_checkpoint(run_dir / "best.pt", net, **_checkpoint_meta(cfg, row, desc, minutes, detection))
+    write_metrics(run_dir, rows)
+    save_state(run_dir, net, opt, sched, sampler.gen, row["epoch"], best, rows, minutes=minutes)
+    plot_losses(run_dir / "loss.png", rows, cfg.name)
+    log.info(_epoch_line(row))
+    return best
+
+
 def train(
     cfg: Config,
     run_dir: str | os.PathLike | None = None,
@@ -209,28 +271,12 @@ def train(
     if dist_info.world > 1:
         model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
     fwd = torch.compile(model) if cfg.train.compile else model
-    o, steps = cfg.optim, cfg.train.steps_per_epoch
-    opt = torch.optim.SGD(
-        net.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-        opt, T_0=o.cycle_epochs * steps, T_mult=o.cycle_mult, eta_min=o.lr_min
-    )
+    steps = cfg.train.steps_per_epoch
+    opt, sched = _optimizer(net, cfg)
     start, best, rows = 0, float("inf"), []
     minutes = {"cpu": 0.0, "cuda": 0.0}
     if resume:
-        state = load_state(run_dir)
-        try:
-            net.load_state_dict(state["model"])
-        except RuntimeError:
-            raise MitodetError(
-                run_dir / "last.pt", f"does not fit a {cfg.model.name!r} model: model.* cannot change on --resume"
-            ) from None
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], sampler.gen)
-        start, best, rows = state["epoch"], state["best_val_loss"], state["metrics"]
-        minutes.update(state.get("minutes", {}))
+        start, best, rows = _resume(run_dir, cfg, net, opt, sched, sampler, minutes)
     if main:  # only now: a resumed run whose --set does not fit its state fails above, config.yaml untouched
         write_run_files(run_dir, cfg, split, desc)
     items = detection_items(validation_images(split), cfg.val.tissue) if main and cfg.val.detect else []
@@ -275,36 +321,11 @@ def train(
                 budget is not None and time.perf_counter() - t_run + float(np.mean([*epoch_times, this])) > budget
             )
             if items and ((epoch + 1) % cfg.val.every == 0 or last):
-                rule = cfg.val.select if cfg.val.select in ("f1_mean", "f1_fields") else "f1_density"
-                detection = validate_detection(
-                    net,
-                    items,
-                    cfg.data.model_mpp,
-                    cfg.data.interpolation,
-                    cfg.val.density,
-                    device,
-                    rule,
-                    _stage(on_val, "detection"),
-                )
-                row.update(
-                    val_f1_density=detection["f1_density"],
-                    val_sensitivity=detection["sensitivity"],
-                    val_fp_per_mm2=detection["fp_per_mm2"],
-                    val_threshold=detection["threshold"],
-                    val_f1_fields=detection.get("f1_fields"),
-                    val_f1_mean=detection.get("f1_mean"),
-                )
+                detection = _validate_detection(net, items, cfg, device, row, _stage(on_val, "detection"))
                 append_validation(run_dir, epoch + 1, detection)
             rows.append(row)
             minutes[device.type] = minutes.get(device.type, 0.0) + (time.perf_counter() - t_epoch) / 60.0
-            score = _score(row, cfg.val.select)
-            if score is not None and score < best:
-                best = score
-                save_checkpoint(run_dir / "best.pt", net, **_checkpoint_meta(cfg, row, desc, minutes, detection))
-            write_metrics(run_dir, rows)
-            save_state(run_dir, net, opt, sched, sampler.gen, epoch + 1, best, rows, minutes=minutes)
-            plot_losses(run_dir / "loss.png", rows, cfg.name)
-            log.info(_epoch_line(row))
+            best = _end_epoch(run_dir, cfg, net, opt, sched, sampler, rows, best, minutes, desc, detection)
         epoch_times.append(time.perf_counter() - t_epoch)
         if main:
             elapsed = time.perf_counter() - t_run
