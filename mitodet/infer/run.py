@@ -20,14 +20,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitodet.errors import MitodetError
 from mitodet.infer.detector import Detector
 from mitodet.infer.ensemble import detect_image
-from mitodet.infer.inputs import Options, plan_items
-from mitodet.infer.jobs import Executor, Input, Job, LocalExecutor
+from mitodet.infer.inputs import Item, Options, plan_items
+from mitodet.infer.jobs import Executor, Input, Job, JobResult, LocalExecutor
 from mitodet.infer.outputs import write_midog_json
 from mitodet.infer.plan import plan_input
 from mitodet.infer.provenance import PARTIAL_FORMAT, Reused, region_key, stored_number
@@ -96,113 +96,133 @@ def run_inputs(
     remove_stale_temps(out)  # what a killed run left (never a running writer's file)
     ex = executor or LocalExecutor(detectors, on_tiles)
     items = plan_items([Path(f) for f in files])
-    given = {Path(f).resolve() for f in files}
-    totals = Totals(inputs=len(items))
     t0 = time.perf_counter()
-    inputs: dict[str, Input] = {}
-    rows: dict[str, dict] = {}
-    replaced: set[str] = set()
-
-    def fail(path: Path, err: Exception) -> None:
-        if not isinstance(err, MitodetError):
-            err = MitodetError(path, f"{type(err).__name__}: {err}")
-        elif err.source is None:  # name the file the problem is in
-            err = MitodetError(path, err.problem)
-        totals.failed += 1
-        rows[str(path)] = {"input": str(path), "status": "failed", "error": err.problem}
-        if on_result:
-            on_result(path, None, err)
-
-    def finish(inp: Input, dets: list[Detection], network_px: int) -> None:
+    r = _Run(detectors, out, opts, Totals(inputs=len(items)), on_result, on_regions)
+    for job, result, error in ex.run(r.jobs(items, {Path(f).resolve() for f in files}, on_file, note), r.tissue_of):
+        r.take(job, result, error)
+    ordered = [row for it in items if (row := r.rows.get(it.name) or r.rows.get(str(Path(it.name)))) is not None]
+    if ordered:
         try:
-            s = write_outputs(inp, dets, network_px, detectors, out, opts)
-        except (MitodetError, OSError, ValueError) as err:
-            fail(Path(inp.item.name), err)
-            return
-        rows[inp.item.name] = {**s.row(), "status": "done"}
-        if inp.replaces:
-            replaced.add(inp.replaces)
-        totals.done += 1
-        totals.mitotic_figures += s.mitotic_figures
-        totals.tissue_mm2 += s.tissue_mm2
-        if inp.stored is None:  # re-summarised inputs ran no network
-            totals.megapixels += inp.size[0] * inp.size[1] / 1e6 * (inp.spacing / detectors[0].mpp) ** 2
-        totals.network_mpx += network_px / 1e6
-        inp.image = None
-        if on_result:
-            on_result(Path(inp.item.name), s.mitotic_figures, None)
+            write_summary(out, ordered, r.replaced)
+        except MitodetError as err:  # the outputs written stay; the last line still comes
+            r.totals.summary_error = err
+    r.totals.seconds = time.perf_counter() - t0
+    if on_totals:
+        on_totals(r.totals)
+    return r.totals.failed
 
-    def finish_slide(inp: Input) -> None:
-        dets = [Detection(*v) for k in inp.keys for v in inp.state[k]["dets"]]  # region order: deterministic
-        dets.sort(key=lambda d: -d.probability)
-        finish(inp, dets, sum(inp.state[k]["network_px"] for k in inp.keys))
 
-    def jobs() -> Iterator[Job]:
+@dataclass
+class _Run:
+    """The state one run shares between planning, its executor's results and writing: the
+    inputs in progress, the summary rows and the totals."""
+
+    detectors: list[Detector]
+    out: Path
+    opts: Options
+    totals: Totals
+    on_result: Callable[[Path, int | None, Exception | None], None] | None = None
+    on_regions: Callable[[Path, int, int], None] | None = None
+    inputs: dict[str, Input] = field(default_factory=dict)
+    rows: dict[str, dict] = field(default_factory=dict)
+    replaced: set[str] = field(default_factory=set)
+
+    def jobs(self, items: list[Item], given: set[Path], on_file, note) -> Iterator[Job]:
+        """Plan each input in turn and yield its jobs (inputs reused or re-summarised need none)."""
         for item in items:
             shown = Path(item.name)
             if on_file:
                 on_file(shown)
             try:
-                inp = plan_input(detectors, item, out, opts, note, given)
+                inp = plan_input(self.detectors, item, self.out, self.opts, note, given)
             except (MitodetError, OSError, ValueError) as err:
-                fail(shown, err)
+                self.fail(shown, err)
                 continue
             if isinstance(inp, Reused):  # its JSON was read once, by plan_input
-                totals.skipped += 1
-                if inp.summary is not None:  # its stored numbers, in the row and in the totals
-                    rows[item.name] = {**{k: inp.summary.get(k, "") for k in SUMMARY_FIELDS}, "status": "skipped"}
-                    totals.mitotic_figures += int(stored_number(inp.summary.get("mitotic_figures")))
-                    totals.tissue_mm2 += stored_number(inp.summary.get("tissue_mm2"))
-                if on_result:
-                    on_result(shown, None, None)
+                self.skipped(shown, item, inp)
                 continue
-            inputs[item.name] = inp
-            if on_regions:
-                on_regions(shown, len(inp.keys) - len(inp.jobs) if inp.slide else 0, len(inp.keys) if inp.slide else 1)
+            self.inputs[item.name] = inp
+            if self.on_regions:
+                done, total = (len(inp.keys) - len(inp.jobs), len(inp.keys)) if inp.slide else (0, 1)
+                self.on_regions(shown, done, total)
             if inp.stored is not None:  # re-summarised from its finished outputs
-                finish(inp, inp.stored, inp.stored_network_px)
-                continue
-            if not inp.jobs:  # a slide whose regions were all done before (resumed), or without tissue
-                finish_slide(inp)
-                continue
-            yield from inp.jobs
+                self.finish(inp, inp.stored, inp.stored_network_px)
+            elif not inp.jobs:  # a slide whose regions were all done before (resumed), or without tissue
+                self.finish_slide(inp)
+            else:
+                yield from inp.jobs
 
-    def tissue_of(job: Job) -> TissueMask | None:
-        return inputs[job.key].tissue
+    def tissue_of(self, job: Job) -> TissueMask | None:
+        return self.inputs[job.key].tissue
 
-    for job, result, error in ex.run(jobs(), tissue_of):
-        inp = inputs[job.key]
+    def take(self, job: Job, result: JobResult | None, error: Exception | None) -> None:
+        """One job's result: an image is finished; a slide's region joins its partial state."""
+        inp = self.inputs[job.key]
         if inp.failed:
-            continue
+            return
         if error is not None or result is None:
             inp.failed = True
-            fail(Path(inp.item.name), error or MitodetError(inp.path, "no result"))
-            continue
+            self.fail(Path(inp.item.name), error or MitodetError(inp.path, "no result"))
+            return
         if not inp.slide:
-            if on_regions:
-                on_regions(Path(inp.item.name), 1, 1)
-            finish(inp, [Detection(*v) for v in result.dets], result.network_px)
-            continue
+            if self.on_regions:
+                self.on_regions(Path(inp.item.name), 1, 1)
+            self.finish(inp, [Detection(*v) for v in result.dets], result.network_px)
+            return
         assert job.region is not None and inp.partial is not None
         inp.state[region_key(*job.region[:2])] = {"dets": result.dets, "network_px": result.network_px}
-        out.mkdir(parents=True, exist_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)
         doc = {"format": PARTIAL_FORMAT, "provenance": inp.provenance, "regions": inp.state}
         write_text(inp.partial, json.dumps(doc))
         done = sum(k in inp.state for k in inp.keys)
-        if on_regions:
-            on_regions(Path(inp.item.name), done, len(inp.keys))
+        if self.on_regions:
+            self.on_regions(Path(inp.item.name), done, len(inp.keys))
         if done == len(inp.keys):
-            finish_slide(inp)
-    ordered = [r for it in items if (r := rows.get(it.name) or rows.get(str(Path(it.name)))) is not None]
-    if ordered:
+            self.finish_slide(inp)
+
+    def fail(self, path: Path, err: Exception) -> None:
+        if not isinstance(err, MitodetError):
+            err = MitodetError(path, f"{type(err).__name__}: {err}")
+        elif err.source is None:  # name the file the problem is in
+            err = MitodetError(path, err.problem)
+        self.totals.failed += 1
+        self.rows[str(path)] = {"input": str(path), "status": "failed", "error": err.problem}
+        if self.on_result:
+            self.on_result(path, None, err)
+
+    def skipped(self, shown: Path, item: Item, reused: Reused) -> None:
+        self.totals.skipped += 1
+        if reused.summary is not None:  # its stored numbers, in the row and in the totals
+            self.rows[item.name] = {**{k: reused.summary.get(k, "") for k in SUMMARY_FIELDS}, "status": "skipped"}
+            self.totals.mitotic_figures += int(stored_number(reused.summary.get("mitotic_figures")))
+            self.totals.tissue_mm2 += stored_number(reused.summary.get("tissue_mm2"))
+        if self.on_result:
+            self.on_result(shown, None, None)
+
+    def finish(self, inp: Input, dets: list[Detection], network_px: int) -> None:
         try:
-            write_summary(out, ordered, replaced)
-        except MitodetError as err:  # the outputs written stay; the last line still comes
-            totals.summary_error = err
-    totals.seconds = time.perf_counter() - t0
-    if on_totals:
-        on_totals(totals)
-    return totals.failed
+            s = write_outputs(inp, dets, network_px, self.detectors, self.out, self.opts)
+        except (MitodetError, OSError, ValueError) as err:
+            self.fail(Path(inp.item.name), err)
+            return
+        self.rows[inp.item.name] = {**s.row(), "status": "done"}
+        if inp.replaces:
+            self.replaced.add(inp.replaces)
+        t = self.totals
+        t.done += 1
+        t.mitotic_figures += s.mitotic_figures
+        t.tissue_mm2 += s.tissue_mm2
+        if inp.stored is None:  # re-summarised inputs ran no network
+            t.megapixels += inp.size[0] * inp.size[1] / 1e6 * (inp.spacing / self.detectors[0].mpp) ** 2
+        t.network_mpx += network_px / 1e6
+        inp.image = None
+        if self.on_result:
+            self.on_result(Path(inp.item.name), s.mitotic_figures, None)
+
+    def finish_slide(self, inp: Input) -> None:
+        dets = [Detection(*v) for k in inp.keys for v in inp.state[k]["dets"]]  # region order: deterministic
+        dets.sort(key=lambda d: -d.probability)
+        self.finish(inp, dets, sum(inp.state[k]["network_px"] for k in inp.keys))
 
 
 def run_grand_challenge(detectors, gc_input: Path, gc_output: Path, mpp=None, threshold=None) -> int:
