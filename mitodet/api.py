@@ -226,6 +226,7 @@ def detect(
     classifier gives each mitotic figure ``atypical_probability``), False, a checkpoint path or an
     :class:`~mitodet.classify.predict.AtypicalClassifier`. ``progress``: True for a progress bar, or a callback
     ``(regions done, total)``. Errors are :class:`mitodet.errors.MitodetError` with one line.
+    Long because it accepts every kind of source and option the CLI does, each checked here.
     """
     from mitodet.infer.run import Options, run_inputs
     from mitodet.infer.summary import DEFAULT_HOTSPOT_MM2

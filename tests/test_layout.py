@@ -113,3 +113,14 @@ def test_detection_runs_top_to_bottom_through_its_stages():
     for i, m in enumerate(order):
         later = {f"mitodet.infer.{n}" for n in order[i + 1 :]}
         assert not g[f"mitodet.infer.{m}"] & later, m
+
+
+def test_a_long_function_says_why_in_its_docstring():
+    """#18: no function over about 80 lines without a reason given in its docstring."""
+    long = []
+    for p in ROOT.rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno + 1 > 80:
+                if "Long because" not in (ast.get_docstring(n) or ""):
+                    long.append(f"{_module(p)}.{n.name}")
+    assert long == []

@@ -107,7 +107,9 @@ def classify_cmd(
 ) -> None:
     """Classify mitosis-centred crops as atypical or normal; writes OUT/classify.csv (file,
     atypical_probability, label) and, with --truth, balanced accuracy, sensitivity, specificity,
-    AUROC and the confusion table (OUT/classify-metrics.json)."""
+    AUROC and the confusion table (OUT/classify-metrics.json).
+
+    \fLong because of its option declarations; the work is in mitodet.classify."""
     import json
 
     from mitodet.classify.crops import classify_crops, find_crops, read_truth

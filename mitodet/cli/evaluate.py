@@ -50,7 +50,9 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Score predictions exactly as the official MIDOG evaluator: pooled and per-domain precision,
-    recall, F1 (7.5 µm radius, only "mitotic figure" points), AP and FROC; writes JSON and a PR/FROC plot."""
+    recall, F1 (7.5 µm radius, only "mitotic figure" points), AP and FROC; writes JSON and a PR/FROC plot.
+
+    \fLong because of its option declarations and the printed table; the scoring is in mitodet.evaluate."""
     from mitodet.evaluate.midog import evaluate, write_evaluation
     from mitodet.io.atomic import remove_stale_temps
 

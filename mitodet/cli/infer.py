@@ -138,7 +138,9 @@ def detect_cmd(
 ) -> None:
     """Detect mitotic figures: dense probability map, local maxima, calibrated threshold (two models:
     agreement ensemble). Writes per image a MIDOG JSON (mm), CSV, QuPath GeoJSON, tissue mask, HTML
-    report and optional overlay, and one row per input to <out>/summary.csv."""
+    report and optional overlay, and one row per input to <out>/summary.csv.
+
+    \fLong because of its option declarations; the work is in mitodet.infer.run."""
     from mitodet.infer.inputs import Options, collect_inputs
     from mitodet.infer.run import load_detectors, run_grand_challenge, run_inputs
 

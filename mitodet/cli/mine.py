@@ -68,7 +68,9 @@ def residual_cmd(
     ),
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Mine negatives where the stain residual is high (pigment, ink, non-H&E absorbers) and write a point table."""
+    """Mine negatives where the stain residual is high (pigment, ink, non-H&E absorbers) and write a point table.
+
+    \fLong because of its option declarations; the mining is in mitodet.mine."""
     from mitodet.io.atomic import remove_stale_temps
     from mitodet.io.image import expand_images
     from mitodet.io.points import read_mitoses_for

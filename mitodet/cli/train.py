@@ -170,7 +170,9 @@ def calibrate_cmd(
     ),
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Choose the decision threshold on the run's validation side and store it in the checkpoint."""
+    """Choose the decision threshold on the run's validation side and store it in the checkpoint.
+
+    \fLong because of its option declarations; the calibration is in mitodet.infer.calibrate."""
     from mitodet.train.calibrate import calibrate_pair, calibrate_run
 
     setup_logging(quiet)

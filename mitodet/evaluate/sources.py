@@ -290,7 +290,10 @@ def match_predictions(
     ``<pk>/[output/]mitotic-figures.json`` beside it), a folder of per-image files (module doc),
     or one file for a single image. Images without a prediction file have no detections, which
     is reported; predictions of images that are not in the ground truth are reported and not
-    scored; when no prediction pairs with any ground-truth image it is an error."""
+    scored; when no prediction pairs with any ground-truth image it is an error.
+
+    Long because it pairs each accepted form of predictions (one file, a grand-challenge job
+    list, a folder) by one rule, refusing ambiguity in each."""
     path = Path(path)
     found: dict[str, Path] = {}
     notes: list[str] = []

@@ -182,7 +182,9 @@ def render_report(
     context: str = "",
 ) -> str:
     """The report page. ``thumb``: the image at ``scale`` thumbnail pixels per input pixel;
-    ``tissue``: the tissue mask (any resolution, same extent) or None; ``dets`` in input pixels."""
+    ``tissue``: the tissue mask (any resolution, same extent) or None; ``dets`` in input pixels.
+
+    Long because it is the HTML page itself, written out top to bottom."""
     h, w = thumb.shape[:2]
     tis = _mask_on(thumb, tissue)
     to_t = lambda v: (v + 0.5) * scale - 0.5  # noqa: E731

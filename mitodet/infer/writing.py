@@ -102,7 +102,9 @@ def stored_precision(d: Detection, size: tuple[int, int]) -> Detection:
 def write_outputs(
     inp: Input, dets: list[Detection], network_px: int, detectors: list[Detector], out: Path, opts: Options
 ) -> Summary:
-    """Write every output of a finished input; the MIDOG JSON last, as the 'finished' marker."""
+    """Write every output of a finished input; the MIDOG JSON last, as the 'finished' marker.
+
+    Long because it writes each output in turn, the MIDOG JSON last."""
     paths = outputs_for(out, inp.stem)
     models = " + ".join(d.name for d in detectors)
     t = [opts.threshold if opts.threshold is not None else d.threshold for d in detectors]

@@ -176,7 +176,9 @@ def hard_negative_mining(
 ) -> HardResult:
     """Run the mining rounds on top of the finished run ``run`` (see module docstring);
     ``on_step``, ``on_epoch`` and ``on_val`` follow each round's training as in
-    :func:`mitodet.train.run.train`."""
+    :func:`mitodet.train.run.train`.
+
+    Long because each round (detect, select, retrain) is spelled out in order."""
     base = Path(run)
     if not (0.0 < drop_quantile < 1.0):
         raise MitodetError("--drop-quantile", f"{drop_quantile}: expected a fraction between 0 and 1")

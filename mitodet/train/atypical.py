@@ -129,7 +129,9 @@ def train_atypical(
 
     ``on_epoch(row)`` gets each finished epoch's metrics; ``on_start(epoch, epochs)``,
     ``on_step`` and ``on_val("crops", done, total)`` follow the epoch as in
-    :func:`mitodet.train.run.train`."""
+    :func:`mitodet.train.run.train`.
+
+    Long because it is the wiring of a training run, as train() is."""
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     records = labelled_crop_records(cfg.data.crops, cfg.data.atnorm)

@@ -184,7 +184,9 @@ def finetune(
 
     ``note`` gets a line as each stage starts; ``progress`` holds callbacks of
     :func:`mitodet.train.run.train` (``on_image``, ``on_epoch``, ``on_step``, ``on_val``) that
-    follow each of its trainings."""
+    follow each of its trainings.
+
+    Long because it is the wiring of the four trainings and two scorings of an adaptation."""
     say = note or (lambda text: None)
     if threads:
         torch.set_num_threads(threads)

@@ -236,6 +236,7 @@ def train(
     ``on_step(step, steps, loss, samples/s)`` within the epoch, and ``on_val(what, done, total)``
     while the epoch is validated (``what``: "windows", then "detection" where the config asks
     for it); one INFO log record per epoch.
+    Long because it is the wiring of a training run; every step is a helper of this module.
     """
     dist_info, device = init_dist(cfg.device)
     if not resume:
