@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mitodet.errors import MitodetError, printable
 from mitodet.infer.detector import Detector
@@ -26,7 +25,7 @@ from mitodet.infer.provenance import (
     stored_detections,
     stored_number,
 )
-from mitodet.infer.tissue import TissueMask, mask_mpp_for, tissue_mask
+from mitodet.infer.tissue import TissueMask, image_tissue, mask_mpp_for, shrink, tissue_mask
 from mitodet.io.image import read_image
 from mitodet.io.slide import Slide, UpsamplingWarning, open_slide
 from mitodet.schema import match_radius_px
@@ -62,24 +61,6 @@ def slide_thumbnail(slide: Slide, max_side: int = 4096, target_mpp: float | None
             w, h = min(block, W - x), min(block, H - y)
             thumb[y : y + h, x : x + w] = slide.read_region(x, y, w, h, t_mpp)
     return thumb, f
-
-
-def shrink(image: np.ndarray, f: float) -> np.ndarray:
-    """``image`` scaled by ``f`` <= 1 (antialiased), at least one pixel a side."""
-    if f >= 1:
-        return image
-    h, w = image.shape[:2]
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
-
-
-def image_tissue(image: np.ndarray, mpp: float) -> TissueMask:
-    """The tissue mask of an image in memory (at least 256 mask pixels on its longer side)."""
-    h, w = image.shape[:2]
-    m_mpp = min(mask_mpp_for(w * mpp, h * mpp), max(mpp, max(w, h) * mpp / 256))
-    f = mpp / m_mpp
-    small = shrink(image, f)
-    return tissue_mask(small, mpp * w / small.shape[1])
 
 
 def plan_input(

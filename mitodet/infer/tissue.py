@@ -11,7 +11,7 @@ Rules (on the picture at :data:`MASK_MPP` µm/px, lightly smoothed):
 - specks under :data:`MIN_OBJECT_MM2` are dropped and holes under :data:`MAX_HOLE_MM2` filled.
 
 The mask decides which tiles the networks run on (its area plus a small margin), and its area is
-the denominator of the counts per mm².
+the denominator of the counts per mm², in detection, calibration and validation alike (one rule).
 """
 
 from __future__ import annotations
@@ -146,3 +146,21 @@ def write_mask_png(path, tm: TissueMask) -> None:
     """The mask as a black/white PNG (white = tissue), one pixel per mask pixel."""
     with atomic_path(path) as tmp:
         Image.fromarray(tm.mask.astype(np.uint8) * 255).save(tmp, format="PNG", optimize=True)
+
+
+def shrink(image: np.ndarray, f: float) -> np.ndarray:
+    """``image`` scaled by ``f`` <= 1 (antialiased), at least one pixel a side."""
+    if f >= 1:
+        return image
+    h, w = image.shape[:2]
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+
+
+def image_tissue(image: np.ndarray, mpp: float) -> TissueMask:
+    """The tissue mask of an image in memory (at least 256 mask pixels on its longer side)."""
+    h, w = image.shape[:2]
+    m_mpp = min(mask_mpp_for(w * mpp, h * mpp), max(mpp, max(w, h) * mpp / 256))
+    f = mpp / m_mpp
+    small = shrink(image, f)
+    return tissue_mask(small, mpp * w / small.shape[1])

@@ -43,14 +43,13 @@ class DetectionItem:
     field: bool = False  # a whole field with every mitosis labelled: scored with the official F1
 
 
-def tissue_area_mm2(pixels: np.ndarray, mpp: float, max_brightness: float = 0.86, box_um: float = 8.0) -> float:
-    """Area (mm²) of the pixels whose mean grey level over a ``box_um`` square is at most
-    ``max_brightness`` (the background rule training uses for tissue windows)."""
-    from scipy.ndimage import uniform_filter
+def tissue_area_mm2(pixels: np.ndarray, mpp: float) -> float:
+    """Area (mm²) of the tissue in an image by the rule ``mitodet detect`` uses
+    (:func:`mitodet.infer.tissue.image_tissue`), so a count per mm² in validation and
+    calibration means what it means in a detection summary."""
+    from mitodet.infer.tissue import image_tissue
 
-    grey = pixels.mean(axis=2, dtype=np.float32) / 255.0
-    size = max(1, int(round(box_um / mpp)))
-    return float((uniform_filter(grey, size=size) <= max_brightness).sum() * (mpp / 1000.0) ** 2)
+    return image_tissue(pixels, mpp).area_mm2
 
 
 def group_of(domain: dict) -> str:

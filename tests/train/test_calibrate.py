@@ -87,3 +87,30 @@ def test_images_without_area_count_for_sensitivity_only():
 def test_density_f1_formula():
     assert density_f1(1.0, 0.0) == 1.0 and density_f1(0.0, 5.0) == 0.0
     assert abs(density_f1(0.8, 2.0, 11.1) - 2 * 11.1 * 0.8 / (2 * 11.1 * 0.8 + 11.1 * 0.2 + 2.0)) < 1e-12
+
+
+def test_validation_measures_tissue_as_detect_does(shared_data, tmp_path):
+    """#18: one tissue-area rule: the area behind validation's and calibration's counts per mm²
+    is the tissue_mm2 that `mitodet detect` reports for the same image (half tissue, half glass)."""
+    import json
+
+    import numpy as np
+    import pytest
+    import tifffile
+
+    from mitodet.cli.main import run
+    from mitodet.io.image import read_image
+    from mitodet.train.validate import tissue_area_mm2
+    from tests.conftest import need
+
+    tile, _ = read_image(need(shared_data / "tissue" / "monuseg" / "TCGA-21-5784-01Z-00-DX1.tif"))
+    half = np.concatenate([tile[:, :500], np.full_like(tile[:, :500], 242)], axis=1)
+    path = tmp_path / "half.tif"
+    tifffile.imwrite(path, half, resolution=(40000, 40000), resolutionunit="CENTIMETER")
+    area = tissue_area_mm2(half, 0.25)
+    assert 0.4 * 0.0625 < area < 0.6 * 0.0625
+    with pytest.raises(SystemExit) as e:
+        run(["detect", str(path), "--out", str(tmp_path / "o"), "--no-atypical", "--no-report", "-q"])
+    assert e.value.code == 0
+    summary = json.loads((tmp_path / "o" / "half.mitotic-figures.json").read_text())["summary"]
+    assert summary["tissue_mm2"] == pytest.approx(area, rel=1e-3)
