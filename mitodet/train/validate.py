@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from mitodet.evaluate.density import best_density_threshold, candidate_thresholds, density_scores
+from mitodet.infer.calibrate import candidates_um
 from mitodet.infer.detector import Detector
 from mitodet.io.image import read_image
 from mitodet.model.export import fold
@@ -104,14 +105,9 @@ def detect_items(
     det = Detector(
         net, mpp=model_mpp, threshold=0.5, device=device, interpolation=interpolation, tile=1024, batch_size=8
     )
-    truth, pred, area = {}, {}, {}
-    for it in items:
-        cands = det.candidates(it.image, it.mpp, floor=CANDIDATE_FLOOR)
-        truth[it.id] = [(p.x * it.mpp, p.y * it.mpp) for p in it.points]
-        pred[it.id] = [(d.x * it.mpp, d.y * it.mpp, d.probability) for d in cands]
-        area[it.id] = it.area_mm2
-        if on_item is not None:
-            on_item(len(area), len(items))
+    progress = (lambda done, total, key: on_item(done, total)) if on_item else None
+    truth, pred = candidates_um(det, items, CANDIDATE_FLOOR, progress)
+    area = {it.id: it.area_mm2 for it in items}
     return truth, pred, area
 
 
