@@ -245,6 +245,9 @@ def render_report(
         d = c.det
         cls = "mf" if d.is_mitosis else "non"
         label = "mitotic figure" if d.is_mitosis else "candidate"
+        margin = logit_margin(d.probability, threshold)
+        if not d.is_mitosis and margin is not None and margin >= 0 and " + " in s.models:
+            label = "candidate: the other model disagrees"  # above the first threshold, not both
         if d.atypical is not None and s.atypical_threshold is not None:
             kind = "atypical" if d.atypical >= s.atypical_threshold else "normal"
             label = f"{kind} mitotic figure<br>P(atypical) {d.atypical:.2f}"
