@@ -231,13 +231,15 @@ def render_report(
         else ("–", f"no hotspot: less tissue than its {s.hotspot_mm2:g} mm² (count: the whole specimen)")
     )
     numbers = [
-        (str(s.mitotic_figures), "mitotic figures"),
+        (str(s.mitotic_figures), "mitotic figure" if s.mitotic_figures == 1 else "mitotic figures"),
         (significant(s.tissue_mm2), "mm² of tissue"),
         density,
         hot,
     ]
     if s.atypical_figures is not None:
-        share = f" ({100 * s.atypical_fraction:.0f}%)" if s.atypical_fraction is not None else ""
+        # a share of a handful of figures is no proportion: shown from MIN_SHARE_FIGURES on
+        big = s.atypical_fraction is not None and s.mitotic_figures >= MIN_SHARE_FIGURES
+        share = f" ({100 * s.atypical_fraction:.0f}%)" if big else ""
         numbers.append((f"{s.atypical_figures}{share}", "atypical mitotic figures"))
     cards = "".join(f'<div class="num"><b>{html.escape(a)}</b><span>{html.escape(b)}</span></div>' for a, b in numbers)
     tiles = []
@@ -286,6 +288,9 @@ is the hotspot; dots: the figures).<div class="legend" style="background:linear-
 <h2>Details</h2><table>{rows}</table>
 </main></body></html>
 """
+
+
+MIN_SHARE_FIGURES = 10
 
 
 def _margin(p: float, threshold: float | None) -> str:

@@ -96,3 +96,17 @@ def test_report_of_a_small_patch_does_not_mislead(shared_data, tmp_path):
     assert "Strongest detections" not in page and "Mitotic figures, strongest first" in page
     assert re.search(r"p=0\.\d{4}</b> <span title='logit\(p\) - logit\(threshold\)'>[+-]\d+\.\d", page)
     assert "mitodet 0." in page and "Research use only" in page and "--model: see their own" in page
+
+
+def test_small_counts_show_no_share_and_speak_in_the_singular(shared_data, tmp_path):
+    """A share of one figure is no proportion ("1 (100%) atypical"); one figure is singular.
+    The bundled pair on a real ICPR 2012 patch holding one mitosis."""
+    from mitodet.cli.main import run as cli_run
+
+    patch = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
+    with pytest.raises(SystemExit) as e:
+        cli_run(["detect", str(patch), "--mpp", "0.2456", "--out", str(tmp_path), "-q"])
+    assert e.value.code == 0
+    page = (tmp_path / "A00_01_0.report.html").read_text(encoding="utf-8")
+    assert "<b>1</b><span>mitotic figure</span>" in page
+    assert "%)</b><span>atypical mitotic figures" not in page
