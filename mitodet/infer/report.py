@@ -239,7 +239,7 @@ def render_report(
     if s.atypical_figures is not None:
         # a share of a handful of figures is no proportion: shown from MIN_SHARE_FIGURES on
         big = s.atypical_fraction is not None and s.mitotic_figures >= MIN_SHARE_FIGURES
-        share = f" ({100 * s.atypical_fraction:.0f}%)" if big else ""
+        share = f" ({100 * s.atypical_fraction:.0f}%)" if big and s.atypical_fraction is not None else ""
         numbers.append((f"{s.atypical_figures}{share}", "atypical mitotic figures"))
     cards = "".join(f'<div class="num"><b>{html.escape(a)}</b><span>{html.escape(b)}</span></div>' for a, b in numbers)
     tiles = []
