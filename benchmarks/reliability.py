@@ -1840,8 +1840,8 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt(ctx: Ctx) -> Result:
-    """detect on 60 real patches; SIGINT once the first output exists."""
+def _interrupt(ctx: Ctx, sig: int = signal.SIGINT) -> Result:
+    """detect on 60 real patches; ``sig`` (SIGINT: Ctrl-C) once the first output exists."""
     (ctx.tmp / "in").mkdir()
     for i in range(60):
         shutil.copy(DATA / PATCH, ctx.tmp / "in" / f"p{i:02d}.jpg")
@@ -1859,7 +1859,7 @@ def _interrupt(ctx: Ctx) -> Result:
     )
     while not (ctx.tmp / "out").is_dir() and proc.poll() is None and time.perf_counter() - t0 < 300:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
     return Result(proc.returncode, out, err, time.perf_counter() - t0)
 

@@ -751,20 +751,7 @@ def add_cases(rel) -> None:  # noqa: C901 - one flat list of cases, read top to 
     )
 
     def sigterm(ctx):
-        (ctx.tmp / "in").mkdir()
-        for i in range(60):
-            shutil.copy(DATA / PATCH, ctx.tmp / "in" / f"p{i:02d}.jpg")
-        env = {**os.environ, "PYTHONPATH": str(rel.ROOT), "COLUMNS": "80"}
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mitodet", *rel._fmt([*DET, "{tmp}/in", "--mpp", "0.25"], ctx)],
-            cwd=ctx.tmp, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        while not (ctx.tmp / "out").is_dir() and proc.poll() is None and time.perf_counter() - t0 < 300:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=300)
-        return Result(proc.returncode, out, err, time.perf_counter() - t0)
+        return rel._interrupt(ctx, signal.SIGTERM)
 
     case(
         "R2.17",
