@@ -59,11 +59,15 @@ _PAPER = dict(block="bottleneck", width=16, width_post=32, bottleneck=0.5, stem_
 # CPU-sized: two 3x3 convs before the pool, 9 basic blocks (18 3x3 convs) after it:
 # rf = 2 + 2*2 + 4*18 = 78 (same field of view as the paper), ~1/6 of its FLOPs per pixel.
 _FAST = dict(block="basic", width=8, width_post=8, stem_convs=2, blocks_pre=0, blocks_post=9)
+# Between the two, for the capacity comparison of #17: 12 fields throughout (~2.2x the
+# parameters and ~1.9x the CPU time of 'fast'); no skip projection, so 'fast' widens into it.
+_MEDIUM = dict(block="basic", width=12, width_post=12, stem_convs=2, blocks_pre=0, blocks_post=9)
 # For tests: trains in seconds on a CPU; rf = 2 + 2*3 + 4*2 = 16.
 _TINY = dict(block="basic", width=2, width_post=4, stem_convs=1, blocks_pre=1, blocks_post=1)
 
 register_model("paper", P4ResNet, "P4 ResNet of the paper (73 conv layers, rf 78)", 78, **_PAPER)
 register_model("fast", P4ResNet, "P4 ResNet for CPU inference (rf 78)", 78, **_FAST)
+register_model("medium", P4ResNet, "P4 ResNet, 'fast' with 12 fields (rf 78)", 78, **_MEDIUM)
 register_model("tiny", P4ResNet, "tiny P4 ResNet for tests (rf 16)", 16, **_TINY)
 register_model("plain-paper", PlainResNet, "non-equivariant 'paper' (same FLOPs)", 78, **_PAPER)
 register_model("plain-fast", PlainResNet, "non-equivariant 'fast' (same FLOPs)", 78, **_FAST)

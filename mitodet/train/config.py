@@ -30,6 +30,7 @@ class _Strict(BaseModel):
 class ModelCfg(_Strict):
     name: str = "fast"  # a registered mitodet.model configuration: tiny | fast | paper | plain-fast
     init: str | None = None  # start from the weights of this checkpoint (e.g. a previous round's best.pt)
+    widen: bool = False  # init may be a narrower network of the same depth (new fields start at zero)
 
 
 class DataCfg(_Strict):

@@ -27,6 +27,7 @@ from mitodet.data.split import read_split
 from mitodet.errors import MitodetError
 from mitodet.io.atomic import write_text
 from mitodet.model import create_model, load_checkpoint, save_checkpoint
+from mitodet.model.widen import widen_into
 from mitodet.train.config import Config, resolve_paths
 from mitodet.train.data import SplitData, labelled_records, split_records, train_val_images, validation_images
 from mitodet.train.dense import DenseSampler
@@ -82,9 +83,17 @@ def _init_model(cfg: Config, resume: bool) -> torch.nn.Module:
     net = create_model(cfg.model.name)  # fails on an unknown name before data loading
     if cfg.model.init and not resume:
         init, _ = load_checkpoint(cfg.model.init)
-        if init.config != net.config:
-            raise MitodetError(cfg.model.init, f"model.init is a {init.config} model, the config asks for {net.config}")
-        net.load_state_dict(init.state_dict())
+        if init.config == net.config:
+            net.load_state_dict(init.state_dict())
+        elif not cfg.model.widen:
+            asks = f"model.init is a {init.config} model, the config asks for {net.config}"
+            raise MitodetError(cfg.model.init, f"{asks} (model.widen: true starts a wider network from it)")
+        else:
+            try:
+                widen_into(init, net)
+            except ValueError as e:
+                raise MitodetError(cfg.model.init, str(e)) from None
+            log.info("model.init %s widened into %s", init.config, net.config)
     return net
 
 

@@ -51,3 +51,25 @@ def test_patience_counts_validations_after_the_best():
     rows.insert(1, {"val_loss": 1.0, "train_loss": 1.0})  # an epoch without detection validation
     assert _validations_since_best(rows, "f1_mean") == 2
     assert _validations_since_best(rows[:3], "f1_mean") == 0
+
+
+def test_model_init_of_another_width_is_refused_unless_widened(tmp_path):
+    """A 'fast' checkpoint starts a 'medium' run only with model.widen: true (exactly its logits)."""
+    import torch
+
+    from mitodet.errors import MitodetError
+    from mitodet.model import create_model, save_checkpoint
+    from mitodet.train.config import Config
+    from mitodet.train.run import _init_model
+
+    torch.manual_seed(0)
+    fast = create_model("fast").eval()
+    init = save_checkpoint(tmp_path / "fast.pt", fast)
+    cfg = Config.model_validate({"model": {"name": "medium", "init": str(init)}})
+    with pytest.raises(MitodetError, match="model.widen: true starts a wider network"):
+        _init_model(cfg, resume=False)
+    cfg = Config.model_validate({"model": {"name": "medium", "init": str(init), "widen": True}})
+    medium = _init_model(cfg, resume=False).eval()
+    x = torch.rand(1, 3, 80, 80)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), medium(x), atol=1e-5)
