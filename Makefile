@@ -1,5 +1,5 @@
 # The two entry points a new user needs; both set everything up first.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench reliability
 
 setup:
 	./scripts/setup.sh
@@ -11,6 +11,10 @@ demo: setup
 
 test: setup
 	.venv/bin/python -m pytest -n 2 -q
+
+# Every reliability case as a test (make test runs one per item); the table: benchmarks/reliability.py.
+reliability: setup
+	.venv/bin/python -m pytest -n 2 -q tests/reliability --reliability
 
 # Lint and types (run by CI before the tests): ruff (pyflakes, bugbear, imports, pyupgrade, format), mypy.
 lint: setup

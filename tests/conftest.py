@@ -67,3 +67,9 @@ def one_error_line(code: int, err: str, *words: str) -> str:
     for w in words:
         assert w in errors[0], errors[0]
     return errors[0]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--reliability", action="store_true", help="run every case of tests/reliability (~20 min), not one per item"
+    )
