@@ -153,8 +153,9 @@ def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path, sig, code, 
 
     patch = need(shared_data / "icpr2012_patches" / "images" / "A00_01_0.jpg")
     (tmp_path / "in").mkdir()
-    for i in range(60):
-        shutil.copy(patch, tmp_path / "in" / f"p{i:02d}.jpg")
+    n = 400  # enough work that a loaded machine still signals mid-run (60 finished first once)
+    for i in range(n):
+        shutil.copy(patch, tmp_path / "in" / f"p{i:03d}.jpg")
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "tiny.pt", create_model("tiny").eval(), mpp=0.25, threshold=0.5)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -173,13 +174,18 @@ def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path, sig, code, 
         [*cmd, "--model", str(tmp_path / "tiny.pt")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 120
-    while not (tmp_path / "o").is_dir() and time.time() < deadline:  # models loaded, first image done
+    def first_output() -> bool:  # models loaded, signal handlers set, the first image written
+        o = tmp_path / "o"
+        return o.is_dir() and any(not p.name.startswith(".") for p in o.iterdir())
+
+    while not first_output() and time.time() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the signal could be sent"
     proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == f"error: {word}"
-    assert out.count("mitotic figure(s)") < 60  # stopped before the end
+    assert out.count("mitotic figure(s)") < n  # stopped before the end
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
 
 
