@@ -171,9 +171,17 @@ def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path, sig, code, 
         str(tmp_path / "o"),
     ]
     proc = subprocess.Popen(
-        [*cmd, "--model", str(tmp_path / "tiny.pt")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*cmd, "--model", str(tmp_path / "tiny.pt")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as from a terminal: a test run earlier in this process (or an xdist worker) may ignore
+        # SIGINT, and a child inherits SIG_IGN, so Python would never raise KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
+
     def first_output() -> bool:  # models loaded, signal handlers set, the first image written
         o = tmp_path / "o"
         return o.is_dir() and any(not p.name.startswith(".") for p in o.iterdir())
