@@ -1,0 +1,158 @@
+"""How far a threshold travels (#17 item 2): choose it on one labelled source, score it on another.
+
+Three sources in which every mitosis is labelled, and which the bundled pair never trained on:
+the 96 MITOS-ATYPIA-14 frames (one Aperio slide, 135 mitoses), the 50 ICPR 2012 patches (another
+Aperio lab) and the MIDOG 2021 validation crops of the bundled pair (four scanners; the bundled
+threshold was chosen on these, with tissue). For each model the calibration rules are:
+
+* the threshold stored in the checkpoint (the bundled calibration);
+* the best official F1 on one source (pooled over its images), searched in logit space;
+* the best F1 on the two OTHER sources pooled (leave-one-source-out), which is what a new lab
+  gets from calibrating on every source we have;
+
+and each is scored by the official F1 (7.5 µm) on every source. ``cost`` is the mean F1 lost,
+against the best threshold of each target itself, on the targets the rule did not calibrate on.
+Candidates are cached under runs/bench-cache/. Prints a table; writes
+benchmarks/results/bench_threshold_transfer.csv.
+
+    python benchmarks/bench_threshold_transfer.py [--models A.pt B.pt] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from mitodet.data.crops import load_icpr2012, load_midog21_crops  # noqa: E402
+from mitodet.data.fields import load_mitos_atypia14  # noqa: E402
+from mitodet.evaluate.matching import score_detection  # noqa: E402
+from mitodet.infer.detector import Detector  # noqa: E402
+from mitodet.io.atomic import atomic_path, write_csv  # noqa: E402
+from mitodet.io.image import read_image  # noqa: E402
+from mitodet.model import load_checkpoint  # noqa: E402
+from mitodet.resources import DEFAULT_MODELS  # noqa: E402
+from mitodet.schema import MATCH_RADIUS_UM  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+CACHE = ROOT / "runs" / "bench-cache" / "threshold-transfer"
+FLOOR = 0.05
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+def sources(val_ids: set[str]) -> dict[str, list]:
+    """name -> [(id, path, mpp, [(x, y) px of every mitosis])]."""
+    ma14 = load_mitos_atypia14(DATA / "mitos_atypia14").images
+    icpr = load_icpr2012(DATA / "icpr2012_patches").images
+    crops = [r for r in load_midog21_crops(DATA / "midog21_crops") if r.id in val_ids]
+    rows = lambda recs: [(r.id, r.path, r.mpp, [(p.x, p.y) for p in r.mitoses]) for r in recs]  # noqa: E731
+    return {"MITOS-ATYPIA-14": rows(ma14), "ICPR 2012": rows(icpr), "MIDOG21 val crops": rows(crops)}
+
+
+def candidates(ckpt: Path, name: str, items: list, threads: int) -> dict[str, np.ndarray]:
+    """id -> (n, 3) candidates (x µm, y µm, probability >= FLOOR), cached by checkpoint and source."""
+    digest = hashlib.sha1(ckpt.read_bytes() + "\n".join(i[0] for i in items).encode()).hexdigest()[:12]
+    path = CACHE / f"{digest}.npz"
+    if path.is_file():
+        z = np.load(path)
+        return {i[0]: z[f"c{k}"] for k, i in enumerate(items)}
+    det = Detector.from_checkpoint(ckpt, threads=threads)
+    out = {}
+    for k, (iid, p, mpp, _) in enumerate(items, 1):
+        px, _ = read_image(p, mpp)
+        c = det.candidates(px, mpp, floor=FLOOR)
+        out[iid] = np.array([(d.x * mpp, d.y * mpp, d.probability) for d in c], float).reshape(-1, 3)
+        print(f"\r{ckpt.name} on {name}: {k}/{len(items)}", end="", flush=True)
+    print()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **{f"c{k}": out[i[0]] for k, i in enumerate(items)})
+    return out
+
+
+def counts(items: list, cands: dict, t: float) -> tuple[int, int, int]:
+    tp = fn = fp = 0
+    for iid, _, mpp, truth in items:
+        c = cands[iid]
+        s = score_detection(
+            [(x * mpp, y * mpp) for x, y in truth], [tuple(r[:2]) for r in c[c[:, 2] >= t]], MATCH_RADIUS_UM
+        )
+        tp, fn, fp = tp + s.true_positives, fn + s.false_negatives, fp + s.false_positives
+    return tp, fn, fp
+
+
+def f1(tp: int, fn: int, fp: int) -> float:
+    return 2 * tp / max(1, 2 * tp + fn + fp)
+
+
+def best(srcs: list[str], data: dict, cands: dict, grid: np.ndarray) -> float:
+    """The threshold of the best F1 pooled over ``srcs`` (TP/FN/FP summed)."""
+    scores = [f1(*np.sum([counts(data[s], cands[s], t) for s in srcs], axis=0)) for t in grid]
+    return float(grid[int(np.argmax(scores))])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=Path, nargs="+", default=DEFAULT_MODELS)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_threshold_transfer.csv")
+    a = ap.parse_args()
+    rows = []
+    for ckpt in a.models:
+        meta = load_checkpoint(ckpt)[1]
+        data = sources(set((meta.get("validation") or {}).get("ids", [])))
+        names = list(data)
+        cands = {s: candidates(ckpt, s, data[s], a.threads) for s in names}
+        probs = np.concatenate([c[:, 2] for s in names for c in cands[s].values()])
+        grid = np.unique(np.quantile(probs, np.linspace(0, 1, 150)))  # spaced by the candidates
+        oracle = {s: best([s], data, cands, grid) for s in names}
+        rules = {"stored in the checkpoint": (float(meta.get("threshold", 0.5)), [])}
+        rules |= {f"best on {s}": (oracle[s], [s]) for s in names}
+        rules |= {
+            f"best on all but {s}": (
+                best([o for o in names if o != s], data, cands, grid),
+                [o for o in names if o != s],
+            )
+            for s in names
+        }
+        for rule, (t, used) in rules.items():
+            row = {"model": ckpt.stem, "rule": rule, "threshold": round(t, 5), "logit": round(logit(t), 2)}
+            lost = []
+            for s in names:
+                tp, fn, fp = counts(data[s], cands[s], t)
+                best_f1 = f1(*counts(data[s], cands[s], oracle[s]))
+                row[f"F1 {s}"] = round(f1(tp, fn, fp), 3)
+                row[f"TP/FN/FP {s}"] = f"{tp}/{fn}/{fp}"
+                if s not in used:
+                    lost.append(best_f1 - f1(tp, fn, fp))
+            row["cost"] = round(float(np.mean(lost)), 3)
+            rows.append(row)
+        rows.append(
+            {"model": ckpt.stem, "rule": "(each target's own best)", "threshold": "", "logit": ""}
+            | {f"F1 {s}": round(f1(*counts(data[s], cands[s], oracle[s])), 3) for s in names}
+            | {f"TP/FN/FP {s}": "/".join(map(str, counts(data[s], cands[s], oracle[s]))) for s in names}
+            | {"cost": 0.0}
+        )
+        for s in names:
+            print(f"{ckpt.stem}: best threshold on {s}: {oracle[s]:.5f} (logit {logit(oracle[s]):.2f})")
+    cols = list(rows[0])
+    print(" | ".join(cols))
+    for r in rows:
+        print(" | ".join(str(r.get(c, "")) for c in cols))
+    write_csv(a.out, cols, rows)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
