@@ -17,19 +17,15 @@ def train_atypical_cmd(
         None, help="YAML config, or the name of a bundled config (atypical); paths relative to the cwd."
     ),
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a setting: --set train.epochs=10."),
-    resume: Path = typer.Option(
-        None, "--resume", metavar="RUN", help="Continue the run in this folder from its last.pt."
-    ),  # fmt: skip
-    run_dir: Path = typer.Option(
-        None, "--run-dir", metavar="DIR", help="Run folder (default: <out>/<name>-<timestamp>)."
-    ),  # fmt: skip
+    resume: Path = options.RESUME,
+    run_dir: Path = options.RUN_DIR,
     max_minutes: float = typer.Option(
         None,
         "--max-minutes",
         help="Time budget in minutes (> 0): stop after the epoch that crosses it.",
         callback=options.minutes,
     ),
-    force: bool = typer.Option(False, "--force/--no-force", help="Replace the run already in --run-dir."),
+    force: bool = options.FORCE,
     quiet: bool = typer.Option(
         False, "--quiet/--no-quiet", "-q", help="No progress bar (the epoch lines on stdout still show)."
     ),
@@ -49,11 +45,7 @@ def train_atypical_cmd(
     elif config is None:
         raise MitodetError("mitodet train-atypical", "give a CONFIG.yaml or --resume RUN")
     else:
-        held = [f for f in ("config.yaml", "last.pt", "best.pt") if run_dir and (run_dir / f).exists()]
-        if held and not force:
-            raise MitodetError(
-                run_dir, f"holds a run already ({', '.join(held)}): --resume it, or another --run-dir, or --force"
-            )
+        options.refuse_held_run(run_dir, force)
         cfg = load_atypical_config(config_path(config), set_)
         if run_dir is None:
             run_dir = Path(cfg.out) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -238,3 +238,19 @@ def inputs(param: typer.CallbackParam, value: Any) -> Any:
                 p, "file not found (flags take no value: write e.g. --overlay or --no-overlay, not --overlay true)"
             )
     return value
+
+
+# The run-folder options of the training commands (train, train-atypical), declared once.
+RESUME = typer.Option(None, "--resume", metavar="RUN", help="Continue the run in this folder from its last.pt.")
+RUN_DIR = typer.Option(None, "--run-dir", metavar="DIR", help="Run folder (default: <out>/<name>-<timestamp>).")
+FORCE = typer.Option(False, "--force/--no-force", help="Replace the run already in --run-dir.")
+RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv")
+
+
+def refuse_held_run(run_dir: Path | None, force: bool) -> None:
+    """Stop a new run from writing into a folder that holds one (unless ``--force``)."""
+    held = [f for f in RUN_FILES if run_dir and (run_dir / f).exists()]
+    if held and not force:
+        raise MitodetError(
+            run_dir, f"holds a run already ({', '.join(held)}): --resume it, or another --run-dir, or --force"
+        )

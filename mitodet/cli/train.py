@@ -82,12 +82,8 @@ def train_cmd(
         metavar="KEY=VALUE",
         help="Override a setting: --set optim.lr=0.01 --set data.exclude.scanner=[Aperio CS2].",
     ),
-    resume: Path = typer.Option(
-        None, "--resume", metavar="RUN", help="Continue the run in this folder from its last.pt."
-    ),  # fmt: skip
-    run_dir: Path = typer.Option(
-        None, "--run-dir", metavar="DIR", help="Run folder (default: <out>/<name>-<timestamp>)."
-    ),  # fmt: skip
+    resume: Path = options.RESUME,
+    run_dir: Path = options.RUN_DIR,
     max_minutes: float = typer.Option(
         None,
         "--max-minutes",
@@ -97,7 +93,7 @@ def train_cmd(
     quiet: bool = typer.Option(
         False, "--quiet/--no-quiet", "-q", help="No progress bar and no per-epoch lines (warnings still show)."
     ),
-    force: bool = typer.Option(False, "--force/--no-force", help="Replace the run already in --run-dir."),
+    force: bool = options.FORCE,
     data_root: Path = typer.Option(
         None,
         "--data-root",
@@ -122,11 +118,7 @@ def train_cmd(
         raise MitodetError("mitodet train", "give a CONFIG.yaml or --resume RUN")
     else:
         cfg = load_config(config_path(config), set_, data_root=data_root)
-        held = [f for f in ("config.yaml", "last.pt", "best.pt", "metrics.csv") if run_dir and (run_dir / f).exists()]
-        if held and not force:
-            raise MitodetError(
-                run_dir, f"holds a run already ({', '.join(held)}): --resume it, or another --run-dir, or --force"
-            )
+        options.refuse_held_run(run_dir, force)
     with train_progress(quiet) as bars:
         summary = train(cfg, run_dir=run_dir, resume=resume is not None, max_minutes=max_minutes, **bars.callbacks)
     best = (
