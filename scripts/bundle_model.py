@@ -3,7 +3,8 @@
 Usage: python scripts/bundle_model.py RUN_DIR NAME
   e.g. python scripts/bundle_model.py runs/gpu/ca-rgb/round1 default-ca-rgb
 
-The run must have been calibrated (`mitodet calibrate RUN`, F1 at 11.1 mitoses/mm²). Stored with
+The run must have been calibrated (`mitodet calibrate RUN`: F1 at 11.1 mitoses/mm², or its mean
+with the official F1 of whole labelled fields). Stored with
 the weights: the run's validation side (crop ids and tissue tiles, so the model report can
 re-measure it), the CPU and GPU minutes of every run in its ``model.init`` chain, the data
 licences, and paths of the training machine rewritten to the ../shared/data layout.
@@ -21,6 +22,7 @@ import yaml
 from mitodet.model import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+RULES = ("f1_density", "f1_density_pair", "f1_mean", "f1_mean_pair")  # `mitodet calibrate` rules of bundles
 LICENCES = {
     "midog21_crops": "MIDOG 2021 (CC BY-NC-ND 4.0) - research / non-commercial use",
     "atnorm_md": "AtNorM-MD (MIT) of MIDOG++ (CC0)",
@@ -37,13 +39,20 @@ def _portable(value):
 
 
 def chain(run: Path) -> list[Path]:
-    """The run and the runs its weights started from (config model.init), newest first."""
+    """The run, the runs its weights started from (config model.init), newest first, and a bundled
+    checkpoint the chain started from (mitodet/weights/*.pt: its own minutes already sum its chain)."""
     out = [run]
-    while True:
+    while out[-1].is_dir():
         init = yaml.safe_load((out[-1] / "config.yaml").read_text())["model"].get("init")
         if not init or not Path(init).is_file():
             return out
-        out.append(Path(init).parent)
+        init = Path(init)
+        out.append(init.parent if (init.parent / "config.yaml").is_file() else init)
+    return out
+
+
+def best_of(step: Path) -> Path:
+    return step / "best.pt" if step.is_dir() else step
 
 
 def main() -> None:
@@ -52,12 +61,12 @@ def main() -> None:
     run, name = Path(sys.argv[1]), sys.argv[2]
     model, meta = load_checkpoint(run / "best.pt")
     calibration = json.loads((run / "calibration.json").read_text()) if (run / "calibration.json").is_file() else {}
-    if "threshold" not in meta or calibration.get("rule") not in ("f1_density", "f1_density_pair"):
-        sys.exit(f"{run}: not calibrated by F1 at density; run `mitodet calibrate {run}` first")
+    if "threshold" not in meta or calibration.get("rule") not in RULES:
+        sys.exit(f"{run}: not calibrated by F1 at density (or f1_mean); run `mitodet calibrate {run}` first")
     minutes = {"cpu": 0.0, "cuda": 0.0}
     runs = chain(run)
     for r in runs:
-        for k, v in load_checkpoint(r / "best.pt")[1].get("training_minutes", {}).items():
+        for k, v in load_checkpoint(best_of(r))[1].get("training_minutes", {}).items():
             minutes[k] = minutes.get(k, 0.0) + v
     split = json.loads((run / "split.json").read_text())
     cfg = yaml.safe_load((run / "config.yaml").read_text())

@@ -142,8 +142,9 @@ def calibrate_cmd(
         None,
         "--rule",
         metavar="RULE",
-        help="Rule: pooled_f1 (the paper) or f1_density (F1 at the run's val.density "
-        "mitoses/mm²; the default for runs that validated by detection).",
+        help="Rule: pooled_f1 (the paper), f1_density (F1 at the run's val.density mitoses/mm²; "
+        "the default for runs that validated by detection) or f1_mean (its mean with the official F1 "
+        "of the validation side's whole labelled fields; the default for runs with val.select: f1_mean).",
     ),
     device: str = typer.Option(
         "cpu", "--device", metavar="DEVICE", help="Device: cpu, cuda or cuda:N.", callback=options.device
@@ -158,7 +159,7 @@ def calibrate_cmd(
         "--pair",
         metavar="RUN",
         help="Another run (same validation split): choose both best.pt thresholds together, for "
-        "the agreement ensemble of the two (max F1 at density of the ensemble).",
+        "the agreement ensemble of the two (max F1 of the ensemble by --rule).",
     ),
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -172,7 +173,7 @@ def calibrate_cmd(
         task = bar.add_task("calibrating", total=None)
         tick = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         if pair is not None:
-            r = calibrate_pair(run, pair, device=device, threads=threads, store=not dry_run, on_image=tick)
+            r = calibrate_pair(run, pair, device=device, threads=threads, store=not dry_run, on_image=tick, rule=rule)
         else:
             r = calibrate_run(
                 run,
@@ -184,13 +185,16 @@ def calibrate_cmd(
                 rule=rule,
                 on_image=tick,
             )
-    if r["rule"] in ("f1_density", "f1_density_pair"):
+    if r["rule"] != "pooled_f1":
         cols = ["group", "mitoses", "sensitivity", "false det./mm²", "F1 at density"]
+        by = f"F1 at {r['density']:g} mitoses/mm²"
+        if r["rule"].startswith("f1_mean"):
+            by = f"mean of the {by} and the fields' official F1 {r['f1_fields']:.3f}"
         what = (
             f"{r['checkpoints'][0]} {r['threshold_a']:.4f} + {r['checkpoints'][1]} {r['threshold_b']:.4f} "
-            f"(max F1 of their ensemble at {r['density']:g} mitoses/mm²)"
+            f"(max {by} of their ensemble)"
             if pair is not None
-            else f"{r['checkpoint']}: threshold {r['threshold']:.4f} (max F1 at {r['density']:g} mitoses/mm²)"
+            else f"{r['checkpoint']}: threshold {r['threshold']:.4f} (max {by})"
         )
         t = table(f"calibration of {what}", cols, right=set(cols[1:]))
         for g, v in [*r["groups"].items(), ("all", r)]:

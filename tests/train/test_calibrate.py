@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from mitodet.cli.main import app
 from mitodet.evaluate.density import best_density_threshold, density_f1, density_scores
 from mitodet.model import load_checkpoint
-from mitodet.train.calibrate import pair_search
+from mitodet.train.calibrate import default_rule, pair_search
 from mitodet.train.config import config_from_dict
 from mitodet.train.run import train
+from mitodet.train.validate import fields_f1
 from tests.conftest import need
 from tests.train.conftest import tiny_raw
 
@@ -114,3 +117,35 @@ def test_validation_measures_tissue_as_detect_does(shared_data, tmp_path):
     assert e.value.code == 0
     summary = json.loads((tmp_path / "o" / "half.mitotic-figures.json").read_text())["summary"]
     assert summary["tissue_mm2"] == pytest.approx(area, rel=1e-3)
+
+
+def test_pair_search_by_f1_mean_weighs_the_whole_fields():
+    """With whole labelled fields, the pair is chosen by the mean of the F1 at density and the
+    fields' official F1 (returned as f1_mean), by which the density rule's pair scores no higher."""
+    truth = {"a": [(10.0, 10.0)], "f": [(10.0, 10.0), (60.0, 60.0)], "t": []}
+    pa = {"a": [(10, 10, 0.80)], "f": [(10, 10, 0.95), (60, 60, 0.70), (90, 20, 0.85)], "t": []}
+    pb = {"a": [(10, 11, 0.80)], "f": [(10, 11, 0.95), (60, 61, 0.70), (90, 21, 0.85)], "t": []}
+    area = {"a": 0.01, "f": 0.02, "t": 0.05}
+    plain = pair_search(truth, _points(pa), _points(pb), area, steps=20)
+    mean = pair_search(truth, _points(pa), _points(pb), area, steps=20, fields={"f"})
+    assert "f1_mean" in mean and "f1_mean" not in plain
+    called = {
+        k: [(x, y, 1.0) for x, y, a, b in v if a >= mean["threshold_a"] and b >= mean["threshold_b"]]
+        for k, v in mean["pairs"].items()
+    }
+    fields = fields_f1(truth, called, {"f"}, 0.5)["f1"]
+    assert mean["f1_mean"] == pytest.approx((mean["f1_density"] + fields) / 2)
+    for found in (plain, mean):  # the mean rule scores at least as well by its own measure
+        at = {
+            k: [(x, y, 1.0) for x, y, a, b in v if a >= found["threshold_a"] and b >= found["threshold_b"]]
+            for k, v in found["pairs"].items()
+        }
+        sc = density_scores(truth, at, area, 7.5, 0.5)["f1_density"]
+        assert (sc + fields_f1(truth, at, {"f"}, 0.5)["f1"]) / 2 <= mean["f1_mean"] + 1e-12
+
+
+def test_default_rule_follows_the_runs_own_selection():
+    base = {"val": {"detect": True, "select": "f1_mean"}}
+    assert default_rule(SimpleNamespace(val=SimpleNamespace(**base["val"]))) == "f1_mean"
+    assert default_rule(SimpleNamespace(val=SimpleNamespace(detect=True, select="loss"))) == "f1_density"
+    assert default_rule(SimpleNamespace(val=SimpleNamespace(detect=False, select="loss"))) == "pooled_f1"
