@@ -7,9 +7,14 @@
   ``A00_01_0.jpg``, seeded), adapted on one half and scored on the other.
 
 Each adaptation runs ``mitodet finetune`` at its default budget (15 minutes for both models) in
-its own process. Prints a table; writes benchmarks/results/bench_finetune.csv.
+its own process. ``--recalibrate`` also runs ``mitodet finetune --calibrate-only`` on the same
+adaptation images (thresholds chosen there, weights unchanged) and scores that pair on the same
+test images: how much of the gain the thresholds alone buy. ``--recalibrate-only`` runs that alone
+and keeps the fine-tuning columns of the CSV. Prints a table; writes
+benchmarks/results/bench_finetune.csv.
 
     python benchmarks/bench_finetune.py [--only ma14 icpr] [--minutes 15] [--threads 2] [--work DIR]
+                                        [--recalibrate | --recalibrate-only]
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from mitodet.train.labels import LabelledImage  # noqa: E402
 DATA = Path(os.environ.get("MITODET_DATA", ROOT.parent / "shared" / "data"))
 CSV = ROOT / "benchmarks" / "results" / "bench_finetune.csv"
 ICPR_MPP = 0.2456
+ADAPTED = ["minutes", "f1_adapted", "gain", "adapted_tp_fp_fn"]
+RECALIBRATED = ["minutes_recalibrated", "f1_recalibrated", "gain_recalibrated", "recalibrated_tp_fp_fn"]
+COLUMNS = ["lab", "adapt_images", "test_images", "test_mitoses", "f1_bundled", "bundled_tp_fp_fn", *ADAPTED,
+           *RECALIBRATED]  # fmt: skip
 
 
 def ma14(work: Path) -> tuple[list[Path], Path, list[tuple[Path, list]], float]:
@@ -88,33 +97,50 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-finetune")
+    ap.add_argument("--recalibrate", action="store_true", help="also the thresholds alone (--calibrate-only)")
+    ap.add_argument("--recalibrate-only", action="store_true", help="only that; keep the CSV's fine-tuning columns")
     args = ap.parse_args()
+    old = {r["lab"]: r for r in csv.DictReader(open(CSV, newline=""))} if CSV.is_file() else {}
     rows = []
     for lab in args.only:
         work = args.work / lab
         work.mkdir(parents=True, exist_ok=True)
         adapt, table, test, mpp = {"ma14": ma14, "icpr": icpr}[lab](work)
-        out = work / "adapted"
-        cmd = [sys.executable, "-m", "mitodet", "finetune", *map(str, adapt), "--truth", str(table), "--mpp", str(mpp),
-               "--out", str(out), "--minutes", str(args.minutes), "--threads", str(args.threads)]  # fmt: skip
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env={**os.environ, "MITODET_DATA": str(DATA)})
-        wall = (time.perf_counter() - t0) / 60
-        adapted = sorted(out.glob("adapted-*.pt"))
-        before, after = official_f1(list(DEFAULT_MODELS), test, mpp), official_f1(adapted, test, mpp)
+        base = [sys.executable, "-m", "mitodet", "finetune", *map(str, adapt), "--truth", str(table),
+                "--mpp", str(mpp), "--threads", str(args.threads)]  # fmt: skip
+        env = {**os.environ, "MITODET_DATA": str(DATA)}
+        before = official_f1(list(DEFAULT_MODELS), test, mpp)
         n = sum(len(p) for _, p in test)
-        rows.append({"lab": lab, "adapt_images": len(adapt), "test_images": len(test), "test_mitoses": n,
-                     "minutes": round(wall, 1), "f1_bundled": round(before["f1"], 3),
-                     "f1_adapted": round(after["f1"], 3),
-                     "gain": round(after["f1"] - before["f1"], 3),
-                     "adapted_tp_fp_fn": f"{after['tp']}/{after['fp']}/{after['fn']}",
-                     "bundled_tp_fp_fn": f"{before['tp']}/{before['fp']}/{before['fn']}"})  # fmt: skip
+        row = {"lab": lab, "adapt_images": len(adapt), "test_images": len(test), "test_mitoses": n,
+               "f1_bundled": round(before["f1"], 3),
+               "bundled_tp_fp_fn": f"{before['tp']}/{before['fp']}/{before['fn']}"}  # fmt: skip
+        if args.recalibrate_only:
+            row |= {k: old.get(lab, {}).get(k, "") for k in ADAPTED}
+        else:
+            out = work / "adapted"
+            t0 = time.perf_counter()
+            subprocess.run([*base, "--out", str(out), "--minutes", str(args.minutes)], check=True, env=env)
+            after = official_f1(sorted(out.glob("adapted-*.pt")), test, mpp)
+            row |= {"minutes": round((time.perf_counter() - t0) / 60, 1), "f1_adapted": round(after["f1"], 3),
+                    "gain": round(after["f1"] - before["f1"], 3),
+                    "adapted_tp_fp_fn": f"{after['tp']}/{after['fp']}/{after['fn']}"}  # fmt: skip
+        if args.recalibrate or args.recalibrate_only:
+            out = work / "recalibrated"
+            t0 = time.perf_counter()
+            subprocess.run([*base, "--out", str(out), "--calibrate-only"], check=True, env=env)
+            rec = official_f1(sorted(out.glob("recalibrated-*.pt")), test, mpp)
+            row |= {"minutes_recalibrated": round((time.perf_counter() - t0) / 60, 1),
+                    "f1_recalibrated": round(rec["f1"], 3), "gain_recalibrated": round(rec["f1"] - before["f1"], 3),
+                    "recalibrated_tp_fp_fn": f"{rec['tp']}/{rec['fp']}/{rec['fn']}"}  # fmt: skip
+        else:
+            row |= {k: old.get(lab, {}).get(k, "") for k in RECALIBRATED}
+        rows.append(row)
         print(rows[-1], flush=True)
-    print(f"{'lab':6} {'adapt':>6} {'test':>5} {'MFs':>4} {'min':>5} {'F1 bundled':>10} {'F1 adapted':>10} {'gain':>6}")
+    print(f"{'lab':6} {'adapt':>6} {'test':>5} {'MFs':>4} {'F1 bundled':>10} {'recalibrated':>12} {'adapted':>8}")
     for r in rows:
-        print(f"{r['lab']:6} {r['adapt_images']:>6} {r['test_images']:>5} {r['test_mitoses']:>4} {r['minutes']:>5} "
-              f"{r['f1_bundled']:>10.3f} {r['f1_adapted']:>10.3f} {r['gain']:>+6.3f}")  # fmt: skip
-    write_csv(CSV, list(rows[0]), rows)
+        print(f"{r['lab']:6} {r['adapt_images']:>6} {r['test_images']:>5} {r['test_mitoses']:>4} "
+              f"{r['f1_bundled']:>10} {r['f1_recalibrated']:>12} {r['f1_adapted']:>8}")  # fmt: skip
+    write_csv(CSV, COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -166,6 +166,16 @@ def bootstrap_gain(before: dict, after: dict, n: int = 2000, seed: int = 0) -> t
     return (float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))) if len(g) else (float("nan"),) * 2
 
 
+def labelled_fields(inputs: list[Path], truth: Path, mpp: float | None) -> list[LabelledImage]:
+    """The images of ``inputs`` paired with their labels: at least two, and a mitosis among them."""
+    labelled = lab_labels(collect_inputs(inputs), truth, mpp)
+    if len(labelled) < 2:
+        raise MitodetError(truth, "adaptation needs at least 2 labelled images (to adapt, and to score)")
+    if not sum(im.mitoses for im in labelled):
+        raise MitodetError(truth, "no mitotic figure among the labels")
+    return labelled
+
+
 def finetune(
     inputs: list[Path],
     truth: Path,
@@ -191,12 +201,7 @@ def finetune(
     if threads:
         torch.set_num_threads(threads)
     models = [Path(m) for m in (models or DEFAULT_MODELS)]
-    files = collect_inputs(inputs)
-    labelled = lab_labels(files, truth, mpp)
-    if len(labelled) < 2:
-        raise MitodetError(truth, "fine-tuning needs at least 2 labelled images (adaptation and calibration)")
-    if not sum(im.mitoses for im in labelled):
-        raise MitodetError(truth, "no mitotic figure among the labels")
+    labelled = labelled_fields(inputs, truth, mpp)
     out.mkdir(parents=True, exist_ok=True)
     table = out / "data" / "fields.csv"
     table.parent.mkdir(exist_ok=True)

@@ -1,0 +1,80 @@
+"""``mitodet finetune --calibrate-only``: the thresholds chosen on a lab's fields, weights unchanged."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mitodet.infer.run import load_detectors
+from mitodet.model.checkpoint import load_checkpoint
+from mitodet.resources import DEFAULT_MODELS
+from mitodet.schema import Point
+from mitodet.train.finetune import official_f1
+from mitodet.train.labels import LabelledImage
+from mitodet.train.recalibrate import Candidates, best_thresholds, called, scores, split_fields
+from tests.conftest import one_error_line
+from tests.train.test_finetune import lab  # noqa: F401  (the fixture: 4 real ICPR patches, labelled)
+
+
+def test_pairs_are_called_when_both_probabilities_pass():
+    c = Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.9, 0.6], [5.0, 5.0, 0.95, 0.95], [9.0, 9.0, 0.7, 0.99]]))
+    assert called(c, [0.8, 0.5]) == [(0.0, 0.0), (5.0, 5.0)]
+    assert called(c, [0.8, 0.9]) == [(5.0, 5.0)]
+
+
+def test_best_thresholds_maximise_the_official_f1():
+    """Two images: a true pair at (0.9, 0.6) and a false one at (0.8, 0.95); the best pair of
+    thresholds keeps the first alone (F1 1), which neither model's own 0.5 does."""
+    cands = {
+        "a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.9, 0.6]])),
+        "b": Candidates([], np.array([[3.0, 3.0, 0.8, 0.95]])),
+    }
+    t = best_thresholds(cands, ["a", "b"], steps=10)
+    assert scores(cands, ["a", "b"], t)["f1"] == 1.0 and scores(cands, ["a", "b"], [0.5, 0.5])["f1"] < 1.0
+    single = {"a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.9], [4.0, 4.0, 0.7]]))}
+    assert best_thresholds(single, ["a"], steps=10)[0] > 0.7
+    assert best_thresholds({"a": Candidates([], np.zeros((0, 3)))}, ["a"]) is None
+
+
+def test_split_keeps_an_image_with_mitoses_on_each_side(tmp_path):
+    ims = [LabelledImage(tmp_path / f"{i}.png", 0.25, [Point(1, 1)] * (i < 3)) for i in range(8)]
+    for seed in range(5):
+        choosing, scoring = split_fields(ims, seed)
+        assert sorted(map(str, (i.path for i in choosing + scoring))) == sorted(str(i.path) for i in ims)
+        assert any(i.mitoses for i in choosing) and any(i.mitoses for i in scoring)
+        assert len(scoring) == 1 + 1  # a quarter of each group, at least one with mitoses
+    assert split_fields(ims, 0) == split_fields(ims, 0)
+
+
+def test_calibrate_only_writes_recalibrated_copies_that_detect_as_scored(cli, lab, tmp_path):  # noqa: F811
+    folder, table = lab
+    out = tmp_path / "out"
+    code, stdout, err = cli("finetune", folder, "--truth", table, "--mpp", "0.2456", "--out", out,
+                            "--calibrate-only", "--threads", "1")  # fmt: skip
+    assert code == 0, err
+    assert "scoring fields" in stdout and "recalibrated" in stdout and "use it: mitodet detect" in stdout
+    rep = json.loads((out / "recalibrate.json").read_text())
+    assert rep["images"] == 4 and rep["mitoses"] == 3 and len(rep["scoring"]) == 1
+    models = [out / f"recalibrated-{m.stem}.pt" for m in DEFAULT_MODELS]
+    for src, dst, t in zip(DEFAULT_MODELS, models, rep["thresholds"], strict=True):
+        (w0, _), (w1, m1) = load_checkpoint(src), load_checkpoint(dst)
+        assert m1["threshold"] == pytest.approx(t) and "lab's labelled fields" in m1["calibration"]["rule"]
+        assert all((a == b).all() for a, b in zip(w0.state_dict().values(), w1.state_dict().values(), strict=True))
+    # detection with the copies finds what the search scored at those thresholds
+    images = [LabelledImage(p, 0.2456, []) for p in sorted(folder.iterdir())]
+    truth = {"A00_01_0.jpg": [(127.5, 127.6)], "A00_01_1.jpg": [(145.7, 19.2)], "A00_03_0.jpg": [(120, 130)]}
+    for im in images:
+        im.points = [Point(x, y) for x, y in truth.get(im.path.name, [])]
+    got, _ = official_f1(load_detectors(models), images)
+    assert got["f1"] == pytest.approx(rep["final"]["f1"]) and got["tp"] == rep["final"]["tp"]
+    assert got["fp"] == rep["final"]["fp"]
+    assert "Weights: unchanged" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_calibrate_only_bad_input_is_one_line(cli, lab, tmp_path):  # noqa: F811
+    folder, table = lab
+    table.write_text("image,x,y\nA00_01_0.jpg,127.5,127.6\n")
+    code, _, err = cli("finetune", folder, "--truth", table, "--mpp", "0.2456", "--out", tmp_path / "o",
+                       "--calibrate-only")  # fmt: skip
+    one_error_line(code, err, "A00_01_1.jpg", "no labels for this image")
+    assert not (tmp_path / "o" / "recalibrate.json").exists()
