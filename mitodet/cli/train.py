@@ -312,6 +312,8 @@ def _recalibrate(inputs, truth, out, mpp, from_, threads, note) -> None:
         f"95 % interval {r.interval[0]:+.3f} to {r.interval[1]:+.3f})",
         highlight=False,
     )
+    if not r.interval[0] > 0:  # NaN too: nothing to resample
+        note(f"no sure gain on {_mitoses(b['tp'] + b['fn'])}: label more fields, or fine-tune")
     out_console.print(f"thresholds chosen on all {r.images} images: {', '.join(f'{t:.4f}' for t in r.thresholds)}")
     models = " ".join(f"--model {m}" for m in r.models)
     out_console.print(f"use it: mitodet detect IMAGES {models} --out results/", highlight=False, markup=False)
