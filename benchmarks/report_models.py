@@ -692,6 +692,11 @@ def kept_section(old: str, heading: str) -> list[str]:
     return ["", lines[start], "", KEPT, "", *body.splitlines()]
 
 
+def _score_table(heading: str, note: str, rows: list[tuple[str, dict]]) -> list[str]:
+    head = ["", heading, "", note, "", "| model | F1 | precision | recall | TP/FP/FN | AP | oracle F1 |"]
+    return [*head, "|---|---|---|---|---|---|---|", *(_score_row(n, i) for n, i in rows)]
+
+
 def _score_row(name: str, i: dict) -> str:
     return (
         f"| {name} | {_fmt(i['f1'])} | {_fmt(i['precision'])} | {_fmt(i['recall'])} | "
@@ -804,34 +809,22 @@ def render(
             sc = b[n]["val"].get(grp, {})
             cells += [_fmt(sc.get("sensitivity")), _fmt(sc.get("fp_per_mm2"), "{:.1f}"), _fmt(sc.get("f1_density"))]
         L.append(f"| {grp} | " + " | ".join(cells) + " |")
-    L += [
-        "",
+    L += _score_table(
         "### ICPR 2012 (50 patches, 23 MF; official matching, 7.5 µm)",
-        "",
         "AP and oracle F1 (the best threshold for these images themselves) rank the ensemble's outputs by "
         "their mean probability (an unpaired candidate at half its own).",
-        "",
-        "| model | F1 | precision | recall | TP/FP/FN | AP | oracle F1 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for n in names:
-        L.append(_score_row(n, b[n]["icpr"]))
+        [(n, b[n]["icpr"]) for n in names],
+    )
     if "fields" in b[names[0]]:
         fb = b[names[0]]["fields"]
-        L += [
-            "",
+        L += _score_table(
             f"### Held-back MITOS-ATYPIA-14 frames ({fb['images']} whole x40 frames, {fb['mitoses']} MF; "
             "official matching, 7.5 µm)",
-            "",
             "The frames the fields runs (#17) hold back for validation, split by frame; every mitosis is "
             "labelled, so every other detection is a false one. The stored thresholds; AP and oracle "
             "F1 as for ICPR 2012.",
-            "",
-            "| model | F1 | precision | recall | TP/FP/FN | AP | oracle F1 |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for n in names:
-            L.append(_score_row(n, b[n]["fields"]))
+            [(n, b[n]["fields"]) for n in names],
+        )
     if loso:
         L += [
             "",
