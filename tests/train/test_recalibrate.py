@@ -11,7 +11,7 @@ from mitodet.resources import DEFAULT_MODELS
 from mitodet.schema import Point
 from mitodet.train.finetune import official_f1
 from mitodet.train.labels import LabelledImage
-from mitodet.train.recalibrate import Candidates, best_thresholds, called, scores, split_fields
+from mitodet.train.recalibrate import Candidates, best_shift, called, logit, scores, shifted, split_fields
 from tests.conftest import one_error_line
 from tests.train.test_finetune import lab  # noqa: F401  (the fixture: 4 real ICPR patches, labelled)
 
@@ -22,18 +22,20 @@ def test_pairs_are_called_when_both_probabilities_pass():
     assert called(c, [0.8, 0.9]) == [(5.0, 5.0)]
 
 
-def test_best_thresholds_maximise_the_official_f1():
-    """Two images: a true pair at (0.9, 0.6) and a false one at (0.8, 0.95); the best pair of
-    thresholds keeps the first alone (F1 1), which neither model's own 0.5 does."""
+def test_one_logit_shift_moves_both_thresholds_to_the_best_official_f1():
+    """A true pair at (0.9, 0.9) and a false one at (0.7, 0.95): from (0.5, 0.5), which calls both,
+    the best shift raises both thresholds until only the true pair is left (F1 1)."""
     cands = {
-        "a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.9, 0.6]])),
-        "b": Candidates([], np.array([[3.0, 3.0, 0.8, 0.95]])),
+        "a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.9, 0.9]])),
+        "b": Candidates([], np.array([[3.0, 3.0, 0.7, 0.95]])),
     }
-    t = best_thresholds(cands, ["a", "b"], steps=10)
+    shift = best_shift(cands, ["a", "b"], [0.5, 0.5])
+    t = shifted([0.5, 0.5], shift)
     assert scores(cands, ["a", "b"], t)["f1"] == 1.0 and scores(cands, ["a", "b"], [0.5, 0.5])["f1"] < 1.0
-    single = {"a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.9], [4.0, 4.0, 0.7]]))}
-    assert best_thresholds(single, ["a"], steps=10)[0] > 0.7
-    assert best_thresholds({"a": Candidates([], np.zeros((0, 3)))}, ["a"]) is None
+    assert logit(t[0]) == pytest.approx(shift) and t[0] == pytest.approx(t[1])  # one shift for both
+    assert 0.7 < t[0] < 0.72  # the smallest shift that drops the false pair (grid of 0.1 in logit)
+    # nothing to gain: the shift stays 0
+    assert best_shift({"a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.99]]))}, ["a"], [0.5]) == 0.0
 
 
 def test_split_keeps_an_image_with_mitoses_on_each_side(tmp_path):
