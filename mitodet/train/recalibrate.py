@@ -36,7 +36,6 @@ from mitodet.io.image import read_image
 from mitodet.model.checkpoint import load_checkpoint, save_checkpoint
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, um_to_px
 from mitodet.train.calibrate import PAIR_FLOOR
-from mitodet.train.finetune import bootstrap_gain
 from mitodet.train.labels import LabelledImage
 
 SCORING_FRACTION = 0.25
@@ -125,6 +124,26 @@ def best_shift(cands: dict[str, Candidates], keys: list[str], given: list[float]
     f1 = [scores(cands, keys, shifted(given, float(d)))["f1"] for d in SHIFTS]
     best = max(f1)
     return float(min((d for d, f in zip(SHIFTS, f1, strict=True) if f == best), key=abs))
+
+
+def _f1(tp: float, fp: float, fn: float) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+
+
+def bootstrap_gain(before: dict, after: dict, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of F1(after) - F1(before), resampling the images (paired)."""
+    keys = sorted(before)
+    if not keys:
+        return float("nan"), float("nan")
+    b, a = np.array([before[k] for k in keys], float), np.array([after[k] for k in keys], float)
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(n):
+        idx = rng.integers(0, len(keys), len(keys))
+        gains.append(_f1(*a[idx].sum(0)) - _f1(*b[idx].sum(0)))
+    g = np.array(gains)
+    g = g[np.isfinite(g)]
+    return (float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))) if len(g) else (float("nan"),) * 2
 
 
 def split_fields(images: list[LabelledImage], seed: int) -> tuple[list[LabelledImage], list[LabelledImage]]:
