@@ -748,8 +748,6 @@ def render(
     )
     row(f"detections / mm² tissue, CCMCT (<= {TARGETS['tissue']:g})", lambda r: _fmt(r["ccmct"][0], "{:.1f}"))
     loso = {k[5:]: v for k, v in results.items() if k.startswith("loso ")}
-    if not loso:  # the LOSO runs are not here: their row of the previous report
-        L += [t for t in old.splitlines() if t.startswith("| leave-one-scanner-out")][:1]
     if loso:
         L.append(
             f"| leave-one-scanner-out sensitivity (>= {TARGETS['loso']}), LOSO models | "
@@ -851,8 +849,6 @@ def render(
                 f"{_fmt(v[f'LOSO {s} CA-OD']['threshold'], '{:.4f}')} | "
                 f"{_fmt(pair_t[0], '{:.4f}')} / {_fmt(pair_t[1], '{:.4f}')} |"
             )
-    else:
-        L += kept_section(old, "### Leave-one-scanner-out")
     L += [
         "",
         "### Tissue without mitosis labels: detections per mm² of tissue at the threshold",

@@ -35,7 +35,7 @@ from mitodet.data.split import read_split, write_split
 from mitodet.errors import MitodetError
 from mitodet.evaluate.density import MIDOG_DENSITY
 from mitodet.evaluate.matching import score
-from mitodet.infer.ensemble import agreement_pairs, detect_image
+from mitodet.infer.ensemble import detect_image
 from mitodet.infer.inputs import collect_inputs
 from mitodet.infer.run import load_detectors
 from mitodet.io.atomic import write_csv, write_text
@@ -43,10 +43,9 @@ from mitodet.io.image import read_image
 from mitodet.model.checkpoint import load_checkpoint, save_checkpoint
 from mitodet.resources import DEFAULT_MODELS
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, OUTPUT_NAME, um_to_px
-from mitodet.train.calibrate import PAIR_FLOOR
 from mitodet.train.config import config_from_dict
 from mitodet.train.labels import LabelledImage, lab_labels
-from mitodet.train.recalibrate import bootstrap_gain
+from mitodet.train.recalibrate import bootstrap_gain, candidates, scores
 from mitodet.train.run import train
 from mitodet.train.rundir import load_state, load_validation_set
 from mitodet.train.validate import density_report, detect_items, detection_items
@@ -257,28 +256,16 @@ def pair_thresholds(models: list[Path], images: list[LabelledImage], steps: int 
     Pairs are formed once among each model's candidates (as the ensemble forms them); a pair is
     a mitotic figure when pa >= ta and pb >= tb. Grid: ``steps`` quantiles of each model's paired
     probabilities above 0.5."""
-    dets = load_detectors(models)
-    pairs, truth = {}, {}
-    for im in images:
-        pixels, _ = read_image(im.path, im.mpp)
-        a = dets[0].candidates(pixels, im.mpp, PAIR_FLOOR)
-        b = dets[1].candidates(pixels, im.mpp, PAIR_FLOOR)
-        r = um_to_px(MATCH_RADIUS_UM, im.mpp)  # coordinates in units of the matching radius
-        ij = agreement_pairs(a, b, r)
-        key = str(im.path)
-        pairs[key] = np.array(
-            [((a[i].x + b[j].x) / 2 / r, (a[i].y + b[j].y) / 2 / r, a[i].probability, b[j].probability) for i, j in ij]
-        ).reshape(-1, 4)
-        truth[key] = [(p.x / r, p.y / r) for p in im.points if p.label == MITOTIC_FIGURE]
-    every = np.concatenate(list(pairs.values()))
+    cands = candidates(load_detectors(models), images)
+    keys = list(cands)
+    every = np.concatenate([c.rows for c in cands.values()])
     if not (every[:, 2] > 0.5).any() or not (every[:, 3] > 0.5).any():
         return None
     q = np.linspace(0, 0.999, steps)
     best = (-1.0, 0.5, 0.5)
     for ta in np.unique(np.quantile(every[every[:, 2] > 0.5, 2], q)):
         for tb in np.unique(np.quantile(every[every[:, 3] > 0.5, 3], q)):
-            called = {k: [(x, y) for x, y, pa, pb in v if pa >= ta and pb >= tb] for k, v in pairs.items()}
-            f1 = score(truth, called, 1.0)["f1"]
+            f1 = scores(cands, keys, [ta, tb])["f1"]
             if f1 > best[0]:
                 best = (f1, float(ta), float(tb))
     return best[1], best[2]
