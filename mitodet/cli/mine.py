@@ -70,6 +70,8 @@ def residual_cmd(
 ) -> None:
     """Mine negatives where the stain residual is high (pigment, ink, non-H&E absorbers) and write a point table.
 
+    Training reads the table as extra negatives (data.negatives in a training config).
+
     \fLong because of its option declarations; the mining is in mitodet.mine."""
     from mitodet.io.atomic import remove_stale_temps
     from mitodet.io.image import expand_images

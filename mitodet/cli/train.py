@@ -165,6 +165,8 @@ def calibrate_cmd(
 ) -> None:
     """Choose the decision threshold on the run's validation side and store it in the checkpoint.
 
+    Writes RUN/calibration.json with the scores at the chosen threshold; --dry-run leaves the checkpoint as it is.
+
     \fLong because of its option declarations; the calibration is in mitodet.infer.calibrate."""
     from mitodet.train.calibrate import calibrate_pair, calibrate_run
 

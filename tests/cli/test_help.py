@@ -86,6 +86,17 @@ def test_help_texts_are_sentences(cmd):
 
 
 @pytest.mark.parametrize("cmd", _leaves(), ids=" ".join)
+def test_notes_for_developers_stay_out_of_the_help(cli, cmd):
+    """What a docstring says after its form feed is for readers of the code, not for --help
+    (typer once printed calibrate's, whose docstring had a single paragraph before it)."""
+    code, out, _ = cli(*cmd, "-h")
+    note = (_command(cmd).callback.__doc__ or "").partition("\f")[2]
+    assert code == 0
+    if note:
+        assert note.split()[0] + " " + note.split()[1] not in " ".join(out.split()), cmd
+
+
+@pytest.mark.parametrize("cmd", _leaves(), ids=" ".join)
 def test_output_options_take_dash_o(cmd):
     command, _ = _ctx(cmd)
     for p in command.params:
