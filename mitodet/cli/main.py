@@ -129,6 +129,18 @@ def _on_sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _caused_by_interrupt(err: BaseException) -> bool:
+    """Whether a KeyboardInterrupt (Ctrl-C or SIGTERM) is in the chain of causes of ``err``."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def _interrupted() -> None:
     _fail("terminated", 143) if _TERMINATED else _fail("interrupted", 130)
 
@@ -164,6 +176,10 @@ def run(argv: list[str] | None = None) -> None:
     except OSError as err:  # a file the system refused: permissions, disk full, a folder in the way ...
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         _fail(f"{where}{err.strerror or err}")
+    except Exception as err:  # Ctrl-C while a C extension initialises surfaces as its ImportError
+        if not _caused_by_interrupt(err):
+            raise
+        _interrupted()
     if rv == 130:  # typer's answer to Ctrl-C
         _interrupted()
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -197,6 +197,32 @@ def test_ctrl_c_is_exit_130_without_traceback(shared_data, tmp_path, sig, code, 
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
 
 
+def test_an_interrupt_inside_an_import_is_still_an_interrupt(monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) while a C extension initialises surfaces as that module's ImportError
+    ("initialization failed", from the KeyboardInterrupt): one line and exit 130, as any other
+    interrupt; an ImportError of its own still raises."""
+    import mitodet.cli.main as main
+
+    def interrupted_import(**_):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as err:
+            raise ImportError("initialization failed") from err
+
+    monkeypatch.setattr(main, "app", interrupted_import)
+    with pytest.raises(SystemExit) as ex:
+        main.run(["detect"])
+    assert ex.value.code == 130
+    assert capsys.readouterr().err.strip() == "error: interrupted"
+
+    def broken_import(**_):
+        raise ImportError("no module named nowhere")
+
+    monkeypatch.setattr(main, "app", broken_import)
+    with pytest.raises(ImportError):
+        main.run(["detect"])
+
+
 def test_a_console_that_cannot_print_micro_gets_no_traceback(shared_data):
     """#19 item 14: an ASCII console sees \\xb5 for µ, and the command succeeds."""
     import os
