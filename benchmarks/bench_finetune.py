@@ -103,9 +103,9 @@ def threshold_ceiling(models: list[Path], test: list[tuple[Path, list]], mpp: fl
     """The pair's official F1 at the one logit shift of its thresholds that is best on ``test``."""
     dets = load_detectors(models, threads=1)
     cands = candidates(dets, _labelled(test, mpp))
-    given = [d.threshold for d in dets]
-    shift = best_shift(cands, list(cands), given)
-    return {"f1_threshold_ceiling": round(scores(cands, list(cands), shifted(given, shift))["f1"], 3),
+    keys, given = list(cands), [d.threshold for d in dets]
+    shift = best_shift(cands, keys, given)
+    return {"f1_threshold_ceiling": round(scores(cands, keys, shifted(given, shift))["f1"], 3),
             "ceiling_shift": shift}  # fmt: skip
 
 
@@ -162,7 +162,8 @@ def main() -> None:
         print(f"{r['lab']:6} {r['adapt_images']:>6} {r['test_images']:>5} {r['test_mitoses']:>4} "
               f"{r['f1_bundled']:>10} {r['f1_recalibrated']:>12} {r['f1_threshold_ceiling']:>8} "
               f"{r['f1_adapted']:>8}")  # fmt: skip
-    write_csv(CSV, COLUMNS, rows)
+    merged = old | {r["lab"]: r for r in rows}  # labs left out by --only keep their rows, in the CSV's order
+    write_csv(CSV, COLUMNS, [{k: r.get(k, "") for k in COLUMNS} for r in merged.values()])
 
 
 if __name__ == "__main__":

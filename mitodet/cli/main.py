@@ -170,7 +170,7 @@ def run(argv: list[str] | None = None) -> None:
     except exc.ClickException as err:
         _fail(" ".join(err.format_message().split()), err.exit_code)
     except typer.Abort as err:  # typer < 0.22 answers Ctrl-C with Abort
-        _interrupted() if isinstance(err.__cause__, KeyboardInterrupt) else _fail("aborted", 1)
+        _interrupted() if _caused_by_interrupt(err) else _fail("aborted", 1)
     except MemoryError:
         _fail("out of memory: the input is too large for this machine (try a smaller --tile or --batch-size)", 1)
     except OSError as err:  # a file the system refused: permissions, disk full, a folder in the way ...
