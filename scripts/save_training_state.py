@@ -35,6 +35,8 @@ def main() -> None:
         shutil.copy(table, dest / f"hard_negatives_{i}.csv")
         tables.append(str(dest / f"hard_negatives_{i}.csv"))
     cfg["data"]["hard_negatives"] = tables
+    if (run / "split.json").is_file():  # the split travels too; its old path is this machine's
+        cfg.setdefault("split", {})["file"] = str(dest / "split.json")
     (dest / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     for f in FILES:
         if (run / f).is_file():
