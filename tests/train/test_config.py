@@ -92,3 +92,23 @@ def test_a_missing_project_file_says_how_to_make_it_or_do_without(shared_data, t
     assert cfg.data.negatives == []
     with pytest.raises(MitodetError, match="split.file: .*a file of the mitodet checkout: run from its root"):
         load_config(config_path("fields-ca-od"))
+
+
+def test_every_committed_training_state_resumes_from_the_checkout(shared_data, monkeypatch):
+    """`mitodet train --resume training-state/NAME` on another machine: every path its config names
+    (split file, mined tables, data) must resolve from the project root, not from the machine that
+    saved it (the bundled pair's split.file once named /work/main/runs/gpu/...)."""
+    from mitodet.train.atypical_config import load_atypical_config
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("MITODET_DATA", str(shared_data))
+    configs = sorted((ROOT / "training-state").glob("*/config.yaml"))
+    assert configs, "no committed training state"
+    for path in configs:
+        assert "/work/" not in path.read_text(), f"{path}: a machine-specific absolute path"
+        if path.parent.name == "atypical":  # the classifier's own config (split file in data)
+            assert Path(load_atypical_config(path).data.split_file).is_file(), path
+            continue
+        cfg = load_config(path)
+        if cfg.split.file is not None:
+            assert Path(cfg.split.file).is_file(), path
