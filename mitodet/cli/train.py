@@ -267,6 +267,13 @@ def finetune_cmd(
         help="Only move the thresholds to the lab's fields (one logit shift for both models; a minute or "
         "two, weights unchanged), scored on a quarter of the images the choice did not see.",
     ),
+    seed: int = typer.Option(
+        0,
+        "--seed",
+        help="Seed of the calibration split and of training: run again with another to see how "
+        "much the result moves (>= 0).",
+        callback=options.count,
+    ),
     threads: int = typer.Option(None, "--threads", help="CPU threads (default: all).", callback=options.threads),
     quiet: bool = typer.Option(
         False, "--quiet/--no-quiet", "-q", help="No progress bars (the stage notes still show)."
@@ -279,11 +286,11 @@ def finetune_cmd(
 
     note = lambda text: err_console.print(f"note: {text}", highlight=False, markup=False)  # noqa: E731
     if calibrate_only:
-        _recalibrate(inputs, truth, out, mpp, from_, threads, note)
+        _recalibrate(inputs, truth, out, mpp, from_, threads, note, seed)
         return
     with train_progress(quiet, epoch_lines=False) as bars:
         r = finetune(inputs, truth, out, mpp=mpp, minutes=minutes, models=from_ or None, exhaustive=exhaustive,
-                     threads=threads, note=note, progress=bars.callbacks)  # fmt: skip
+                     seed=seed, threads=threads, note=note, progress=bars.callbacks)  # fmt: skip
     if r.after:
         b, a = r.before, r.after
         where = f"calibration fields ({len(r.calibration)} images, {_mitoses(b['tp'] + b['fn'])})"
@@ -305,13 +312,14 @@ def _mitoses(n: int) -> str:
     return f"{n} mitosis" if n == 1 else f"{n} mitoses"
 
 
-def _recalibrate(inputs, truth, out, mpp, from_, threads, note) -> None:
+def _recalibrate(inputs, truth, out, mpp, from_, threads, note, seed: int = 0) -> None:
     """``finetune --calibrate-only``: thresholds chosen on the lab's fields, weights unchanged."""
     from mitodet.resources import DEFAULT_MODELS
     from mitodet.train.finetune import labelled_fields
     from mitodet.train.recalibrate import recalibrate
 
-    r = recalibrate(labelled_fields(inputs, truth, mpp), list(from_ or DEFAULT_MODELS), out, threads=threads, note=note)
+    images = labelled_fields(inputs, truth, mpp)
+    r = recalibrate(images, list(from_ or DEFAULT_MODELS), out, seed=seed, threads=threads, note=note)
     b, a = r.before, r.after
     where = f"scoring fields ({len(r.scoring)} images, {_mitoses(b['tp'] + b['fn'])}; thresholds chosen on the other "
     where += f"{len(r.choosing)})"

@@ -75,6 +75,7 @@ class FinetuneReport:
     interval: tuple[float, float] = (float("nan"), float("nan"))  # 95 % bootstrap of F1 after - before
     original: dict = field(default_factory=dict)  # the original validation side: before / after sensitivity
     thresholds: list[float] = field(default_factory=list)
+    seed: int = 0  # of the calibration split and of training
 
 
 def write_fields_table(path: Path, labelled: list[LabelledImage]) -> None:
@@ -228,7 +229,7 @@ def finetune(
     spent = (time.perf_counter() - t0) / 60
     rep = FinetuneReport(out, adapted, len(labelled), [str(i.path) for i in adapt], [str(i.path) for i in cal],
                          sum(im.mitoses for im in labelled), sum(len(im.points) - im.mitoses for im in labelled),
-                         spent, root is not None, thresholds=thresholds)  # fmt: skip
+                         spent, root is not None, thresholds=thresholds, seed=seed)  # fmt: skip
     if cal:
         say(f"scoring both pairs on the {len(cal)} calibration field(s)")
         rep.before, per_b = official_f1(load_detectors(models), cal)
@@ -330,7 +331,8 @@ def model_card(rep: FinetuneReport, labelled: list[LabelledImage]) -> str:
         "",
         f"- Data: {rep.images} labelled images ({len(rep.adaptation)} adaptation, {len(rep.calibration)} calibration),",
         f"  {rep.mitoses} mitotic figures, {rep.imposters} imposters, spacing {', '.join(map(str, spacing))} µm/px.",
-        f"- Training: {rep.minutes:.1f} minutes for {len(rep.models)} models; original training crops "
+        f"- Training: {rep.minutes:.1f} minutes for {len(rep.models)} models (seed {rep.seed}); "
+        "original training crops "
         + (
             "mixed in (guard against forgetting)." if rep.forgetting_guard else "not available: the lab's fields alone."
         ),

@@ -66,6 +66,7 @@ class RecalibrationReport:
     after: dict = field(default_factory=dict)
     interval: tuple[float, float] = (float("nan"), float("nan"))
     final: dict = field(default_factory=dict)  # the final thresholds on every field (chosen there: optimistic)
+    seed: int = 0  # of the choosing / scoring split
 
 
 def candidates(detectors, images: list[LabelledImage]) -> dict[str, Candidates]:
@@ -189,6 +190,7 @@ def recalibrate(
         bootstrap_gain(before.pop("per_image"), after.pop("per_image")),
     )  # fmt: skip
     rep.final = {k: v for k, v in scores(cands, keys(labelled), final).items() if k != "per_image"}
+    rep.seed = seed
     out.mkdir(parents=True, exist_ok=True)
     for src, dst, t in zip(models, rep.models, final, strict=True):
         net, meta = load_checkpoint(src)

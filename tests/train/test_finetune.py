@@ -31,7 +31,7 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     folder, table = lab
     out = tmp_path / "out"
     code, stdout, err = cli("finetune", folder, "--truth", table, "--mpp", "0.2456", "--out", out,
-                            "--minutes", "0.05", "--from", a, "--from", b, "--threads", "1")  # fmt: skip
+                            "--minutes", "0.05", "--from", a, "--from", b, "--threads", "1", "--seed", "2")  # fmt: skip
     assert code == 0, err
     assert "not found" in err and "the lab's fields alone" in err  # says it fine-tuned without the guard
     assert f"--model {out / 'adapted-a.pt'} --model {out / 'adapted-b.pt'}" in stdout
@@ -40,7 +40,8 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     assert len(rep["calibration"]) == 1 and len(rep["adaptation"]) == 3
     assert set(rep["before"]) >= {"f1", "tp"} and set(rep["after"]) >= {"f1", "tp"}
     card = (out / "MODEL_CARD.md").read_text()
-    assert "4 labelled images" in card and "bootstrap interval" in card
+    assert "4 labelled images" in card and "bootstrap interval" in card and "(seed 2)" in card
+    assert rep["seed"] == 2
     for m in ("a", "b"):
         assert (out / m / "last.pt").is_file() and (out / m / "metrics.csv").is_file()  # its training state
         assert (out / m / "final" / "last.pt").is_file()  # and the final epochs on every field

@@ -52,11 +52,15 @@ def test_calibrate_only_writes_recalibrated_copies_that_detect_as_scored(cli, la
     folder, table = lab
     out = tmp_path / "out"
     code, stdout, err = cli("finetune", folder, "--truth", table, "--mpp", "0.2456", "--out", out,
-                            "--calibrate-only", "--threads", "1")  # fmt: skip
+                            "--calibrate-only", "--threads", "1", "--seed", "3")  # fmt: skip
     assert code == 0, err
     assert "scoring fields" in stdout and "recalibrated" in stdout and "use it: mitodet detect" in stdout
     rep = json.loads((out / "recalibrate.json").read_text())
     assert rep["images"] == 4 and rep["mitoses"] == 3 and len(rep["scoring"]) == 1
+    # --seed reaches the split (a user reruns with another to see how much the result moves)
+    ims = [LabelledImage(p, 0.2456, [Point(1, 1)] * (p.name != "A00_02_0.jpg")) for p in sorted(folder.iterdir())]
+    assert split_fields(ims, 3) != split_fields(ims, 0)
+    assert rep["seed"] == 3 and rep["scoring"] == [str(i.path) for i in split_fields(ims, 3)[1]]
     models = [out / f"recalibrated-{m.stem}.pt" for m in DEFAULT_MODELS]
     for src, dst, t in zip(DEFAULT_MODELS, models, rep["thresholds"], strict=True):
         (w0, _), (w1, m1) = load_checkpoint(src), load_checkpoint(dst)
