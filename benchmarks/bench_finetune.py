@@ -13,11 +13,13 @@ test images: how much of the gain the thresholds alone buy. ``--recalibrate-only
 and keeps the fine-tuning columns of the CSV. Every run also scores the ceiling of thresholds: the
 bundled pair at the one logit shift that is best for the test images themselves (chosen where it
 is scored, so no rule can beat it; the rest of a gain has to come from the weights);
-``--ceiling-only`` measures just that and keeps the other columns. Prints a table; writes
+``--ceiling-only`` measures just that and keeps the other columns. ``--seed N`` runs the
+adaptation with another seed (its calibration split and training; the test fields stay): one row
+per lab and seed, to see how much one run's number moves. Prints a table; writes
 benchmarks/results/bench_finetune.csv.
 
     python benchmarks/bench_finetune.py [--only ma14 icpr] [--minutes 15] [--threads 2] [--work DIR]
-                                        [--recalibrate | --recalibrate-only | --ceiling-only]
+                                        [--recalibrate | --recalibrate-only | --ceiling-only] [--seed N]
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ ICPR_MPP = 0.2456
 ADAPTED = ["minutes", "f1_adapted", "gain", "adapted_tp_fp_fn"]
 RECALIBRATED = ["minutes_recalibrated", "f1_recalibrated", "gain_recalibrated", "recalibrated_tp_fp_fn"]
 CEILING = ["f1_threshold_ceiling", "ceiling_shift"]
-COLUMNS = ["lab", "adapt_images", "test_images", "test_mitoses", "f1_bundled", "bundled_tp_fp_fn", *ADAPTED,
+COLUMNS = ["lab", "seed", "adapt_images", "test_images", "test_mitoses", "f1_bundled", "bundled_tp_fp_fn", *ADAPTED,
            *RECALIBRATED, *CEILING]  # fmt: skip
 
 
@@ -118,24 +120,27 @@ def main() -> None:
     ap.add_argument("--recalibrate", action="store_true", help="also the thresholds alone (--calibrate-only)")
     ap.add_argument("--recalibrate-only", action="store_true", help="only that; keep the CSV's fine-tuning columns")
     ap.add_argument("--ceiling-only", action="store_true", help="only the ceiling of thresholds; keep the rest")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the adaptation (split and training)")
     args = ap.parse_args()
-    old = {r["lab"]: r for r in csv.DictReader(open(CSV, newline=""))} if CSV.is_file() else {}
+    key = lambda r: (r["lab"], str(r.get("seed") or 0))  # noqa: E731  (rows from before --seed were seed 0)
+    old = {key(r): r for r in csv.DictReader(open(CSV, newline=""))} if CSV.is_file() else {}
     rows = []
     for lab in args.only:
-        work = args.work / lab
+        work = args.work / (lab if args.seed == 0 else f"{lab}-seed{args.seed}")
         work.mkdir(parents=True, exist_ok=True)
         adapt, table, test, mpp = {"ma14": ma14, "icpr": icpr}[lab](work)
         base = [sys.executable, "-m", "mitodet", "finetune", *map(str, adapt), "--truth", str(table),
-                "--mpp", str(mpp), "--threads", str(args.threads)]  # fmt: skip
+                "--mpp", str(mpp), "--threads", str(args.threads), "--seed", str(args.seed)]  # fmt: skip
         env = {**os.environ, "MITODET_DATA": str(DATA)}
         before = official_f1(list(DEFAULT_MODELS), test, mpp)
         n = sum(len(p) for _, p in test)
-        row = {"lab": lab, "adapt_images": len(adapt), "test_images": len(test), "test_mitoses": n,
+        was = old.get((lab, str(args.seed)), {})
+        row = {"lab": lab, "seed": args.seed, "adapt_images": len(adapt), "test_images": len(test), "test_mitoses": n,
                "f1_bundled": round(before["f1"], 3),
                "bundled_tp_fp_fn": f"{before['tp']}/{before['fp']}/{before['fn']}"}  # fmt: skip
         row |= threshold_ceiling(list(DEFAULT_MODELS), test, mpp)
         if args.recalibrate_only or args.ceiling_only:
-            row |= {k: old.get(lab, {}).get(k, "") for k in ADAPTED}
+            row |= {k: was.get(k, "") for k in ADAPTED}
         else:
             out = work / "adapted"
             t0 = time.perf_counter()
@@ -153,16 +158,16 @@ def main() -> None:
                     "f1_recalibrated": round(rec["f1"], 3), "gain_recalibrated": round(rec["f1"] - before["f1"], 3),
                     "recalibrated_tp_fp_fn": f"{rec['tp']}/{rec['fp']}/{rec['fn']}"}  # fmt: skip
         else:
-            row |= {k: old.get(lab, {}).get(k, "") for k in RECALIBRATED}
+            row |= {k: was.get(k, "") for k in RECALIBRATED}
         rows.append(row)
         print(rows[-1], flush=True)
-    print(f"{'lab':6} {'adapt':>6} {'test':>5} {'MFs':>4} {'F1 bundled':>10} {'recalibrated':>12} {'ceiling':>8} "
-          f"{'adapted':>8}")  # fmt: skip
+    print(f"{'lab':6} {'seed':>4} {'adapt':>6} {'test':>5} {'MFs':>4} {'F1 bundled':>10} {'recalibrated':>12} "
+          f"{'ceiling':>8} {'adapted':>8}")  # fmt: skip
     for r in rows:
-        print(f"{r['lab']:6} {r['adapt_images']:>6} {r['test_images']:>5} {r['test_mitoses']:>4} "
+        print(f"{r['lab']:6} {r['seed']:>4} {r['adapt_images']:>6} {r['test_images']:>5} {r['test_mitoses']:>4} "
               f"{r['f1_bundled']:>10} {r['f1_recalibrated']:>12} {r['f1_threshold_ceiling']:>8} "
               f"{r['f1_adapted']:>8}")  # fmt: skip
-    merged = old | {r["lab"]: r for r in rows}  # labs left out by --only keep their rows, in the CSV's order
+    merged = old | {key(r): r for r in rows}  # labs and seeds left out keep their rows, in the CSV's order
     write_csv(CSV, COLUMNS, [{k: r.get(k, "") for k in COLUMNS} for r in merged.values()])
 
 
