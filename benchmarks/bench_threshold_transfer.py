@@ -15,7 +15,11 @@ against the best threshold of each target itself, on the targets the rule did no
 Candidates are cached under runs/bench-cache/. Prints a table; writes
 benchmarks/results/bench_threshold_transfer.csv.
 
-    python benchmarks/bench_threshold_transfer.py [--models A.pt B.pt] [--threads 1]
+``--macenko`` first normalises every image's stains (Macenko) to the median of the training crops
+(H and E directions and their 99th-percentile concentrations, the residual kept): does a common
+colour make the threshold travel? Its rows go to bench_threshold_transfer_macenko.csv.
+
+    python benchmarks/bench_threshold_transfer.py [--models A.pt B.pt] [--threads 1] [--macenko]
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from mitodet.io.image import read_image  # noqa: E402
 from mitodet.model import load_checkpoint  # noqa: E402
 from mitodet.resources import DEFAULT_MODELS  # noqa: E402
 from mitodet.schema import MATCH_RADIUS_UM  # noqa: E402
+from mitodet.stain.macenko import StainError, StainVectors, macenko_vectors, unmix  # noqa: E402
+from mitodet.stain.od import od_to_rgb  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "runs" / "bench-cache" / "threshold-transfer"
@@ -60,10 +66,44 @@ def sources(val_ids: set[str]) -> dict[str, list]:
     return {"MITOS-ATYPIA-14": rows(ma14), "ICPR 2012": rows(icpr), "MIDOG21 val crops": rows(crops)}
 
 
-def candidates(ckpt: Path, name: str, items: list, threads: int) -> dict[str, np.ndarray]:
+class Macenko:
+    """Stain normalisation to a reference: each image's H and E concentrations (Macenko) scaled to
+    the reference's 99th percentiles and remixed with the reference's stain directions."""
+
+    def __init__(self, crops: list):
+        vecs, peaks = [], []
+        for r in crops:
+            px, _ = read_image(r.path, r.mpp)
+            try:
+                sv = macenko_vectors(px)
+            except StainError:
+                continue
+            vecs.append(sv.matrix[:2])
+            peaks.append(self.peaks(px, sv))
+        h, e = (v / np.linalg.norm(v) for v in np.median(vecs, axis=0))
+        r = np.cross(h, e)
+        self.ref = StainVectors(h, e, r / np.linalg.norm(r) * np.sign(r.sum()))
+        self.peak = np.median(peaks, axis=0)
+        print(f"Macenko reference from {len(vecs)} training crops: H {h.round(3)}, E {e.round(3)}, peaks {self.peak}")
+
+    @staticmethod
+    def peaks(rgb: np.ndarray, sv: StainVectors) -> np.ndarray:
+        return np.percentile(unmix(rgb, sv).reshape(-1, 3)[:, :2], 99, axis=0)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        try:
+            sv = macenko_vectors(rgb)
+        except StainError:  # no tissue or one stain: nothing to normalise
+            return rgb
+        conc = unmix(rgb, sv)
+        conc[..., :2] *= self.peak / np.maximum(self.peaks(rgb, sv), 1e-3)
+        return od_to_rgb(conc @ self.ref.matrix)
+
+
+def candidates(ckpt: Path, name: str, items: list, threads: int, norm: Macenko | None = None) -> dict[str, np.ndarray]:
     """id -> (n, 3) candidates (x µm, y µm, probability >= FLOOR), cached by checkpoint and source."""
-    digest = hashlib.sha1(ckpt.read_bytes() + "\n".join(i[0] for i in items).encode()).hexdigest()[:12]
-    path = CACHE / f"{digest}.npz"
+    key = ckpt.read_bytes() + "\n".join(i[0] for i in items).encode() + (b"macenko" if norm else b"")
+    path = CACHE / f"{hashlib.sha1(key).hexdigest()[:12]}.npz"
     if path.is_file():
         z = np.load(path)
         return {i[0]: z[f"c{k}"] for k, i in enumerate(items)}
@@ -71,7 +111,7 @@ def candidates(ckpt: Path, name: str, items: list, threads: int) -> dict[str, np
     out = {}
     for k, (iid, p, mpp, _) in enumerate(items, 1):
         px, _ = read_image(p, mpp)
-        c = det.candidates(px, mpp, floor=FLOOR)
+        c = det.candidates(norm(px) if norm else px, mpp, floor=FLOOR)
         out[iid] = np.array([(d.x * mpp, d.y * mpp, d.probability) for d in c], float).reshape(-1, 3)
         print(f"\r{ckpt.name} on {name}: {k}/{len(items)}", end="", flush=True)
     print()
@@ -106,14 +146,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_threshold_transfer.csv")
+    ap.add_argument("--macenko", action="store_true", help="normalise stains first (Macenko, to the training crops)")
+    ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    out = a.out or ROOT / "benchmarks" / "results" / f"bench_threshold_transfer{'_macenko' if a.macenko else ''}.csv"
     rows = []
     for ckpt in a.models:
         meta = load_checkpoint(ckpt)[1]
-        data = sources(set((meta.get("validation") or {}).get("ids", [])))
+        val_ids = set((meta.get("validation") or {}).get("ids", []))
+        data = sources(val_ids)
         names = list(data)
-        cands = {s: candidates(ckpt, s, data[s], a.threads) for s in names}
+        norm = None
+        if a.macenko:  # every 8th training crop of the model
+            norm = Macenko([r for r in load_midog21_crops(DATA / "midog21_crops") if r.id not in val_ids][::8])
+        cands = {s: candidates(ckpt, s, data[s], a.threads, norm) for s in names}
         probs = np.concatenate([c[:, 2] for s in names for c in cands[s].values()])
         grid = np.unique(np.quantile(probs, np.linspace(0, 1, 150)))  # spaced by the candidates
         oracle = {s: best([s], data, cands, grid) for s in names}
@@ -150,8 +196,8 @@ def main() -> None:
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(str(r.get(c, "")) for c in cols))
-    write_csv(a.out, cols, rows)
-    print(f"wrote {a.out}")
+    write_csv(out, cols, rows)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
