@@ -250,7 +250,10 @@ def finetune_cmd(
         None, "--mpp", help="Pixel spacing of the images, µm/px (default: stored).", callback=options.mpp
     ),  # fmt: skip
     minutes: float = typer.Option(
-        15.0, "--minutes", help="Training budget for both models together.", callback=options.minutes
+        15.0,
+        "--minutes",
+        help="Wall time of the whole adaptation: training of both models, calibration and scoring.",
+        callback=options.minutes,
     ),  # fmt: skip
     from_: list[Path] = typer.Option(
         [], "--from", metavar="CHECKPOINT", help="Checkpoints to start from (default: the bundled pair)."

@@ -4,17 +4,19 @@ fields, on a CPU, in minutes.
 1. The labels are paired with the images (:mod:`mitodet.train.labels`) and written as a fields
    table (``DIR/data/fields.csv``), which training reads as whole labelled fields: with
    exhaustive labels every unlabelled cell is a negative and the imposters are weighted up.
-2. The images are split by image (seeded, 25 %) into adaptation and calibration fields.
-   After training, the two models' thresholds are chosen together for their agreement
-   ensemble's official F1 on the calibration fields.
+2. The images are split by image (seeded, 25 %) into adaptation and calibration fields, and
+   the given pair is scored on the calibration ones (official scorer).
 3. Each model is fine-tuned from its checkpoint for its share of the budget (dense training, its
-   own augmentation protocol); where the original training crops are at hand (``data_root``),
-   a share of each batch comes from them (the guard against forgetting). best.pt and its
-   threshold: the official F1 on the calibration fields.
-4. The bundled and the adapted pair are scored on the calibration fields with the official
-   scorer, with a bootstrap interval over images; the original validation side is scored too.
-5. Each model then trains its final epochs (a quarter of its budget) on every field, the
+   own augmentation protocol; best.pt by the calibration windows' loss); where the original
+   training crops are at hand (``data_root``), a share of each batch comes from them (the guard
+   against forgetting), and the original validation side is scored before and after.
+4. The thresholds are chosen on the calibration fields for the best official F1: of the pair's
+   agreement ensemble, chosen together, or of the one model. The adapted pair is scored there
+   with a bootstrap interval over images against the given one.
+5. Each model then trains its final epochs (a quarter of the training time) on every field, the
    calibration ones included, and keeps its calibrated threshold: ``DIR/adapted-<model>.pt``.
+
+``--minutes`` is the wall time of all of it (:class:`Clock`).
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ from mitodet.model.checkpoint import load_checkpoint, save_checkpoint
 from mitodet.resources import DEFAULT_MODELS
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, OUTPUT_NAME, um_to_px
 from mitodet.train.config import config_from_dict
+from mitodet.train.data import labelled_records, split_records
 from mitodet.train.labels import LabelledImage, lab_labels
-from mitodet.train.recalibrate import bootstrap_gain, candidates, scores
+from mitodet.train.recalibrate import Candidates, bootstrap_gain, candidates, scores
 from mitodet.train.run import train
 from mitodet.train.rundir import load_state, load_validation_set
 from mitodet.train.validate import density_report, detect_items, detection_items
@@ -53,6 +56,7 @@ from mitodet.train.validate import density_report, detect_items, detection_items
 CALIBRATION_FRACTION = 0.25
 FINAL_SHARE = 0.25  # of each model's budget: the final epochs on all fields, calibration ones included
 DEFAULT_MINUTES = 15.0
+MIN_TRAINING_S = 1.0  # a budget spent before training still trains one epoch
 SOURCE = "lab fields"
 # negatives of each batch: mostly the lab's own fields; crops and their imposters keep the rest
 MIX_WITH_CROPS = {"field": 0.6, "crop": 0.25, "imposter": 0.15}
@@ -96,9 +100,20 @@ def _data_root(data_root: str | os.PathLike | None) -> Path | None:
     return None
 
 
-def finetune_config(init: Path, table: Path, seconds: float, root: Path | None, exhaustive: bool, seed: int) -> dict:
+def finetune_config(
+    init: Path,
+    table: Path,
+    seconds: float,
+    root: Path | None,
+    exhaustive: bool,
+    seed: int,
+    split: Path | None = None,
+    detect: bool = True,
+) -> dict:
     """The training config of one model: its own (from the checkpoint) with the data, sampling,
-    schedule and validation of a fine-tuning run."""
+    schedule and validation of a fine-tuning run. ``detect=False``: validation by the windows'
+    loss alone, for a run whose threshold is chosen afterwards on the calibration fields (a
+    detection pass over them each epoch cost more than the epoch's training)."""
     net, meta = load_checkpoint(init)
     base = dict(meta.get("config") or {})
     protocol = meta.get("augmentation") or base.get("augment", {}).get("protocol", "ca-rgb")
@@ -108,13 +123,17 @@ def finetune_config(init: Path, table: Path, seconds: float, root: Path | None, 
         data.update(crops=str(root / "midog21_crops"), crop_grid=8)
         if (root / "atnorm_md").is_dir():
             data["atnorm"] = str(root / "atnorm_md")
+    val = {"detect": True, "select": "f1_fields" if exhaustive else "loss", "every": 1, "negatives": 2000}
+    if not detect:
+        val = {"detect": False, "select": "loss", "every": 1, "negatives": 2000}
     return {
         "name": f"finetune-{init.stem}",
         "seed": seed,
         "device": "auto",
         "model": {"name": net.config["name"], "init": str(init)},
         "data": data,
-        "split": {"val_fraction": CALIBRATION_FRACTION, "seed": seed, "stratify": ["source", "scanner"]},
+        "split": {"val_fraction": CALIBRATION_FRACTION, "seed": seed, "stratify": ["source", "scanner"]}
+        | ({"file": str(split)} if split else {}),
         "sampling": {"batch_size": 16, "negative_mix": MIX_WITH_CROPS if root else MIX_ALONE},
         "dense": {
             "window": 160,
@@ -128,8 +147,41 @@ def finetune_config(init: Path, table: Path, seconds: float, root: Path | None, 
         "augment": augment,
         "optim": {"lr": 0.005, "lr_min": 0.0001, "cycle_epochs": 10},
         "train": {"mode": "dense", "epochs": 1000, "steps_per_epoch": 40, "time_budget_s": seconds},
-        "val": {"detect": True, "select": "f1_fields" if exhaustive else "loss", "every": 1, "negatives": 2000},
+        "val": val,
     }
+
+
+@dataclass
+class Clock:
+    """The budget of an adaptation is the whole command's wall time, not its training alone: the
+    stages around training (data loading, the detection passes over the calibration fields, the
+    forgetting check) are measured as they run and reserved for, and each training gets its
+    share of what is left. (A fixed share per training left 3.7 of 15.7 minutes to training.)"""
+
+    deadline: float
+    load_s: float = 30.0  # data loading and setup of one training (measured after the first)
+    detect_s: float = 0.0  # one pass of the models over the calibration fields
+    original_s: float = 0.0  # one scoring of the original validation side
+
+    def share(self, weight: float, weights_left: float, trainings_left: int, reserve: float) -> float:
+        """Seconds for the next training: its ``weight`` of the time left after ``reserve`` and
+        the loading of the ``trainings_left`` trainings (this one included)."""
+        left = self.deadline - time.perf_counter() - reserve - trainings_left * self.load_s
+        return max(MIN_TRAINING_S, left * weight / weights_left)
+
+    def watch(self, progress: Mapping[str, Callable] | None) -> dict:
+        """``progress`` for the next training, its ``on_epoch`` wrapped to measure the loading
+        cost: the time from now to the first epoch's start."""
+        started, inner, seen = time.perf_counter(), (progress or {}).get("on_epoch"), []
+
+        def on_epoch(epoch: int, epochs: int) -> None:
+            if not seen:
+                seen.append(epoch)
+                self.load_s = time.perf_counter() - started
+            if inner is not None:
+                inner(epoch, epochs)
+
+        return {**(progress or {}), "on_epoch": on_epoch}
 
 
 def official_f1(detectors, images: list[LabelledImage]) -> tuple[dict, dict]:
@@ -173,12 +225,14 @@ def finetune(
 ) -> FinetuneReport:
     """Adapt ``models`` (default: the bundled pair) to the labelled ``inputs`` -> the report.
 
-    ``note`` gets a line as each stage starts; ``progress`` holds callbacks of
-    :func:`mitodet.train.run.train` (``on_image``, ``on_epoch``, ``on_step``, ``on_val``) that
-    follow each of its trainings.
+    ``minutes`` is the whole adaptation's wall time (:class:`Clock`). ``note`` gets a line as each
+    stage starts; ``progress`` holds callbacks of :func:`mitodet.train.run.train` (``on_image``,
+    ``on_epoch``, ``on_step``, ``on_val``) that follow each of its trainings.
 
     Long because it is the wiring of the four trainings and two scorings of an adaptation."""
     say = note or (lambda text: None)
+    t0 = time.perf_counter()
+    clock = Clock(t0 + minutes * 60)
     if threads:
         torch.set_num_threads(threads)
     models = [Path(m) for m in (models or DEFAULT_MODELS)]
@@ -196,68 +250,112 @@ def finetune(
             else "not found ($MITODET_DATA): fine-tuning on the lab's fields alone"
         )
     )
-    t0 = time.perf_counter()
-    adapted, calibrated, thresholds = [], [], []
-    share = minutes * 60 / len(models)
-    for m in models:
-        cfg = config_from_dict(finetune_config(m, table, share * (1 - FINAL_SHARE), root, exhaustive, seed), str(m))
+    split = out / "data" / "split.json"
+    cal = calibration_split(models[0], table, root, exhaustive, seed, split, labelled)
+    adapt = [im for im in labelled if im not in cal]
+    choose = bool(cal) and exhaustive  # thresholds by the official F1 on the calibration fields
+    rep = FinetuneReport(out, [], len(labelled), [str(i.path) for i in adapt], [str(i.path) for i in cal],
+                         sum(im.mitoses for im in labelled), sum(len(im.points) - im.mitoses for im in labelled),
+                         0.0, root is not None, seed=seed)  # fmt: skip
+    per_b: dict = {}
+    if cal:
+        say(f"scoring the given {'pair' if len(models) == 2 else 'model'} on the {len(cal)} calibration field(s)")
+        t = time.perf_counter()
+        rep.before, per_b = official_f1(load_detectors(models), cal)
+        clock.detect_s = time.perf_counter() - t
+    n = len(models)
+    weights = [(1 - FINAL_SHARE) / n] * n + [FINAL_SHARE / n] * n  # adaptation, then final epochs
+    reserve = lambda: (clock.detect_s if choose else 0.0) + (2 * clock.original_s if root else 0.0)  # noqa: E731
+    clock.original_s = clock.detect_s  # a guess until the first scoring of the original side
+    calibrated = []
+    budget = clock.share(weights[0], sum(weights), 2 * n, reserve())  # the same for each model
+    for k, m in enumerate(models):
+        cfg = finetune_config(m, table, budget, root, exhaustive, seed, split, detect=not choose)
         run_dir = out / m.stem
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        say(f"adapting {m.name} ({minutes / len(models):.1f} min)")
-        train(cfg, run_dir=run_dir, **(progress or {}))
+        say(f"adapting {m.name} ({budget / 60:.1f} min of training)")
+        train(config_from_dict(cfg, str(m)), run_dir=run_dir, **clock.watch(progress))
         if not (run_dir / "best.pt").is_file():
             raise MitodetError(run_dir, "training ended before its first validation: give more --minutes")
         calibrated.append(run_dir / "best.pt")
-        thresholds.append(float(load_checkpoint(run_dir / "best.pt")[1].get("threshold", 0.5)))
-    _, val_ids = read_split(out / models[0].stem / "split.json")
-    held = {r.domain["source_image"] for r in load_fields_table(table, exhaustive) if r.id in set(val_ids)}
-    cal = [im for im in labelled if str(im.path.resolve()) in held]  # the table names images by resolved path
-    adapt = [im for im in labelled if im not in cal]
-    if len(calibrated) == 2 and cal and exhaustive:
-        say("choosing the pair's thresholds together on the calibration fields (official F1 of the ensemble)")
-        pair = pair_thresholds(calibrated, cal)
-        if pair is not None:
-            thresholds = list(pair)
-            for ckpt, t in zip(calibrated, thresholds, strict=True):
-                store_threshold(ckpt, t)
-    for m, ckpt in zip(models, calibrated, strict=True):
-        final = out / f"adapted-{m.stem}.pt"
-        say(f"final epochs of {m.name} on every field")
-        final_epochs(ckpt.parent, table, share * FINAL_SHARE, root, exhaustive, seed, final, progress)
-        adapted.append(final)
-    spent = (time.perf_counter() - t0) / 60
-    rep = FinetuneReport(out, adapted, len(labelled), [str(i.path) for i in adapt], [str(i.path) for i in cal],
-                         sum(im.mitoses for im in labelled), sum(len(im.points) - im.mitoses for im in labelled),
-                         spent, root is not None, thresholds=thresholds, seed=seed)  # fmt: skip
-    if cal:
-        say(f"scoring both pairs on the {len(cal)} calibration field(s)")
-        rep.before, per_b = official_f1(load_detectors(models), cal)
+        if root is not None and k == 0:
+            say("scoring the original validation side before adaptation (forgetting)")
+            t = time.perf_counter()
+            rep.original["before"] = _original_side(run_dir, m)
+            clock.original_s = time.perf_counter() - t
+    if choose:
+        say(f"choosing the thresholds on the calibration fields (official F1 of the {'pair' if n == 2 else 'model'})")
+        chosen, found, rep.after, per_a = choose_thresholds(calibrated, cal, [_threshold(m) for m in models])
+        for ckpt, t in zip(calibrated, chosen, strict=True):
+            store_threshold(ckpt, t, found)
+        rep.interval = bootstrap_gain(per_b, per_a)
+    elif cal:
+        say(f"scoring the adapted pair on the {len(cal)} calibration field(s)")
         rep.after, per_a = official_f1(load_detectors(calibrated), cal)  # before the final epochs saw them
         rep.interval = bootstrap_gain(per_b, per_a)
+    rep.thresholds = [_threshold(c) for c in calibrated]
+    for k, (m, ckpt) in enumerate(zip(models, calibrated, strict=True), n):
+        final = out / f"adapted-{m.stem}.pt"
+        budget = clock.share(weights[k], sum(weights[k:]), 2 * n - k, clock.original_s if root else 0.0)
+        say(f"final epochs of {m.name} on every field ({budget / 60:.1f} min)")
+        final_epochs(ckpt.parent, table, budget, root, exhaustive, seed, final, clock.watch(progress))
+        rep.models.append(final)
     if root is not None:
-        say("scoring the original validation side before and after (forgetting)")
-        rep.original = _original_side(out / models[0].stem, models[0], calibrated[0])
+        say("scoring the original validation side after adaptation (forgetting)")
+        rep.original["after"] = _original_side(out / models[0].stem, calibrated[0])
+        if not rep.original["before"] or not rep.original["after"]:
+            rep.original = {}
+    rep.minutes = (time.perf_counter() - t0) / 60
     write_text(out / "finetune.json", json.dumps(_jsonable(rep), indent=1) + "\n")
     write_text(out / "MODEL_CARD.md", model_card(rep, labelled))
     return rep
 
 
-def store_threshold(ckpt: Path, threshold: float) -> None:
+def calibration_split(
+    init: Path, table: Path, root: Path | None, exhaustive: bool, seed: int, split: Path, labelled: list[LabelledImage]
+) -> list[LabelledImage]:
+    """Split the training records (the lab's fields and, where at hand, the original crops) as
+    training will, by image and seeded, into ``split``; -> the lab's calibration images."""
+    cfg = config_from_dict(finetune_config(init, table, 1.0, root, exhaustive, seed), str(init))
+    parts = split_records(cfg, labelled_records(cfg))
+    write_split(split, parts.train_ids, parts.val_ids)
+    held = {r.domain["source_image"] for r in load_fields_table(table, exhaustive) if r.id in set(parts.val_ids)}
+    return [im for im in labelled if str(im.path.resolve()) in held]  # the table names images by resolved path
+
+
+def choose_thresholds(
+    models: list[Path], images: list[LabelledImage], given: list[float]
+) -> tuple[list[float], bool, dict, dict]:
+    """The thresholds of ``models`` (one or a pair) with the best official F1 on ``images`` ->
+    (thresholds, whether they were chosen (else the ``given`` ones: no candidate passed 0.5),
+    their scores, per image (tp, fp, fn)). Scored from the candidates the choice searched (the
+    pairs as detection forms them), so the calibration fields are detected once."""
+    cands = candidates(load_detectors(models), images)
+    chosen = pair_thresholds(cands) if len(models) == 2 else single_threshold(cands)
+    thresholds = list(chosen) if chosen else given
+    s = scores(cands, list(cands), thresholds)
+    return thresholds, chosen is not None, {k: v for k, v in s.items() if k != "per_image"}, s["per_image"]
+
+
+def _threshold(ckpt: Path) -> float:
+    return float(load_checkpoint(ckpt)[1].get("threshold", 0.5))
+
+
+def store_threshold(ckpt: Path, threshold: float, chosen: bool = True) -> None:
     model, meta = load_checkpoint(ckpt)
-    meta.update(threshold=float(threshold), calibration={"rule": "official F1 of the pair on the calibration fields"})
+    rule = "official F1 on the calibration fields" if chosen else "the given model's (no candidate passed 0.5 there)"
+    meta.update(threshold=float(threshold), calibration={"rule": rule})
     save_checkpoint(ckpt, model, **meta)
 
 
-def pair_thresholds(models: list[Path], images: list[LabelledImage], steps: int = 30) -> tuple[float, float] | None:
-    """The thresholds (ta, tb) whose agreement ensemble has the best official F1 on ``images``.
-    A free pair, not the one logit shift of ``--calibrate-only``: after fine-tuning, each model's own
-    threshold is no longer balanced against the other's, and the shift measured worse (official F1
-    on the test fields of ``bench_finetune.py``: 0.429 / 0.421 against 0.560 / 0.741, one run each).
-    Pairs are formed once among each model's candidates (as the ensemble forms them); a pair is
-    a mitotic figure when pa >= ta and pb >= tb. Grid: ``steps`` quantiles of each model's paired
-    probabilities above 0.5."""
-    cands = candidates(load_detectors(models), images)
+def pair_thresholds(cands: dict[str, Candidates], steps: int = 30) -> tuple[float, float] | None:
+    """The thresholds (ta, tb) whose agreement ensemble has the best official F1 over the pair
+    candidates ``cands``. A free pair, not the one logit shift of ``--calibrate-only``: after
+    fine-tuning, each model's own threshold is no longer balanced against the other's, and the
+    shift measured worse (official F1 on the test fields of ``bench_finetune.py``: 0.429 / 0.421
+    against 0.560 / 0.741, one run each). A pair is a mitotic figure when pa >= ta and pb >= tb.
+    Grid: ``steps`` quantiles of each model's paired probabilities above 0.5."""
     keys = list(cands)
     every = np.concatenate([c.rows for c in cands.values()])
     if not (every[:, 2] > 0.5).any() or not (every[:, 3] > 0.5).any():
@@ -270,6 +368,18 @@ def pair_thresholds(models: list[Path], images: list[LabelledImage], steps: int 
             if f1 > best[0]:
                 best = (f1, float(ta), float(tb))
     return best[1], best[2]
+
+
+def single_threshold(cands: dict[str, Candidates], steps: int = 200) -> tuple[float] | None:
+    """The threshold of one model with the best official F1 over its candidates ``cands``; grid:
+    ``steps`` quantiles of its probabilities above 0.5."""
+    keys = list(cands)
+    p = np.concatenate([c.rows[:, 2] for c in cands.values()])
+    if not (p > 0.5).any():
+        return None
+    grid = np.unique(np.quantile(p[p > 0.5], np.linspace(0, 0.999, steps)))
+    f1 = [scores(cands, keys, [t])["f1"] for t in grid]
+    return (float(grid[int(np.argmax(f1))]),)
 
 
 def final_epochs(
@@ -299,21 +409,18 @@ def final_epochs(
     save_checkpoint(final, model, **meta)
 
 
-def _original_side(run_dir: Path, before: Path, after: Path) -> dict:
-    """Sensitivity on the original validation side (the training crops' validation mitoses, at
-    each model's own threshold), before and after adaptation: the check on forgetting."""
+def _original_side(run_dir: Path, ckpt: Path) -> dict:
+    """Sensitivity of ``ckpt`` on the original validation side (the training crops' validation
+    mitoses, at its own threshold): before and after adaptation, the check on forgetting."""
     vals = [v for v in load_validation_set(run_dir) if v.domain.get("source") != SOURCE]
     if not vals:
         return {}
     items = detection_items(vals)
     groups = {it.id: it.group for it in items}
-    out = {}
-    for name, ckpt in (("before", before), ("after", after)):
-        net, meta = load_checkpoint(ckpt)
-        truth, pred, area = detect_items(net, items, meta.get("mpp", 0.25), meta.get("interpolation", "bilinear"))
-        rep = density_report(truth, pred, area, groups, MIDOG_DENSITY, threshold=float(meta.get("threshold", 0.5)))
-        out[name] = {"sensitivity": rep["sensitivity"], **{g: v["sensitivity"] for g, v in rep["groups"].items()}}
-    return out
+    net, meta = load_checkpoint(ckpt)
+    truth, pred, area = detect_items(net, items, meta.get("mpp", 0.25), meta.get("interpolation", "bilinear"))
+    rep = density_report(truth, pred, area, groups, MIDOG_DENSITY, threshold=float(meta.get("threshold", 0.5)))
+    return {"sensitivity": rep["sensitivity"], **{g: v["sensitivity"] for g, v in rep["groups"].items()}}
 
 
 def _jsonable(rep: FinetuneReport) -> dict:
@@ -336,9 +443,10 @@ def model_card(rep: FinetuneReport, labelled: list[LabelledImage]) -> str:
         + (
             "mixed in (guard against forgetting)." if rep.forgetting_guard else "not available: the lab's fields alone."
         ),
-        f"- Thresholds (chosen together for the pair's best official F1 on the calibration fields): "
+        f"- Thresholds (chosen for the best official F1 on the calibration fields"
+        f"{', together for the pair' if len(rep.models) == 2 else ''}): "
         f"{', '.join(f'{t:.4f}' for t in rep.thresholds)};",
-        "  then the final quarter of the budget trained on every field (calibration ones included).",
+        "  then the final quarter of the training time on every field (calibration ones included).",
         "",
     ]
     if rep.original:

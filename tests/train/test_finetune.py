@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 
+from mitodet.infer.run import load_detectors
+from mitodet.train.finetune import Clock, labelled_fields, official_f1
 from tests.conftest import need, one_error_line
 from tests.infer.helpers import tiny_pair
 
@@ -45,6 +47,11 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     for m in ("a", "b"):
         assert (out / m / "last.pt").is_file() and (out / m / "metrics.csv").is_file()  # its training state
         assert (out / m / "final" / "last.pt").is_file()  # and the final epochs on every field
+    # the adapted pair's score, taken from the candidates its thresholds were chosen on, is what
+    # detection with those thresholds scores
+    cal = [im for im in labelled_fields([folder], table, 0.2456) if str(im.path) in rep["calibration"]]
+    again, _ = official_f1(load_detectors([out / "a" / "best.pt", out / "b" / "best.pt"]), cal)
+    assert {k: again[k] for k in ("tp", "fp", "fn")} == {k: rep["after"][k] for k in ("tp", "fp", "fn")}
     code, _, err = cli("detect", folder / "A00_01_0.jpg", "--mpp", "0.2456", "-o", tmp_path / "d",
                        "--model", out / "adapted-a.pt", "--model", out / "adapted-b.pt")  # fmt: skip
     assert code == 0, err
@@ -57,3 +64,20 @@ def test_finetune_bad_input_is_one_line(cli, lab, tmp_path):
     one_error_line(code, err, "A00_01_1.jpg", "no labels for this image")
     code, _, err = cli("finetune", folder, "--truth", table, "--out", tmp_path / "o")
     one_error_line(code, err, "no pixel spacing", "--mpp")
+
+
+def test_clock_gives_each_training_its_share_of_what_is_left(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("mitodet.train.finetune.time.perf_counter", lambda: now[0])
+    clock = Clock(deadline=1000.0, load_s=20.0)
+    # 900 s left, 100 reserved, 4 trainings to load (80): 720 s, a quarter of it by weight
+    assert clock.share(0.25, 1.0, 4, 100.0) == 180.0
+    epochs = []
+    watched = clock.watch({"on_epoch": lambda e, n: epochs.append(e)})
+    now[0] = 135.0  # the first epoch starts 35 s after the training was called: its loading
+    watched["on_epoch"](1, 10)
+    now[0] = 300.0
+    watched["on_epoch"](2, 10)
+    assert clock.load_s == 35.0 and epochs == [1, 2]  # measured once, and the bar's callback still runs
+    now[0] = 2000.0  # past the deadline: still one epoch
+    assert clock.share(0.5, 0.5, 1, 0.0) == 1.0
