@@ -10,6 +10,14 @@ the validation crops (sensitivity, and false detections per mm² of the MIDOG 20
 every mitosis is labelled) at the thresholds chosen on all frames. Thresholds are searched in
 logit space (quantiles of each model's candidates). Prints a table; writes
 benchmarks/results/bench_ensemble_rule.csv.
+
+``--bundled`` asks the same of the bundled pair, on the three fully labelled sources it never
+trained on (those of ``bench_threshold_transfer.py``, whose candidate cache it shares): all 96
+MITOS-ATYPIA-14 frames, the 50 ICPR 2012 patches and its MIDOG 2021 validation crops. Per rule:
+the best F1 of each source at its own thresholds (what the rule can do there), and at the
+thresholds chosen on the two other sources pooled (what it keeps in a lab it was not calibrated
+on, leave-one-source-out), and the agreement at the stored thresholds. Writes
+benchmarks/results/bench_ensemble_rule_bundled.csv.
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ from mitodet.train.config import load_config  # noqa: E402
 from mitodet.train.data import SplitData, labelled_records, validation_images  # noqa: E402
 from mitodet.train.validate import detection_items  # noqa: E402
 
+FLOOR = 0.05  # candidates' floor of the --bundled cache
+FIXED_GRID = False  # --bundled: logit_grid
 RULES = ("A alone", "B alone", "agreement (paper)", "mean probability", "larger probability")
+MEAN_LOGIT = "mean logit"  # --bundled: a model without a candidate there counts at the candidate floor
 
 
 def logit(p):
@@ -64,11 +75,22 @@ def kept(rule, c, t):
         return (pa >= t[0]) & (pb >= t[1])
     if rule == "mean probability":
         return (pa + pb) / 2 >= t[0]
+    if rule == MEAN_LOGIT:
+        return (logit(np.maximum(pa, FLOOR)) + logit(np.maximum(pb, FLOOR))) / 2 >= logit(t[0])
     return np.maximum(pa, pb) >= t[0]
+
+
+def logit_grid(rule):
+    """--bundled: thresholds on a fixed logit grid (0 to 10; step 0.2, or 0.4 for each of a pair):
+    quantiles of all candidates leave the top, where thresholds sit, coarse on 96 whole frames."""
+    g = 1 / (1 + np.exp(-np.arange(0.0, 10.001, 0.2)))
+    return [(s, t) for s in g[::2] for t in g[::2]] if rule == "agreement (paper)" else [(t,) for t in g]
 
 
 def grids(rule, cands):
     """Threshold candidates of a rule: quantiles (in logit space) of the scores it thresholds."""
+    if FIXED_GRID:
+        return logit_grid(rule)
     allc = np.concatenate([c for c in cands.values() if len(c)])
     pa, pb = allc[:, 2], allc[:, 3]
 
@@ -84,6 +106,8 @@ def grids(rule, cands):
         return [(s, t) for s in q(pa, 30) for t in q(pb, 30)]
     if rule == "mean probability":
         return [(t,) for t in q((pa + pb) / 2)]
+    if rule == MEAN_LOGIT:
+        return [(t,) for t in q(1 / (1 + np.exp(-(logit(np.maximum(pa, FLOOR)) + logit(np.maximum(pb, FLOOR))) / 2)))]
     return [(t,) for t in q(np.maximum(pa, pb))]
 
 
@@ -105,13 +129,67 @@ def best(rule, cands, truth, ids, mpp):
     return max(grids(rule, cands), key=lambda t: f1(*counts(rule, cands, truth, ids, t, mpp)))
 
 
+def bundled(out: Path) -> None:
+    """The rules on the bundled pair, source by source (see the module's ``--bundled``)."""
+    import bench_threshold_transfer as btt
+
+    from mitodet.model import load_checkpoint
+    from mitodet.resources import DEFAULT_MODELS
+    from mitodet.schema import Detection
+
+    global FIXED_GRID
+    FIXED_GRID = True
+    a, b = DEFAULT_MODELS
+    meta = [load_checkpoint(m)[1] for m in (a, b)]
+    data = btt.sources(set((meta[0].get("validation") or {}).get("ids", [])))
+    cands, truth, ids = {}, {}, {}
+    for s, items in data.items():  # candidates in µm (the cache of bench_threshold_transfer), paired at 7.5 µm
+        ca, cb = btt.candidates(a, s, items, 1), btt.candidates(b, s, items, 1)
+        for iid, _, mpp, pts in items:
+            da, db = ([Detection(*r) for r in c[iid]] for c in (ca, cb))
+            cands[iid] = joined(da, db, MATCH_RADIUS_UM)
+            truth[iid] = [(x * mpp, y * mpp) for x, y in pts]
+        ids[s] = [i[0] for i in items]
+    one = dict.fromkeys(cands, 1.0)  # everything is in µm already
+    names, rows = list(data), []
+    stored = tuple(float(m["threshold"]) for m in meta)
+    for rule in (*RULES, MEAN_LOGIT):
+        per = {s: {k: cands[k] for k in ids[s]} for s in names}
+        row = {"rule": rule}
+        for s in names:
+            own = best(rule, per[s], truth, ids[s], one)
+            rest = [o for o in names if o != s]
+            pool = {k: v for o in rest for k, v in per[o].items()}
+            loso = best(rule, pool, truth, [k for o in rest for k in ids[o]], one)
+            row[f"best F1 {s}"] = round(f1(*counts(rule, cands, truth, ids[s], own, one)), 3)
+            row[f"logit {s}"] = " / ".join(f"{math.log(x / (1 - x)):.1f}" for x in own)
+            row[f"LOSO F1 {s}"] = round(f1(*counts(rule, cands, truth, ids[s], loso, one)), 3)
+        row["LOSO mean"] = round(float(np.mean([row[f"LOSO F1 {s}"] for s in names])), 3)
+        if rule == "agreement (paper)":
+            row |= {f"stored F1 {s}": round(f1(*counts(rule, cands, truth, ids[s], stored, one)), 3) for s in names}
+        rows.append(row)
+        print(" | ".join(str(v) for v in row.values()), flush=True)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--a", type=Path, default=ROOT / "training-state" / "fields-ca-rgb")
     ap.add_argument("--b", type=Path, default=ROOT / "training-state" / "fields-ca-od")
     ap.add_argument("--data", type=Path, default=None, help="data root (default $MITODET_DATA or ../shared/data)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_ensemble_rule.csv")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--bundled", action="store_true", help="the bundled pair on three unseen sources")
     a = ap.parse_args()
+    results = ROOT / "benchmarks" / "results"
+    if a.bundled:
+        return bundled(a.out or results / "bench_ensemble_rule_bundled.csv")
+    a.out = a.out or results / "bench_ensemble_rule.csv"
     data = a.data or Path(__import__("os").environ.get("MITODET_DATA", ROOT.parent / "shared" / "data"))
     if not data.is_dir():
         sys.exit(f"the data folder {data} is absent (set MITODET_DATA)")

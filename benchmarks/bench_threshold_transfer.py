@@ -100,9 +100,18 @@ class Macenko:
         return od_to_rgb(conc @ self.ref.matrix)
 
 
+def weights_key(ckpt: Path) -> bytes:
+    """The checkpoint's weights and spacing, not its threshold: candidates do not depend on the
+    threshold, so a recalibrated checkpoint (``scripts/recalibrate_bundled.py``) reuses them."""
+    net, meta = load_checkpoint(ckpt)
+    parts = [repr(net.config).encode(), repr((meta.get("mpp"), meta.get("interpolation"))).encode()]
+    parts += [k.encode() + v.detach().cpu().numpy().tobytes() for k, v in net.state_dict().items()]
+    return hashlib.sha1(b"".join(parts)).digest()
+
+
 def candidates(ckpt: Path, name: str, items: list, threads: int, norm: Macenko | None = None) -> dict[str, np.ndarray]:
     """id -> (n, 3) candidates (x µm, y µm, probability >= FLOOR), cached by checkpoint and source."""
-    key = ckpt.read_bytes() + "\n".join(i[0] for i in items).encode() + (b"macenko" if norm else b"")
+    key = weights_key(ckpt) + "\n".join(i[0] for i in items).encode() + (b"macenko" if norm else b"")
     path = CACHE / f"{hashlib.sha1(key).hexdigest()[:12]}.npz"
     if path.is_file():
         z = np.load(path)
