@@ -23,7 +23,6 @@ benchmarks/results/bench_ensemble_rule_bundled.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ from mitodet.data.split import read_split  # noqa: E402
 from mitodet.evaluate.matching import score_detection  # noqa: E402
 from mitodet.infer.detector import Detector  # noqa: E402
 from mitodet.infer.ensemble import agreement_pairs  # noqa: E402
-from mitodet.io.atomic import atomic_open  # noqa: E402
+from mitodet.io.atomic import write_csv  # noqa: E402
 from mitodet.schema import MATCH_RADIUS_UM  # noqa: E402
 from mitodet.train.config import load_config  # noqa: E402
 from mitodet.train.data import SplitData, labelled_records, validation_images  # noqa: E402
@@ -169,12 +168,7 @@ def bundled(out: Path) -> None:
             row |= {f"stored F1 {s}": round(f1(*counts(rule, cands, truth, ids[s], stored, one)), 3) for s in names}
         rows.append(row)
         print(" | ".join(str(v) for v in row.values()), flush=True)
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out, list(dict.fromkeys(k for r in rows for k in r)), rows)
     print(f"wrote {out}")
 
 
@@ -235,11 +229,7 @@ def main() -> None:
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(str(r[c]) for c in cols))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(a.out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(a.out, cols, rows)
     print(f"wrote {a.out}")
 
 
