@@ -41,7 +41,12 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     assert rep["images"] == 4 and rep["mitoses"] == 3 and rep["imposters"] == 1 and not rep["forgetting_guard"]
     assert len(rep["calibration"]) == 1 and len(rep["adaptation"]) == 3
     assert set(rep["before"]) >= {"f1", "tp"} and set(rep["after"]) >= {"f1", "tp"}
+    # beside the given pair at its thresholds: the same pair at the one shift best on these fields
+    # (what --calibrate-only gives), never below it, and said when the adapted pair does not beat it
+    assert rep["moved"]["f1"] >= rep["before"]["f1"] and -6.0 <= rep["moved"]["shift"] <= 4.0
+    assert ("no better on the calibration fields" in err) == (rep["after"]["f1"] <= rep["moved"]["f1"])
     card = (out / "MODEL_CARD.md").read_text()
+    assert f"moved by {rep['moved']['shift']:+.1f} in logit space" in card
     assert "4 labelled images" in card and "bootstrap interval" in card and "(seed 2)" in card
     assert rep["seed"] == 2
     for m in ("a", "b"):

@@ -11,7 +11,16 @@ from mitodet.resources import DEFAULT_MODELS
 from mitodet.schema import Point
 from mitodet.train.finetune import official_f1
 from mitodet.train.labels import LabelledImage
-from mitodet.train.recalibrate import Candidates, best_shift, called, logit, scores, shifted, split_fields
+from mitodet.train.recalibrate import (
+    Candidates,
+    best_shift,
+    best_shift_sources,
+    called,
+    logit,
+    scores,
+    shifted,
+    split_fields,
+)
 from tests.conftest import one_error_line
 from tests.train.test_finetune import lab  # noqa: F401  (the fixture: 4 real ICPR patches, labelled)
 
@@ -36,6 +45,22 @@ def test_one_logit_shift_moves_both_thresholds_to_the_best_official_f1():
     assert 0.7 < t[0] < 0.72  # the smallest shift that drops the false pair (grid of 0.1 in logit)
     # nothing to gain: the shift stays 0
     assert best_shift({"a": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.99]]))}, ["a"], [0.5]) == 0.0
+
+
+def test_shift_over_sources_counts_each_source_once():
+    """Source "crops": 10 images, each a true single at p 0.95 and a false one at 0.9; source
+    "lab": one image whose true single sits at 0.85, beside a false one at 0.6. Pooled, the crops'
+    20 candidates outvote the lab's one figure: the best threshold sits between 0.9 and 0.95. By
+    the mean of the two sources' F1 the lab counts as much: a threshold between 0.6 and 0.85
+    keeps its figure (crops F1 0.67, lab 1.0: mean 0.83 against 0.5)."""
+    cands = {f"c{k}": Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.95], [3.0, 3.0, 0.9]])) for k in range(10)}
+    cands["lab"] = Candidates([(0.0, 0.0)], np.array([[0.0, 0.0, 0.85], [3.0, 3.0, 0.6]]))
+    crops = [f"c{k}" for k in range(10)]
+    pooled = shifted([0.5], best_shift(cands, [*crops, "lab"], [0.5]))[0]
+    mean = shifted([0.5], best_shift_sources(cands, {"crops": crops, "lab": ["lab"]}, [0.5]))[0]
+    assert 0.9 < pooled <= 0.95 and 0.6 < mean <= 0.85
+    # one source: the same as best_shift
+    assert best_shift_sources(cands, {"all": crops}, [0.5]) == best_shift(cands, crops, [0.5])
 
 
 def test_split_keeps_an_image_with_mitoses_on_each_side(tmp_path):
