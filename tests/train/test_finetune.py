@@ -7,6 +7,7 @@ import pytest
 
 from mitodet.infer.run import load_detectors
 from mitodet.train.finetune import Clock, labelled_fields, official_f1
+from mitodet.train.recalibrate import candidates, count_shift, shifted
 from tests.conftest import need, one_error_line
 from tests.infer.helpers import tiny_pair
 
@@ -57,6 +58,14 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     cal = [im for im in labelled_fields([folder], table, 0.2456) if str(im.path) in rep["calibration"]]
     again, _ = official_f1(load_detectors([out / "a" / "best.pt", out / "b" / "best.pt"]), cal)
     assert {k: again[k] for k in ("tp", "fp", "fn")} == {k: rep["after"][k] for k in ("tp", "fp", "fn")}
+    # the final epochs moved the logits: the adapted checkpoints carry the thresholds moved with
+    # them, to where the final pair calls as many figures there as before its final epochs (or nearest)
+    final = [out / "adapted-a.pt", out / "adapted-b.pt"]
+    assert [load_detectors([f])[0].threshold for f in final] == pytest.approx(rep["final_thresholds"])
+    assert rep["final_thresholds"] == pytest.approx(shifted(rep["thresholds"], rep["final_shift"]))
+    assert f"moved with them by {rep['final_shift']:+.1f}" in card
+    near = count_shift(candidates(load_detectors(final), cal), rep["final_thresholds"], again["tp"] + again["fp"])
+    assert near == 0.0  # no other shift comes nearer the count
     code, _, err = cli("detect", folder / "A00_01_0.jpg", "--mpp", "0.2456", "-o", tmp_path / "d",
                        "--model", out / "adapted-a.pt", "--model", out / "adapted-b.pt")  # fmt: skip
     assert code == 0, err

@@ -16,6 +16,7 @@ from mitodet.train.recalibrate import (
     best_shift,
     best_shift_sources,
     called,
+    count_shift,
     logit,
     scores,
     shifted,
@@ -61,6 +62,19 @@ def test_shift_over_sources_counts_each_source_once():
     assert 0.9 < pooled <= 0.95 and 0.6 < mean <= 0.85
     # one source: the same as best_shift
     assert best_shift_sources(cands, {"all": crops}, [0.5]) == best_shift(cands, crops, [0.5])
+
+
+def test_count_shift_follows_a_model_whose_logits_moved():
+    """A model called 3 figures at 0.9 before more training; after it, every logit fell by 2 (the
+    same figures at 0.9 -> 0.55). The shift that calls 3 figures again is -2: the threshold moves
+    with the logits, not with any label."""
+    before = np.array([0.95, 0.93, 0.91, 0.6, 0.3])
+    after = 1 / (1 + np.exp(-(np.log(before / (1 - before)) - 2.0)))
+    cands = {"a": Candidates([], np.stack([np.arange(5.0), np.zeros(5), after], axis=1))}
+    assert sum(len(called(c, [0.9])) for c in cands.values()) == 0  # the stale threshold calls none
+    shift = count_shift(cands, [0.9], 3)
+    assert -2.5 < shift <= -1.9 and len(called(cands["a"], shifted([0.9], shift))) == 3
+    assert count_shift(cands, [0.9], 0) == 0.0  # nothing called before: the smallest shift that keeps none
 
 
 def test_split_keeps_an_image_with_mitoses_on_each_side(tmp_path):
