@@ -298,6 +298,9 @@ def finetune_cmd(
         b, a = r.before, r.after
         where = f"calibration fields ({len(r.calibration)} images, {_mitoses(b['tp'] + b['fn'])})"
         out_console.print(_gain(where, ("bundled", b), ("adapted", a), r.interval), highlight=False)
+        if not r.interval[0] > 0:  # NaN too: nothing to resample
+            note(f"no sure gain on {_mitoses(b['tp'] + b['fn'])}, and the thresholds were chosen on these fields: "
+                 "compare with --calibrate-only, or label more fields")  # fmt: skip
     models = " ".join(f"--model {m}" for m in r.models)
     out_console.print(f"use it: mitodet detect IMAGES {models} --out results/", highlight=False, markup=False)
 

@@ -399,8 +399,9 @@ def pair_thresholds(cands: dict[str, Candidates], steps: int = 30) -> tuple[floa
     candidates ``cands``. A free pair, not the one logit shift of ``--calibrate-only``: after
     fine-tuning, each model's own threshold is no longer balanced against the other's, and the
     shift measured worse (official F1 on the test fields of ``bench_finetune.py``, both followed
-    through the final epochs: 0.485 / 0.421 against 0.492 / 0.500, one run each). A pair is a mitotic figure when pa >= ta and pb >= tb.
-    Grid: ``steps`` quantiles of each model's paired probabilities above 0.5."""
+    through the final epochs: 0.485 / 0.421 against 0.492 / 0.500, one run each). A pair is a
+    mitotic figure when pa >= ta and pb >= tb. Grid: ``steps`` quantiles of each model's paired
+    probabilities above 0.5."""
     keys = list(cands)
     every = np.concatenate([c.rows for c in cands.values()])
     if not (every[:, 2] > 0.5).any() or not (every[:, 3] > 0.5).any():

@@ -46,6 +46,7 @@ def test_finetune_writes_the_adapted_pair_and_its_card(cli, lab, tmp_path, monke
     # (what --calibrate-only gives), never below it, and said when the adapted pair does not beat it
     assert rep["moved"]["f1"] >= rep["before"]["f1"] and -6.0 <= rep["moved"]["shift"] <= 4.0
     assert ("no better on the calibration fields" in err) == (rep["after"]["f1"] <= rep["moved"]["f1"])
+    assert ("no sure gain" in err) == (not rep["interval"][0] > 0)  # an uncertain gain is said to be one
     card = (out / "MODEL_CARD.md").read_text()
     assert f"moved by {rep['moved']['shift']:+.1f} in logit space" in card
     assert "4 labelled images" in card and "bootstrap interval" in card and "(seed 2)" in card
