@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mitodet.data.fields import FIELDS_TABLE_COLUMNS, load_fields_table
@@ -49,15 +48,11 @@ from mitodet.resources import DEFAULT_MODELS
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, OUTPUT_NAME, um_to_px
 from mitodet.train.config import config_from_dict
 from mitodet.train.data import labelled_records, split_records
+from mitodet.train.finetune_thresholds import choose_thresholds, follow_thresholds, store_threshold, threshold_of
 from mitodet.train.labels import LabelledImage, lab_labels
 from mitodet.train.recalibrate import (
-    Candidates,
     bootstrap_gain,
-    candidates,
-    count_shift,
     given_scores,
-    scores,
-    shifted,
 )
 from mitodet.train.run import train
 from mitodet.train.rundir import load_state, load_validation_set
@@ -305,7 +300,7 @@ def finetune(
             clock.original_s = time.perf_counter() - t
     if choose:
         say(f"choosing the thresholds on the calibration fields (official F1 of the {'pair' if n == 2 else 'model'})")
-        chosen, found, rep.after, per_a = choose_thresholds(calibrated, cal, [_threshold(m) for m in models])
+        chosen, found, rep.after, per_a = choose_thresholds(calibrated, cal, [threshold_of(m) for m in models])
         for ckpt, t in zip(calibrated, chosen, strict=True):
             store_threshold(ckpt, t, found)
         rep.interval = bootstrap_gain(per_b, per_a)
@@ -313,7 +308,7 @@ def finetune(
         say(f"scoring the adapted pair on the {len(cal)} calibration field(s)")
         rep.after, per_a = official_f1(load_detectors(calibrated), cal)  # before the final epochs saw them
         rep.interval = bootstrap_gain(per_b, per_a)
-    rep.thresholds = [_threshold(c) for c in calibrated]
+    rep.thresholds = [threshold_of(c) for c in calibrated]
     if rep.after and rep.moved and rep.after["f1"] <= rep.moved["f1"]:
         what = "pair" if n == 2 else "model"
         say(NOT_BETTER.format(what=what, after=rep.after["f1"], shift=rep.moved["shift"], moved=rep.moved["f1"]))
@@ -350,82 +345,6 @@ def calibration_split(
     write_split(split, parts.train_ids, parts.val_ids)
     held = {r.domain["source_image"] for r in load_fields_table(table, exhaustive) if r.id in set(parts.val_ids)}
     return [im for im in labelled if str(im.path.resolve()) in held]  # the table names images by resolved path
-
-
-def choose_thresholds(
-    models: list[Path], images: list[LabelledImage], given: list[float]
-) -> tuple[list[float], bool, dict, dict]:
-    """The thresholds of ``models`` (one or a pair) with the best official F1 on ``images`` ->
-    (thresholds, whether they were chosen (else the ``given`` ones: no candidate passed 0.5),
-    their scores, per image (tp, fp, fn)). Scored from the candidates the choice searched (the
-    pairs as detection forms them), so the calibration fields are detected once."""
-    cands = candidates(load_detectors(models), images)
-    chosen = pair_thresholds(cands) if len(models) == 2 else single_threshold(cands)
-    thresholds = list(chosen) if chosen else given
-    s = scores(cands, list(cands), thresholds)
-    return thresholds, chosen is not None, {k: v for k, v in s.items() if k != "per_image"}, s["per_image"]
-
-
-def follow_thresholds(models: list[Path], images: list[LabelledImage], chosen: list[float], count: int):
-    """Move the thresholds of the final ``models`` by the one logit shift at which they call
-    ``count`` figures on ``images`` (what they called at ``chosen`` before the final epochs) and
-    store them -> (shift, thresholds). :func:`mitodet.train.recalibrate.count_shift` says why."""
-    shift = count_shift(candidates(load_detectors(models), images), chosen, count)
-    thresholds = shifted(chosen, shift)
-    for ckpt, t in zip(models, thresholds, strict=True):
-        model, meta = load_checkpoint(ckpt)
-        meta["threshold"] = float(t)
-        meta["final_epochs"] = (
-            f"continued on every field (calibration fields included); the threshold chosen before them, moved "
-            f"by {shift:+.1f} in logit space to call as many figures ({count}) on the calibration fields"
-        )
-        save_checkpoint(ckpt, model, **meta)
-    return shift, thresholds
-
-
-def _threshold(ckpt: Path) -> float:
-    return float(load_checkpoint(ckpt)[1].get("threshold", 0.5))
-
-
-def store_threshold(ckpt: Path, threshold: float, chosen: bool = True) -> None:
-    model, meta = load_checkpoint(ckpt)
-    rule = "official F1 on the calibration fields" if chosen else "the given model's (no candidate passed 0.5 there)"
-    meta.update(threshold=float(threshold), calibration={"rule": rule})
-    save_checkpoint(ckpt, model, **meta)
-
-
-def pair_thresholds(cands: dict[str, Candidates], steps: int = 30) -> tuple[float, float] | None:
-    """The thresholds (ta, tb) whose agreement ensemble has the best official F1 over the pair
-    candidates ``cands``. A free pair, not the one logit shift of ``--calibrate-only``: after
-    fine-tuning, each model's own threshold is no longer balanced against the other's, and the
-    shift measured worse (official F1 on the test fields of ``bench_finetune.py``, both followed
-    through the final epochs: 0.485 / 0.421 against 0.492 / 0.500, one run each). A pair is a
-    mitotic figure when pa >= ta and pb >= tb. Grid: ``steps`` quantiles of each model's paired
-    probabilities above 0.5."""
-    keys = list(cands)
-    every = np.concatenate([c.rows for c in cands.values()])
-    if not (every[:, 2] > 0.5).any() or not (every[:, 3] > 0.5).any():
-        return None
-    q = np.linspace(0, 0.999, steps)
-    best = (-1.0, 0.5, 0.5)
-    for ta in np.unique(np.quantile(every[every[:, 2] > 0.5, 2], q)):
-        for tb in np.unique(np.quantile(every[every[:, 3] > 0.5, 3], q)):
-            f1 = scores(cands, keys, [ta, tb])["f1"]
-            if f1 > best[0]:
-                best = (f1, float(ta), float(tb))
-    return best[1], best[2]
-
-
-def single_threshold(cands: dict[str, Candidates], steps: int = 200) -> tuple[float] | None:
-    """The threshold of one model with the best official F1 over its candidates ``cands``; grid:
-    ``steps`` quantiles of its probabilities above 0.5."""
-    keys = list(cands)
-    p = np.concatenate([c.rows[:, 2] for c in cands.values()])
-    if not (p > 0.5).any():
-        return None
-    grid = np.unique(np.quantile(p[p > 0.5], np.linspace(0, 0.999, steps)))
-    f1 = [scores(cands, keys, [t])["f1"] for t in grid]
-    return (float(grid[int(np.argmax(f1))]),)
 
 
 def final_epochs(

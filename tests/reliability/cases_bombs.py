@@ -11,7 +11,7 @@ from tests.reliability.hostile import _write, jpeg_claiming, png_claiming, tiff_
 
 
 def _bomb(name: str = "bomb.png", w: int = 100_000, h: int = 100_000):
-    return _write(name, png_claiming(w, h))
+    return _write(name, lambda: png_claiming(w, h))
 
 
 case(
@@ -83,7 +83,7 @@ case(
     "4",
     "JPEG header claiming 60000x60000 px",
     [*DET, "{tmp}/bomb.jpg", "--mpp", "0.25"],
-    setup=_write("bomb.jpg", jpeg_claiming(60000, 60000)),
+    setup=_write("bomb.jpg", lambda: jpeg_claiming(60000, 60000)),
     has=("bomb.jpg", "too large"),
 )
 case(

@@ -188,11 +188,15 @@ def icpr_truth(ctx: Ctx, kind: str) -> Path:
     return out
 
 
-def _write(name: str, content: bytes | str):
+def _write(name: str, content: bytes | str | Callable[[], bytes]):
+    """A setup writing ``content`` to ``name``; a callable is built only when the case runs, so
+    declaring the table needs no data (a clone without it still lists and skips the cases)."""
+
     def setup(ctx: Ctx) -> None:
         p = ctx.tmp / name
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+        body = content() if callable(content) else content
+        p.write_bytes(body if isinstance(body, bytes) else body.encode())
 
     return setup
 
