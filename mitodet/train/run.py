@@ -262,97 +262,103 @@ def train(
     split, train_pool, val_pool = prepare_data(cfg, run_dir, resume, on_image if main else None)
     if main:
         mark_training(run_dir)  # mine hard refuses a run that is still training
-    desc = {
-        "train": train_pool.describe(),
-        "val": val_pool.describe(),
-        "train_images": len(split.train_ids),
-        "val_images": len(split.val_ids),
-    }
-    train_pool, val_pool = train_pool.to(device), val_pool.to(device)
-    sampler: BatchSampler | DenseSampler
-    if cfg.train.mode == "dense":
-        sampler = DenseSampler(train_pool, cfg, net, rank=dist_info.rank)
-    else:
-        sampler = BatchSampler(train_pool, cfg, rf, rank=dist_info.rank)
-    val_x, val_y = fixed_patches(val_pool, rf, cfg.val.negatives, cfg.seed) if val_pool.ids else (None, None)
+    try:  # the marker goes with the run, on Ctrl-C / SIGTERM too
+        desc = {
+            "train": train_pool.describe(),
+            "val": val_pool.describe(),
+            "train_images": len(split.train_ids),
+            "val_images": len(split.val_ids),
+        }
+        train_pool, val_pool = train_pool.to(device), val_pool.to(device)
+        sampler: BatchSampler | DenseSampler
+        if cfg.train.mode == "dense":
+            sampler = DenseSampler(train_pool, cfg, net, rank=dist_info.rank)
+        else:
+            sampler = BatchSampler(train_pool, cfg, rf, rank=dist_info.rank)
+        val_x, val_y = fixed_patches(val_pool, rf, cfg.val.negatives, cfg.seed) if val_pool.ids else (None, None)
 
-    net.to(device)
-    model: torch.nn.Module = net
-    if dist_info.world > 1:
-        model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-    fwd = torch.compile(model) if cfg.train.compile else model
-    steps = cfg.train.steps_per_epoch
-    opt, sched = _optimizer(net, cfg)
-    start, best, rows = 0, float("inf"), []
-    minutes = {"cpu": 0.0, "cuda": 0.0}
-    if resume:
-        start, best, rows = _resume(run_dir, cfg, net, opt, sched, sampler, minutes)
-    if main:  # only now: a resumed run whose --set does not fit its state fails above, config.yaml untouched
-        write_run_files(run_dir, cfg, split, desc)
-    items = detection_items(validation_images(split), cfg.val.tissue) if main and cfg.val.detect else []
+        net.to(device)
+        model: torch.nn.Module = net
+        if dist_info.world > 1:
+            model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
+        fwd = torch.compile(model) if cfg.train.compile else model
+        steps = cfg.train.steps_per_epoch
+        opt, sched = _optimizer(net, cfg)
+        start, best, rows = 0, float("inf"), []
+        minutes = {"cpu": 0.0, "cuda": 0.0}
+        if resume:
+            start, best, rows = _resume(run_dir, cfg, net, opt, sched, sampler, minutes)
+        if main:  # only now: a resumed run whose --set does not fit its state fails above, config.yaml untouched
+            write_run_files(run_dir, cfg, split, desc)
+        items = detection_items(validation_images(split), cfg.val.tissue) if main and cfg.val.detect else []
 
-    budget = max_minutes * 60.0 if max_minutes is not None else cfg.train.time_budget_s
-    bf16 = cfg.train.amp == "bf16"
-    t_run = time.perf_counter()
-    epoch_times: list[float] = []
-    stopped = False
-    for epoch in range(start, cfg.train.epochs):
-        if cfg.val.patience and _validations_since_best(rows, cfg.val.select) >= cfg.val.patience:
-            stopped = True  # a resumed run that had already run out of patience
-            break
-        t_epoch = time.perf_counter()
-        if main and on_epoch is not None:
-            on_epoch(epoch + 1, cfg.train.epochs)
-        sampler.reseed(epoch)
-        row = {"epoch": epoch + 1, "steps": (epoch + 1) * steps}
-        row.update(
-            train_one_epoch(
-                fwd,
-                sampler,
-                opt,
-                sched,
-                device,
-                steps,
-                bf16,
-                dist_info.world,
-                cfg.train.log_every,
-                on_step if main else None,
+        budget = max_minutes * 60.0 if max_minutes is not None else cfg.train.time_budget_s
+        bf16 = cfg.train.amp == "bf16"
+        t_run = time.perf_counter()
+        epoch_times: list[float] = []
+        stopped = False
+        for epoch in range(start, cfg.train.epochs):
+            if cfg.val.patience and _validations_since_best(rows, cfg.val.select) >= cfg.val.patience:
+                stopped = True  # a resumed run that had already run out of patience
+                break
+            t_epoch = time.perf_counter()
+            if main and on_epoch is not None:
+                on_epoch(epoch + 1, cfg.train.epochs)
+            sampler.reseed(epoch)
+            row = {"epoch": epoch + 1, "steps": (epoch + 1) * steps}
+            row.update(
+                train_one_epoch(
+                    fwd,
+                    sampler,
+                    opt,
+                    sched,
+                    device,
+                    steps,
+                    bf16,
+                    dist_info.world,
+                    cfg.train.log_every,
+                    on_step if main else None,
+                )
             )
-        )
-        row["lr"] = opt.param_groups[0]["lr"]
-        stop = False
+            row["lr"] = opt.param_groups[0]["lr"]
+            stop = False
+            if main:
+                if val_x is not None and val_x.shape[0]:
+                    row.update(evaluate(net, val_x, val_y, rf, cfg.val.batch_size, bf16, _stage(on_val, "windows")))
+                detection = None
+                # the last epoch is always validated: the final one, or the one the time budget will end on
+                this = time.perf_counter() - t_epoch
+                last = epoch + 1 == cfg.train.epochs or (
+                    budget is not None and time.perf_counter() - t_run + float(np.mean([*epoch_times, this])) > budget
+                )
+                if items and ((epoch + 1) % cfg.val.every == 0 or last):
+                    detection = _validate_detection(net, items, cfg, device, row, _stage(on_val, "detection"))
+                    append_validation(run_dir, epoch + 1, detection)
+                rows.append(row)
+                minutes[device.type] = minutes.get(device.type, 0.0) + (time.perf_counter() - t_epoch) / 60.0
+                best = _end_epoch(run_dir, cfg, net, opt, sched, sampler, rows, best, minutes, desc, detection)
+            epoch_times.append(time.perf_counter() - t_epoch)
+            if main:
+                elapsed = time.perf_counter() - t_run
+                stop = (
+                    budget is not None
+                    and elapsed + float(np.mean(epoch_times)) > budget
+                    and epoch + 1 < cfg.train.epochs
+                )
+                patience = cfg.val.patience
+                if patience and _validations_since_best(rows, cfg.val.select) >= patience:
+                    log.info(f"stopping: no better validation in the last {patience} validations (val.patience)")
+                    write_text(
+                        run_dir / "patience-exhausted", f"epoch {epoch + 1}: no better validation in {patience}\n"
+                    )
+                    stop = True
+            if broadcast_flag(stop, dist_info, device):
+                stopped = True
+                break
+        barrier(dist_info)
+    finally:
         if main:
-            if val_x is not None and val_x.shape[0]:
-                row.update(evaluate(net, val_x, val_y, rf, cfg.val.batch_size, bf16, _stage(on_val, "windows")))
-            detection = None
-            # the last epoch is always validated: the final one, or the one the time budget will end on
-            this = time.perf_counter() - t_epoch
-            last = epoch + 1 == cfg.train.epochs or (
-                budget is not None and time.perf_counter() - t_run + float(np.mean([*epoch_times, this])) > budget
-            )
-            if items and ((epoch + 1) % cfg.val.every == 0 or last):
-                detection = _validate_detection(net, items, cfg, device, row, _stage(on_val, "detection"))
-                append_validation(run_dir, epoch + 1, detection)
-            rows.append(row)
-            minutes[device.type] = minutes.get(device.type, 0.0) + (time.perf_counter() - t_epoch) / 60.0
-            best = _end_epoch(run_dir, cfg, net, opt, sched, sampler, rows, best, minutes, desc, detection)
-        epoch_times.append(time.perf_counter() - t_epoch)
-        if main:
-            elapsed = time.perf_counter() - t_run
-            stop = (
-                budget is not None and elapsed + float(np.mean(epoch_times)) > budget and epoch + 1 < cfg.train.epochs
-            )
-            patience = cfg.val.patience
-            if patience and _validations_since_best(rows, cfg.val.select) >= patience:
-                log.info(f"stopping: no better validation in the last {patience} validations (val.patience)")
-                write_text(run_dir / "patience-exhausted", f"epoch {epoch + 1}: no better validation in {patience}\n")
-                stop = True
-        if broadcast_flag(stop, dist_info, device):
-            stopped = True
-            break
-    barrier(dist_info)
-    if main:
-        unmark_training(run_dir)
+            unmark_training(run_dir)
     scored = [r for r in rows if _score(r, cfg.val.select) is not None and "val_loss" in r]
     b = min(scored, key=lambda r: _score(r, cfg.val.select)) if scored else None
     return Summary(

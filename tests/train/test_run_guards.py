@@ -39,6 +39,21 @@ def test_run_dir_holding_a_run_is_refused_without_force(cli, finished, small_cro
     assert {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()} == before
 
 
+def test_an_interrupted_run_leaves_no_training_marker(small_crops, tmp_path):
+    """Ctrl-C (or SIGTERM, handled as Ctrl-C) mid-epoch: the run stops, resumable, and takes its
+    training.lock with it, so the saved state carries no stale marker to another checkout."""
+    run = tmp_path / "r"
+    seen = []
+
+    def stop(step, steps, loss, rate):
+        seen.append((run / "training.lock").is_file())
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config_from_dict(tiny_raw(small_crops, train={"epochs": 2, "steps_per_epoch": 2})), run, on_step=stop)
+    assert seen == [True] and not (run / "training.lock").exists()
+
+
 def test_resume_with_a_clashing_override_leaves_the_config(cli, finished):
     before = (finished / "config.yaml").read_bytes()
     code, _, err = cli("train", "--resume", finished, "--set", "model.name=fast", "--quiet")
