@@ -296,8 +296,9 @@ def finetune_cmd(
                      seed=seed, threads=threads, note=note, progress=bars.callbacks)  # fmt: skip
     if r.after:
         b, a = r.before, r.after
-        where = f"calibration fields ({len(r.calibration)} images, {_mitoses(b['tp'] + b['fn'])})"
-        out_console.print(_gain(where, ("bundled", b), ("adapted", a), r.interval), highlight=False)
+        where = f"calibration fields ({_images(len(r.calibration))}, {_mitoses(b['tp'] + b['fn'])})"
+        given = "given" if from_ else "bundled"
+        out_console.print(_gain(where, (given, b), ("adapted", a), r.interval), highlight=False)
         if not r.interval[0] > 0:  # NaN too: nothing to resample
             note(f"no sure gain on {_mitoses(b['tp'] + b['fn'])}, and the thresholds were chosen on these fields: "
                  "compare with --calibrate-only, or label more fields")  # fmt: skip
@@ -308,14 +309,20 @@ def finetune_cmd(
 def _gain(where: str, before: tuple[str, dict], after: tuple[str, dict], interval: tuple[float, float]) -> str:
     """One line: the F1 before and after on ``where``, the gain and its 95 % interval."""
     (nb, b), (na, a) = before, after
-    return (
-        f"{where}: F1 {b['f1']:.3f} {nb} -> {a['f1']:.3f} {na} ({a['f1'] - b['f1']:+.3f}; "
-        f"95 % interval {interval[0]:+.3f} to {interval[1]:+.3f})"
+    spread = (
+        f"95 % interval {interval[0]:+.3f} to {interval[1]:+.3f}"
+        if interval[0] == interval[0]  # not NaN
+        else "no interval: too few images to resample"
     )
+    return f"{where}: F1 {b['f1']:.3f} {nb} -> {a['f1']:.3f} {na} ({a['f1'] - b['f1']:+.3f}; {spread})"
 
 
 def _mitoses(n: int) -> str:
     return f"{n} mitosis" if n == 1 else f"{n} mitoses"
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
 
 
 def _recalibrate(inputs, truth, out, mpp, from_, threads, note, seed: int = 0) -> None:
@@ -327,7 +334,7 @@ def _recalibrate(inputs, truth, out, mpp, from_, threads, note, seed: int = 0) -
     images = labelled_fields(inputs, truth, mpp)
     r = recalibrate(images, list(from_ or DEFAULT_MODELS), out, seed=seed, threads=threads, note=note)
     b, a = r.before, r.after
-    where = f"scoring fields ({len(r.scoring)} images, {_mitoses(b['tp'] + b['fn'])}; thresholds chosen on the other "
+    where = f"scoring fields ({_images(len(r.scoring))}, {_mitoses(b['tp'] + b['fn'])}; thresholds chosen on the other "
     where += f"{len(r.choosing)})"
     out_console.print(_gain(where, ("given", b), ("recalibrated", a), r.interval), highlight=False)
     if not r.interval[0] > 0:  # NaN too: nothing to resample

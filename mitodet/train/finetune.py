@@ -50,10 +50,7 @@ from mitodet.train.config import config_from_dict
 from mitodet.train.data import labelled_records, split_records
 from mitodet.train.finetune_thresholds import choose_thresholds, follow_thresholds, store_threshold, threshold_of
 from mitodet.train.labels import LabelledImage, lab_labels
-from mitodet.train.recalibrate import (
-    bootstrap_gain,
-    given_scores,
-)
+from mitodet.train.recalibrate import bootstrap_gain, given_scores, interval_text
 from mitodet.train.run import train
 from mitodet.train.rundir import load_state, load_validation_set
 from mitodet.train.validate import density_report, detect_items, detection_items
@@ -438,8 +435,8 @@ def model_card(rep: FinetuneReport, labelled: list[LabelledImage]) -> str:
                 for n, s in (("bundled", b), ("adapted", a))
             ),
             "",
-            f"F1 gain {a['f1'] - b['f1']:+.3f}, 95 % bootstrap interval over the calibration images "
-            f"[{rep.interval[0]:+.3f}, {rep.interval[1]:+.3f}] ({b['tp'] + b['fn']} mitoses). The threshold was "
+            f"F1 gain {a['f1'] - b['f1']:+.3f} on {b['tp'] + b['fn']} mitotic figures, "
+            f"{interval_text(rep.interval, 'calibration')}. The threshold was "
             "chosen on these fields, so the adapted F1 is optimistic by that choice; it is the "
             "score of the pair before its final epochs (which saw these fields).",
         ]

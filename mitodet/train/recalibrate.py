@@ -173,9 +173,10 @@ def _f1(tp: float, fp: float, fn: float) -> float:
 
 
 def bootstrap_gain(before: dict, after: dict, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % interval of F1(after) - F1(before), resampling the images (paired)."""
+    """95 % interval of F1(after) - F1(before), resampling the images (paired). NaN for fewer than
+    two images: every resample of one image is that image, and its "interval" a single point."""
     keys = sorted(before)
-    if not keys:
+    if len(keys) < 2:
         return float("nan"), float("nan")
     b, a = np.array([before[k] for k in keys], float), np.array([after[k] for k in keys], float)
     rng = np.random.default_rng(seed)
@@ -186,6 +187,13 @@ def bootstrap_gain(before: dict, after: dict, n: int = 2000, seed: int = 0) -> t
     g = np.array(gains)
     g = g[np.isfinite(g)]
     return (float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))) if len(g) else (float("nan"),) * 2
+
+
+def interval_text(interval: tuple[float, float], images: str) -> str:
+    """The bootstrap interval of a model card, or why there is none (``images``: which ones)."""
+    if interval[0] != interval[0]:  # NaN
+        return f"no bootstrap interval (fewer than two {images} images)"
+    return f"95 % bootstrap interval over the {images} images [{interval[0]:+.3f}, {interval[1]:+.3f}]"
 
 
 def split_fields(images: list[LabelledImage], seed: int) -> tuple[list[LabelledImage], list[LabelledImage]]:
@@ -261,7 +269,7 @@ def model_card(rep: RecalibrationReport, labelled: list[LabelledImage]) -> str:
         "|---|---|---|---|---|---|---|",
         *rows,
         "",
-        f"F1 gain {a['f1'] - b['f1']:+.3f}, 95 % bootstrap interval over the scoring images "
-        f"[{rep.interval[0]:+.3f}, {rep.interval[1]:+.3f}] ({b['tp'] + b['fn']} mitoses).",
+        f"F1 gain {a['f1'] - b['f1']:+.3f} on {b['tp'] + b['fn']} mitotic figures, "
+        f"{interval_text(rep.interval, 'scoring')}.",
     ]
     return "\n".join(lines) + "\n"
