@@ -48,7 +48,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_threshold_transfer import weights_key  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from mitodet.data.crops import load_atnorm_crops, load_icpr2012, load_midog21_crops, load_tissue  # noqa: E402
@@ -186,7 +188,8 @@ class Model:
         self.val_ids, self.val_tissue, self.keep_threshold = val_ids, val_tissue, keep_threshold
         _, self.meta = load_checkpoint(ckpt)
         self.threshold: float = float(self.meta.get("threshold", 0.5))
-        self.digest = hashlib.sha1(ckpt.read_bytes()).hexdigest()[:12]
+        # of the weights, not the file: a checkpoint whose threshold alone moved reuses its candidates
+        self.digest = hashlib.sha1(weights_key(ckpt)).hexdigest()[:12]
         self._det = None
 
     @classmethod
@@ -657,7 +660,7 @@ def changes_section(results: dict, steps: list[tuple[str, str, Model]]) -> list[
     if a and b and own:
         L.append(
             "| calibration on tissue of one lab instead of the stored thresholds (CA-RGB; stored: chosen on crops + "
-            "tissue, then shifted for fields + crops, `scripts/recalibrate_bundled.py`) | bench_threshold_transfer: "
+            "tissue, then shifted for whole fields, `scripts/recalibrate_bundled.py`) | bench_threshold_transfer: "
             "mean F1 lost on the sources not calibrated on | "
             f"{a['cost']} (stored) | {b['cost']} (ICPR 2012), {own['cost']} (MITOS-ATYPIA-14) |"
         )
@@ -821,7 +824,7 @@ def render(
         "Thresholds: "
         + ", ".join(f"{n} {_fmt(b[n].get('threshold'), '{:.4f}')}" for n in names[:2])
         + " (chosen together for their ensemble by `mitodet calibrate --pair`, then both moved by one logit "
-        "shift for the best mean official F1 over fully labelled fields and crops: "
+        "shift for the best official F1 on fully labelled whole fields: "
         "`scripts/recalibrate_bundled.py`); the ensemble keeps what both "
         "call a mitosis. AtNorM-MD crops count for s only (their other cells are unlabelled).",
         "",

@@ -1,21 +1,24 @@
 """Move the bundled pair's thresholds by one logit shift, chosen on fully labelled sources (#17 item 2).
 
-Usage: python scripts/recalibrate_bundled.py [--dry-run] [--threads 1]
+Usage: python scripts/recalibrate_bundled.py [--dry-run] [--threads 1] [--choose fields|fields+crops]
 
-The pair's thresholds were chosen on crops and tissue by the F1 at 11.1 mitoses/mm²; the
-tissue term counts every detection on three MoNuSeg tiles as false (their mitoses are not
-labelled), and it set the thresholds at logit ~6, where new labs lose most of their mitoses
-(``bench_threshold_transfer.py``: the best logit is 3.2-6.3 from one source to the next). This
-keeps the balance of the two thresholds and moves both by the one shift with the best MEAN
-official F1 of the agreement ensemble over two sources in which every mitosis is labelled:
+The pair's thresholds were chosen together on crops and tissue by the F1 at 11.1 mitoses/mm²
+(``mitodet calibrate --pair``). This keeps the balance of the two thresholds and moves both by
+the one shift with the best official F1 of the agreement ensemble on:
 
-* the 77 MITOS-ATYPIA-14 frames on the training side of the fields runs' split (their 19
-  held-back frames stay a test of the report);
-* the pair's own MIDOG 2021 validation crops (three scanners).
+* ``fields`` (the default): the 77 MITOS-ATYPIA-14 frames on the training side of the fields
+  runs' split (their 19 held-back frames stay a test of the report): whole fields, every mitosis
+  labelled, about 11 mitoses per mm², the prevalence of the fields and slides ``detect`` runs on;
+* ``fields+crops``: the mean over those frames and the pair's MIDOG 2021 validation crops, each
+  source counted once (:func:`mitodet.train.recalibrate.best_shift_sources`): the rule of
+  2026-12-07. The crops are centred on mitoses (about 1,100 per mm²), and a source's best
+  threshold falls as mitoses become more common whatever the lab
+  (``benchmarks/bench_threshold_prevalence.py``), so the mean pulled the thresholds below what
+  whole fields want.
 
-Each source counts once (:func:`mitodet.train.recalibrate.best_shift_sources`). ICPR 2012 is
-scored as a check and never chooses. Writes the thresholds into ``mitodet/weights/default-*.pt``
-(unless ``--dry-run``); a second run measures from the thresholds the first one started from.
+ICPR 2012 (patches cut around mitoses: about 116 per mm²) is scored as a check and never
+chooses. Writes the thresholds into ``mitodet/weights/default-*.pt`` (unless ``--dry-run``); each
+run shifts the thresholds that the first run of either rule started from.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ from mitodet.train.labels import LabelledImage  # noqa: E402
 from mitodet.train.recalibrate import best_shift_sources, candidates, logit, scores, shifted  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-RULE = "one logit shift, best mean official F1 over MITOS-ATYPIA-14 training-side frames and MIDOG 2021 val crops"
+RULES = {  # --choose -> the rule written into the checkpoints
+    "fields": "one logit shift, best official F1 on the MITOS-ATYPIA-14 training-side frames (whole fields)",
+    "fields+crops": (
+        "one logit shift, best mean official F1 over MITOS-ATYPIA-14 training-side frames and MIDOG 2021 val crops"
+    ),
+}
 
 
 def labelled(records) -> list[LabelledImage]:
@@ -60,7 +68,7 @@ def sources(val_ids: set[str]) -> dict[str, list[LabelledImage]]:
 
 def given_thresholds(metas: list[dict]) -> list[float]:
     """The thresholds to shift: those a previous run of this script started from, else the stored ones."""
-    if all((m.get("calibration") or {}).get("rule") == RULE for m in metas):
+    if all((m.get("calibration") or {}).get("rule") in RULES.values() for m in metas):
         return [float(m["calibration"]["given"]) for m in metas]
     return [float(m["threshold"]) for m in metas]
 
@@ -69,7 +77,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="measure and print; leave the weights as they are")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--choose",
+        choices=list(RULES),
+        default="fields",
+        help="the sources that choose: whole fields alone (the prevalence of detection), or + crops",
+    )
     a = ap.parse_args()
+    rule = RULES[a.choose]
     metas = [load_checkpoint(m)[1] for m in DEFAULT_MODELS]
     given = given_thresholds(metas)
     data = sources(set((metas[0].get("validation") or {}).get("ids", [])))
@@ -80,7 +95,7 @@ def main() -> None:
         c = candidates(dets, images)
         cands |= c
         keys[name] = list(c)
-    choosing = dict(list(keys.items())[:2])
+    choosing = dict(list(keys.items())[: 1 if a.choose == "fields" else 2])
     shift = best_shift_sources(cands, choosing, given)
     new = shifted(given, shift)
     print(f"\nshift {shift:+.1f} logit: thresholds {', '.join(f'{t:.5f}' for t in given)} -> "
@@ -97,10 +112,10 @@ def main() -> None:
         return
     for path, meta, g, t in zip(DEFAULT_MODELS, metas, given, new, strict=True):
         net, meta = load_checkpoint(path)
-        before = meta.get("calibration") if (meta.get("calibration") or {}).get("rule") != RULE else None
+        before = meta.get("calibration") if (meta.get("calibration") or {}).get("rule") not in RULES.values() else None
         before = before or meta["calibration"].get("before")
         meta.update(threshold=t, calibration={
-            "rule": RULE, "given": g, "shift": shift, "logit": round(math.log(t / (1 - t)), 3),
+            "rule": rule, "given": g, "shift": shift, "logit": round(math.log(t / (1 - t)), 3),
             "sources": table, "before": before,
         })  # fmt: skip
         save_checkpoint(path, net, **meta)
