@@ -329,9 +329,12 @@ def _recalibrate(inputs, truth, out, mpp, from_, threads, note, seed: int = 0) -
     """``finetune --calibrate-only``: thresholds chosen on the lab's fields, weights unchanged."""
     from mitodet.resources import DEFAULT_MODELS
     from mitodet.train.finetune import labelled_fields
+    from mitodet.train.labels import prevalence_note
     from mitodet.train.recalibrate import recalibrate
 
     images = labelled_fields(inputs, truth, mpp)
+    if warning := prevalence_note(images):
+        note(warning)
     r = recalibrate(images, list(from_ or DEFAULT_MODELS), out, seed=seed, threads=threads, note=note)
     b, a = r.before, r.after
     where = f"scoring fields ({_images(len(r.scoring))}, {_mitoses(b['tp'] + b['fn'])}; thresholds chosen on the other "

@@ -49,7 +49,7 @@ from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, OUTPUT_NAME, um_to_p
 from mitodet.train.config import config_from_dict
 from mitodet.train.data import labelled_records, split_records
 from mitodet.train.finetune_thresholds import choose_thresholds, follow_thresholds, store_threshold, threshold_of
-from mitodet.train.labels import LabelledImage, lab_labels
+from mitodet.train.labels import LabelledImage, lab_labels, mitoses_per_mm2, prevalence_note
 from mitodet.train.recalibrate import bootstrap_gain, given_scores, interval_text
 from mitodet.train.run import train
 from mitodet.train.rundir import load_state, load_validation_set
@@ -247,6 +247,8 @@ def finetune(
         torch.set_num_threads(threads)
     models = [Path(m) for m in (models or DEFAULT_MODELS)]
     labelled = labelled_fields(inputs, truth, mpp)
+    if warning := prevalence_note(labelled):
+        say(warning)
     out.mkdir(parents=True, exist_ok=True)
     table = out / "data" / "fields.csv"
     table.parent.mkdir(exist_ok=True)
@@ -399,7 +401,8 @@ def model_card(rep: FinetuneReport, labelled: list[LabelledImage]) -> str:
         "# Adapted pair (mitodet finetune)",
         "",
         f"- Data: {rep.images} labelled images ({len(rep.adaptation)} adaptation, {len(rep.calibration)} calibration),",
-        f"  {rep.mitoses} mitotic figures, {rep.imposters} imposters, spacing {', '.join(map(str, spacing))} µm/px.",
+        f"  {rep.mitoses} mitotic figures ({mitoses_per_mm2(labelled):.1f} per mm²), {rep.imposters} imposters, "
+        f"spacing {', '.join(map(str, spacing))} µm/px.",
         f"- Training: {rep.minutes:.1f} minutes for {len(rep.models)} models (seed {rep.seed}); "
         "original training crops "
         + (

@@ -111,3 +111,27 @@ def lab_labels(images: list[Path], truth: Path, mpp: float | None = None) -> lis
             points.append(Point(x, y, p.label))
         out.append(LabelledImage(image, spacing, points))
     return out
+
+
+# Whole fields hold about 1-30 mitoses per mm² (the 96 MITOS-ATYPIA-14 frames: 11); images cut
+# around mitoses hold far more (ICPR 2012 patches: 116, MIDOG 2021 crops: 1,100). A threshold's
+# best place falls as mitoses become more common (benchmarks/bench_threshold_prevalence.py).
+ENRICHED_PER_MM2 = 50.0
+
+
+def mitoses_per_mm2(images: list[LabelledImage]) -> float:
+    """Labelled mitotic figures per mm² of the images (their whole area)."""
+    area = sum(w * h * im.mpp**2 for im in images for w, h in [image_size(im.path)]) / 1e6
+    return sum(im.mitoses for im in images) / area if area else float("nan")
+
+
+def prevalence_note(images: list[LabelledImage]) -> str | None:
+    """A warning when the images hold mitoses far more densely than whole fields do: thresholds
+    chosen on them would call too many figures on whole fields and slides."""
+    density = mitoses_per_mm2(images)
+    if not density > ENRICHED_PER_MM2:
+        return None
+    return (
+        f"{density:.0f} mitoses per mm² in these images, against about 1-30 in whole fields: thresholds "
+        "chosen on images cut around mitoses call too many figures on whole slides"
+    )

@@ -36,7 +36,7 @@ from mitodet.io.image import read_image
 from mitodet.model.checkpoint import load_checkpoint, save_checkpoint
 from mitodet.schema import MATCH_RADIUS_UM, MITOTIC_FIGURE, um_to_px
 from mitodet.train.calibrate import PAIR_FLOOR
-from mitodet.train.labels import LabelledImage
+from mitodet.train.labels import LabelledImage, mitoses_per_mm2
 
 SCORING_FRACTION = 0.25
 RULE = "official F1 on the lab's labelled fields (mitodet finetune --calibrate-only)"
@@ -262,7 +262,8 @@ def model_card(rep: RecalibrationReport, labelled: list[LabelledImage]) -> str:
         "# Recalibrated models (mitodet finetune --calibrate-only)",
         "",
         f"- Weights: unchanged. Thresholds moved by {rep.shift:+.1f} in logit space, for the best official F1 on "
-        f"{rep.images} labelled images ({rep.mitoses} mitotic figures, spacing {spacing} µm/px): {thresholds}.",
+        f"{rep.images} labelled images ({rep.mitoses} mitotic figures, {mitoses_per_mm2(labelled):.1f} per mm²; "
+        f"spacing {spacing} µm/px): {thresholds}.",
         f"- Measured: thresholds chosen on {len(rep.choosing)} images, scored on the other {len(rep.scoring)}:",
         "",
         "| thresholds | TP | FP | FN | precision | recall | F1 |",

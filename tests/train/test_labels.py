@@ -80,3 +80,35 @@ def test_bad_labels_are_one_line(patches, tmp_path):
     table.write_text("image,x,y\nA00_01_0.jpg,9,10\nA00_01_1.jpg,,\nA00_02_0.jpg,,\n")
     with pytest.raises(MitodetError, match="no pixel spacing"):
         lab_labels(patches, table, None)
+
+
+def _ma14_frames(shared_data, names):
+    from mitodet.data.fields import load_mitos_atypia14
+    from mitodet.train.labels import LabelledImage
+
+    recs = load_mitos_atypia14(need(shared_data / "mitos_atypia14")).images
+    return [LabelledImage(r.path, r.mpp, list(r.mitoses)) for r in recs if r.path.stem in names]
+
+
+def test_prevalence_of_patches_cut_around_mitoses_is_flagged(shared_data):
+    """ICPR 2012 patches centred on mitoses (116 per mm² over all 50) are far denser than whole
+    fields: thresholds chosen there would not suit slides, and the note says so."""
+    from mitodet.data.crops import load_icpr2012
+    from mitodet.train.labels import LabelledImage, mitoses_per_mm2, prevalence_note
+
+    recs = load_icpr2012(need(shared_data / "icpr2012_patches")).images
+    patches = [LabelledImage(r.path, r.mpp, list(r.mitoses)) for r in recs if r.mitoses][:5]
+    n = sum(im.mitoses for im in patches)
+    assert mitoses_per_mm2(patches) == pytest.approx(n / (5 * 256 * 256 * MPP**2 / 1e6), rel=1e-3)
+    assert "mitoses per mm²" in prevalence_note(patches)
+
+
+def test_whole_fields_are_not_flagged(shared_data):
+    """Three whole MITOS-ATYPIA-14 frames, with their mitoses, hold whole-field densities."""
+    from mitodet.train.labels import mitoses_per_mm2, prevalence_note
+
+    frames = _ma14_frames(shared_data, {"A03_00Aa", "A03_00Ab", "A03_00Ad"})  # 5 mitoses
+    assert len(frames) == 3
+    area = 3 * 1539 * 1376 * frames[0].mpp ** 2 / 1e6  # mm²
+    assert mitoses_per_mm2(frames) == pytest.approx(5 / area, rel=1e-3)  # about 13
+    assert prevalence_note(frames) is None
