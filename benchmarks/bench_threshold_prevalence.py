@@ -15,11 +15,13 @@ Same lab, other prevalence: frames against their cuts. Same cut, other lab: a cu
 source it copies. Each model's best threshold (official F1, 7.5 µm) is searched in logit space on
 each source, and each source is scored at the stored threshold, at the best one of the whole
 frames, and at the best one of its twin (same cut, other lab): a threshold that travels between
-labs at equal prevalence scores there near the source's own best. Candidates come from (and are
+labs at equal prevalence scores there near the source's own best. The pair's agreement ensemble
+too, from the same candidates, both thresholds moved by one logit shift (its "logit" is the
+CA-RGB model's). Candidates come from (and are
 cached like) ``bench_threshold_transfer.py``; the cuts are written once under runs/bench-cache/.
 Prints a table; writes benchmarks/results/bench_threshold_prevalence.csv.
 
-    python benchmarks/bench_threshold_prevalence.py [--models A.pt B.pt] [--threads 1]
+    python benchmarks/bench_threshold_prevalence.py [--models CA_RGB.pt CA_OD.pt] [--threads 1]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -37,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_threshold_transfer import ROOT, candidates, counts, f1, logit, sources  # noqa: E402
 
 from mitodet.data.fields import load_mitos_atypia14  # noqa: E402
+from mitodet.evaluate.matching import score_detection  # noqa: E402
+from mitodet.infer.ensemble import agreement_pairs  # noqa: E402
 from mitodet.io.atomic import atomic_path, write_csv  # noqa: E402
 from mitodet.model import load_checkpoint  # noqa: E402
 from mitodet.resources import DEFAULT_MODELS  # noqa: E402
@@ -100,45 +105,79 @@ def density(items: list) -> float:
     return sum(len(t) for *_, t in items) / area
 
 
-def best_logit(items: list, cands: dict) -> tuple[float, float]:
-    """(logit, F1) of the best official F1 on ``items`` (ties: the lowest logit)."""
-    scores = [f1(*counts(items, cands, 1 / (1 + math.exp(-z)))) for z in LOGITS]
-    k = int(np.argmax(scores))
-    return float(LOGITS[k]), float(scores[k])
+def pairs(ca: dict, cb: dict) -> dict[str, np.ndarray]:
+    """id -> (n, 4) candidates (x, y µm, pa, pb) of the agreement ensemble: the two models'
+    candidates paired one-to-one within the matching radius, as detection pairs them."""
+    out = {}
+    for iid, a in ca.items():
+        b = cb[iid]
+        ij = agreement_pairs(*([SimpleNamespace(x=r[0], y=r[1]) for r in c] for c in (a, b)), MATCH_RADIUS_UM)
+        out[iid] = np.array([((a[i, 0] + b[j, 0]) / 2, (a[i, 1] + b[j, 1]) / 2, a[i, 2], b[j, 2]) for i, j in ij])
+        out[iid] = out[iid].reshape(-1, 4)
+    return out
+
+
+def table(model: str, names: list[str], data: dict, f1_at, stored: float) -> list[dict]:
+    """Rows of one model (or the ensemble): ``f1_at(source, logit)`` is its official F1 there with
+    the threshold at that logit (the ensemble: its CA-RGB threshold, the CA-OD one moved alike)."""
+    best = {}
+    for n in names:
+        scores = [f1_at(n, z) for z in LOGITS]
+        k = int(np.argmax(scores))  # ties: the lowest logit
+        best[n] = (float(LOGITS[k]), scores[k])
+    rows = []
+    for n in names:
+        items, twin = data[n], TWINS.get(n)
+        at = lambda z, n=n: round(f1_at(n, z), 3)  # noqa: E731
+        rows.append({"model": model, "source": n, "images": len(items), "mitoses": sum(len(t) for *_, t in items),
+                     "per mm2": round(density(items), 1), "best logit": best[n][0], "F1 at best": round(best[n][1], 3),
+                     "F1 stored": at(stored), "F1 at the frames' best": at(best[names[0]][0]),
+                     "F1 at the other lab's best, same cut": at(best[twin][0]) if twin else ""})  # fmt: skip
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=Path, nargs="+", default=DEFAULT_MODELS)
+    ap.add_argument("--models", type=Path, nargs=2, default=DEFAULT_MODELS, metavar=("CA_RGB", "CA_OD"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_threshold_prevalence.csv")
     a = ap.parse_args()
     cuts = {"MITOS-ATYPIA-14 cut like ICPR 2012": cut(*ICPR_CUT),
             "MITOS-ATYPIA-14 cut like MIDOG21 crops": cut(*CROP_CUT)}  # fmt: skip
+    names = ["MITOS-ATYPIA-14 frames", *cuts, "ICPR 2012", "MIDOG21 val crops"]
+    metas = [load_checkpoint(m)[1] for m in a.models]
+    data = sources(set((metas[0].get("validation") or {}).get("ids", []))) | cuts  # the pair's validation side
+    data = {"MITOS-ATYPIA-14 frames" if k == "MITOS-ATYPIA-14" else k: v for k, v in data.items()}
+    given = [logit(float(m.get("threshold", 0.5))) for m in metas]
+    cands = [{n: candidates(m, n, data[n], a.threads) for n in names} for m in a.models]
     rows = []
-    for ckpt in a.models:
-        meta = load_checkpoint(ckpt)[1]
-        data = sources(set((meta.get("validation") or {}).get("ids", []))) | cuts
-        data = {"MITOS-ATYPIA-14 frames" if k == "MITOS-ATYPIA-14" else k: v for k, v in data.items()}
-        stored = logit(float(meta.get("threshold", 0.5)))
-        names = ["MITOS-ATYPIA-14 frames", *cuts, "ICPR 2012", "MIDOG21 val crops"]
-        cands = {n: candidates(ckpt, n, data[n], a.threads) for n in names}
-        best = {n: best_logit(data[n], cands[n]) for n in names}
-        for name in names:
-            items = data[name]
-            at = lambda z: round(f1(*counts(items, cands[name], 1 / (1 + math.exp(-z)))), 3)  # noqa: E731
-            twin = TWINS.get(name)
-            rows.append({"model": ckpt.stem, "source": name, "images": len(items),
-                         "mitoses": sum(len(t) for *_, t in items), "per mm2": round(density(items), 1),
-                         "best logit": best[name][0], "F1 at best": round(best[name][1], 3), "F1 stored": at(stored),
-                         "F1 at the frames' best": at(best[names[0]][0]),
-                         "F1 at the other lab's best, same cut": at(best[twin][0]) if twin else ""})  # fmt: skip
+    for ckpt, c, g in zip(a.models, cands, given, strict=True):
+        f1_at = lambda n, z, c=c: f1(*counts(data[n], c[n], sigmoid(z)))  # noqa: E731
+        rows += table(ckpt.stem, names, data, f1_at, g)
+    pc = {n: pairs(cands[0][n], cands[1][n]) for n in names}
+    f1_pair = lambda n, z: f1(*pair_counts(data[n], pc[n], sigmoid(z), sigmoid(z - given[0] + given[1])))  # noqa: E731
+    rows += table("ensemble", names, data, f1_pair, given[0])
     cols = list(rows[0])
     print(" | ".join(cols))
     for r in rows:
         print(" | ".join(str(r[c]) for c in cols))
     write_csv(a.out, cols, rows)
     print(f"wrote {a.out}")
+
+
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def pair_counts(items: list, pc: dict, ta: float, tb: float) -> tuple[int, int, int]:
+    """(TP, FN, FP) of the ensemble: a pair is called when both probabilities reach their threshold."""
+    tp = fn = fp = 0
+    for iid, _, mpp, truth in items:
+        c = pc[iid]
+        called = [tuple(r[:2]) for r in c[(c[:, 2] >= ta) & (c[:, 3] >= tb)]]
+        s = score_detection([(x * mpp, y * mpp) for x, y in truth], called, MATCH_RADIUS_UM)
+        tp, fn, fp = tp + s.true_positives, fn + s.false_negatives, fp + s.false_positives
+    return tp, fn, fp
 
 
 if __name__ == "__main__":
