@@ -32,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tables import show_and_write  # noqa: E402
+
 from mitodet.data.split import read_split  # noqa: E402
 from mitodet.evaluate.matching import score_detection  # noqa: E402
 from mitodet.infer.detector import Detector  # noqa: E402
@@ -225,12 +227,7 @@ def main() -> None:
             }
         )
     print(f"{len(fields)} held-back frames ({sum(len(truth[k]) for k in fields)} mitoses), {len(crops)} crops")
-    cols = list(rows[0])
-    print(" | ".join(cols))
-    for r in rows:
-        print(" | ".join(str(r[c]) for c in cols))
-    write_csv(a.out, cols, rows)
-    print(f"wrote {a.out}")
+    show_and_write(rows, a.out)
 
 
 if __name__ == "__main__":

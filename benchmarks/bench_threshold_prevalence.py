@@ -38,11 +38,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_threshold_transfer import ROOT, candidates, counts, f1, logit, sources  # noqa: E402
+from tables import show_and_write  # noqa: E402
 
 from mitodet.data.fields import load_mitos_atypia14  # noqa: E402
 from mitodet.evaluate.matching import score_detection  # noqa: E402
 from mitodet.infer.ensemble import agreement_pairs  # noqa: E402
-from mitodet.io.atomic import atomic_path, write_csv  # noqa: E402
+from mitodet.io.atomic import atomic_path  # noqa: E402
 from mitodet.model import load_checkpoint  # noqa: E402
 from mitodet.resources import DEFAULT_MODELS  # noqa: E402
 from mitodet.schema import MATCH_RADIUS_UM  # noqa: E402
@@ -157,12 +158,7 @@ def main() -> None:
     pc = {n: pairs(cands[0][n], cands[1][n]) for n in names}
     f1_pair = lambda n, z: f1(*pair_counts(data[n], pc[n], sigmoid(z), sigmoid(z - given[0] + given[1])))  # noqa: E731
     rows += table("ensemble", names, data, f1_pair, given[0])
-    cols = list(rows[0])
-    print(" | ".join(cols))
-    for r in rows:
-        print(" | ".join(str(r[c]) for c in cols))
-    write_csv(a.out, cols, rows)
-    print(f"wrote {a.out}")
+    show_and_write(rows, a.out)
 
 
 def sigmoid(z: float) -> float:

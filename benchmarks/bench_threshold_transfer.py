@@ -34,12 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from tables import show_and_write  # noqa: E402
 
 from mitodet.data.crops import load_icpr2012, load_midog21_crops  # noqa: E402
 from mitodet.data.fields import load_mitos_atypia14  # noqa: E402
 from mitodet.evaluate.matching import score_detection  # noqa: E402
 from mitodet.infer.detector import Detector  # noqa: E402
-from mitodet.io.atomic import atomic_path, write_csv  # noqa: E402
+from mitodet.io.atomic import atomic_path  # noqa: E402
 from mitodet.io.image import read_image  # noqa: E402
 from mitodet.model import load_checkpoint  # noqa: E402
 from mitodet.resources import DEFAULT_MODELS  # noqa: E402
@@ -201,12 +202,7 @@ def main() -> None:
         )
         for s in names:
             print(f"{ckpt.stem}: best threshold on {s}: {oracle[s]:.5f} (logit {logit(oracle[s]):.2f})")
-    cols = list(rows[0])
-    print(" | ".join(cols))
-    for r in rows:
-        print(" | ".join(str(r.get(c, "")) for c in cols))
-    write_csv(out, cols, rows)
-    print(f"wrote {out}")
+    show_and_write(rows, out)
 
 
 if __name__ == "__main__":
