@@ -112,7 +112,7 @@ def shifted(thresholds: list[float], shift: float) -> list[float]:
     return [1 / (1 + math.exp(-(logit(t) + shift))) for t in thresholds]
 
 
-SHIFTS = np.round(np.arange(-6.0, 4.0001, 0.1), 2)  # logit units: a lab's best moved by up to ~3 here
+SHIFTS = np.round(np.arange(-6.0, 4.0001, 0.1), 2) + 0.0  # logit units (+ 0.0: no "-0.0" shift); a lab moved ~3
 
 
 def best_shift(cands: dict[str, Candidates], keys: list[str], given: list[float]) -> float:

@@ -133,3 +133,14 @@ def test_calibrate_only_bad_input_is_one_line(cli, lab, tmp_path):  # noqa: F811
                        "--calibrate-only")  # fmt: skip
     one_error_line(code, err, "A00_01_1.jpg", "no labels for this image")
     assert not (tmp_path / "o" / "recalibrate.json").exists()
+
+
+def test_no_shift_is_minus_zero():
+    """A lab whose best shift is none reads "+0.0", not "-0.0" (the grid's zero came out negative)."""
+    import numpy as np
+
+    from mitodet.train.recalibrate import SHIFTS
+
+    zero = SHIFTS[SHIFTS == 0]
+    assert len(zero) == 1 and not np.signbit(zero).any()
+    assert f"{float(zero[0]):+.1f}" == "+0.0"
