@@ -141,6 +141,8 @@ def main() -> None:
         row |= threshold_ceiling(list(DEFAULT_MODELS), test, mpp)
         if args.recalibrate_only or args.ceiling_only:
             row |= {k: was.get(k, "") for k in ADAPTED}
+            if was.get("f1_adapted"):  # the kept adapted pair against the bundled pair as it is now
+                row["gain"] = round(float(was["f1_adapted"]) - before["f1"], 3)
         else:
             out = work / "adapted"
             t0 = time.perf_counter()
