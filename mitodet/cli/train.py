@@ -284,7 +284,8 @@ def finetune_cmd(
 ) -> None:
     """Adapt the bundled pair to a lab's own labelled fields: fine-tune both models, choose their
     thresholds on a calibration share of the images (official F1), and compare with the bundled pair.
-    The labels are taken as exhaustive: every unlabelled cell of an image is a negative."""
+    The labels are taken as exhaustive: every unlabelled cell of an image is a negative. Label whole
+    fields: thresholds chosen on images cut around mitoses come out too low for whole slides."""
     from mitodet.train.finetune import finetune
 
     note = lambda text: err_console.print(f"note: {text}", highlight=False, markup=False)  # noqa: E731
