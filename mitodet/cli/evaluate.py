@@ -83,6 +83,7 @@ def evaluate_cmd(
             "n/a" if math.isnan(froc) else f"{froc / MAX_FP:.3f}",
         )
     print_table(table)
+    out_console.print(_f1_interval_line(result), highlight=False, markup=False)
     err_console.print(
         f"FROC-AUC/{MAX_FP:g}: mean sensitivity over 0-{MAX_FP:g} false positives per image\n"
         f"(1 = perfect; metrics.json keeps the official value, {MAX_FP:g} times this)",
@@ -103,6 +104,21 @@ def evaluate_cmd(
 
 
 FEW_POINTS = 20  # below this many true or predicted figures, AP and FROC are noted as rough
+
+
+def _f1_interval_line(result: dict) -> str:
+    """The overall F1 with its 95 % bootstrap interval over the images (how sure it is)."""
+    from mitodet.evaluate.bootstrap import f1_interval
+
+    per = [
+        (m["true_positives"], m["false_positives"], m["false_negatives"])
+        for m in (r["metrics"] for r in result["results"])
+    ]
+    lo, hi = f1_interval(per)
+    f1 = result["aggregates"]["f1_score"]
+    if lo != lo:  # NaN
+        return f"F1 {f1:.4f}; no interval (one image cannot be resampled)"
+    return f"F1 {f1:.4f}; 95 % interval {lo:.3f}-{hi:.3f} (bootstrap over the {len(per)} images)"
 
 
 def register(app: typer.Typer) -> None:

@@ -36,6 +36,7 @@ import torch
 from mitodet.data.fields import FIELDS_TABLE_COLUMNS, load_fields_table
 from mitodet.data.split import read_split, write_split
 from mitodet.errors import MitodetError
+from mitodet.evaluate.bootstrap import gain_interval
 from mitodet.evaluate.density import MIDOG_DENSITY
 from mitodet.evaluate.matching import score
 from mitodet.infer.ensemble import detect_image
@@ -50,7 +51,7 @@ from mitodet.train.config import config_from_dict
 from mitodet.train.data import labelled_records, split_records
 from mitodet.train.finetune_thresholds import choose_thresholds, follow_thresholds, store_threshold, threshold_of
 from mitodet.train.labels import LabelledImage, lab_labels, mitoses_per_mm2, prevalence_note
-from mitodet.train.recalibrate import bootstrap_gain, given_scores, interval_text
+from mitodet.train.recalibrate import given_scores, interval_text
 from mitodet.train.run import train
 from mitodet.train.rundir import load_state, load_validation_set
 from mitodet.train.validate import density_report, detect_items, detection_items
@@ -302,11 +303,11 @@ def finetune(
         chosen, found, rep.after, per_a = choose_thresholds(calibrated, cal, [threshold_of(m) for m in models])
         for ckpt, t in zip(calibrated, chosen, strict=True):
             store_threshold(ckpt, t, found)
-        rep.interval = bootstrap_gain(per_b, per_a)
+        rep.interval = gain_interval(per_b, per_a)
     elif cal:
         say(f"scoring the adapted pair on the {len(cal)} calibration field(s)")
         rep.after, per_a = official_f1(load_detectors(calibrated), cal)  # before the final epochs saw them
-        rep.interval = bootstrap_gain(per_b, per_a)
+        rep.interval = gain_interval(per_b, per_a)
     rep.thresholds = [threshold_of(c) for c in calibrated]
     if rep.after and rep.moved and rep.after["f1"] <= rep.moved["f1"]:
         what = "pair" if n == 2 else "model"

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mitodet.evaluate.bootstrap import gain_interval
 from mitodet.evaluate.matching import score
 from mitodet.infer.ensemble import agreement_pairs
 from mitodet.infer.run import load_detectors
@@ -168,27 +169,6 @@ def given_scores(models: list[Path], images: list[LabelledImage], move: bool = T
     return {k: v for k, v in s.items() if k != "per_image"}, s["per_image"], moved
 
 
-def _f1(tp: float, fp: float, fn: float) -> float:
-    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-
-
-def bootstrap_gain(before: dict, after: dict, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % interval of F1(after) - F1(before), resampling the images (paired). NaN for fewer than
-    two images: every resample of one image is that image, and its "interval" a single point."""
-    keys = sorted(before)
-    if len(keys) < 2:
-        return float("nan"), float("nan")
-    b, a = np.array([before[k] for k in keys], float), np.array([after[k] for k in keys], float)
-    rng = np.random.default_rng(seed)
-    gains = []
-    for _ in range(n):
-        idx = rng.integers(0, len(keys), len(keys))
-        gains.append(_f1(*a[idx].sum(0)) - _f1(*b[idx].sum(0)))
-    g = np.array(gains)
-    g = g[np.isfinite(g)]
-    return (float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5))) if len(g) else (float("nan"),) * 2
-
-
 def interval_text(interval: tuple[float, float], images: str) -> str:
     """The bootstrap interval of a model card, or why there is none (``images``: which ones)."""
     if interval[0] != interval[0]:  # NaN
@@ -236,7 +216,7 @@ def recalibrate(
     rep = RecalibrationReport(
         out, [out / f"recalibrated-{m.stem}.pt" for m in models], len(labelled), keys(choosing), keys(scoring),
         sum(im.mitoses for im in labelled), final, shift, chosen, before, after,
-        bootstrap_gain(before.pop("per_image"), after.pop("per_image")),
+        gain_interval(before.pop("per_image"), after.pop("per_image")),
     )  # fmt: skip
     rep.final = {k: v for k, v in scores(cands, keys(labelled), final).items() if k != "per_image"}
     rep.seed = seed

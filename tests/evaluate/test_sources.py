@@ -273,6 +273,7 @@ def test_icpr_from_the_command_line(cli, icpr, tmp_path):
     code, out, err = cli("evaluate", "-t", icpr["geojson"], "-p", icpr["det"], "-o", tmp_path, "--mpp", ICPR_MPP)
     assert code == 0, err
     assert "0.5143" in out and "(50 images)" in out
+    assert "F1 0.5143; 95 % interval 0.308-0.708 (bootstrap over the 50 images)" in out
     code, out, err = cli("evaluate", "-t", icpr["geojson"], "-p", icpr["det"], "-o", tmp_path)
     one_error_line(code, err, "--mpp")
 

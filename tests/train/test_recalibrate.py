@@ -15,7 +15,6 @@ from mitodet.train.recalibrate import (
     Candidates,
     best_shift,
     best_shift_sources,
-    bootstrap_gain,
     called,
     count_shift,
     logit,
@@ -76,15 +75,6 @@ def test_count_shift_follows_a_model_whose_logits_moved():
     shift = count_shift(cands, [0.9], 3)
     assert -2.5 < shift <= -1.9 and len(called(cands["a"], shifted([0.9], shift))) == 3
     assert count_shift(cands, [0.9], 0) == 0.0  # nothing called before: the smallest shift that keeps none
-
-
-def test_bootstrap_interval_needs_two_images():
-    """One calibration image resamples to itself: no interval (NaN), so the CLI says the gain is
-    not sure, rather than printing "+1.000 to +1.000" from one figure."""
-    lo, hi = bootstrap_gain({"a": (0, 0, 1)}, {"a": (1, 0, 0)})
-    assert np.isnan(lo) and np.isnan(hi)
-    lo, hi = bootstrap_gain({"a": (0, 0, 1), "b": (1, 0, 0)}, {"a": (1, 0, 0), "b": (1, 0, 0)})
-    assert 0.0 <= lo <= hi <= 1.0
 
 
 def test_split_keeps_an_image_with_mitoses_on_each_side(tmp_path):
