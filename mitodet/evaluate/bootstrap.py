@@ -16,6 +16,7 @@ Counts = tuple[float, float, float]  # (tp, fp, fn) of one image
 
 
 def pooled_f1(tp: float, fp: float, fn: float) -> float:
+    """The official F1 of counts pooled over images (NaN when there is nothing to count)."""
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
 
 
