@@ -51,7 +51,11 @@ def detect_cmd(
         callback=options.mpp,
     ),
     threshold: float = typer.Option(
-        None, "--threshold", help="Decision threshold, 0-1 (default: the calibrated one).", callback=options.threshold
+        None,
+        "--threshold",
+        help="Decision threshold, 0-1 (default: the calibrated one, chosen on whole fields; images cut "
+        "around mitoses want a lower one).",
+        callback=options.threshold,
     ),
     overlay: bool = typer.Option(
         False, "--overlay/--no-overlay", help="Also write <name>.overlay.png with detections circled."
